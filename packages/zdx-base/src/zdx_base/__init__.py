@@ -1,1 +1,29 @@
-"""Path API."""
+"""zdx-base: read and change the parameters of any pytree by path.
+
+``Base`` is an ``equinox.Module`` with the path methods (``get``, ``set``, ``add``,
+``multiply``, ``divide``, ``power``, ``min``, ``max``); the same operations are functions on
+any pytree (``zdx_base.set(tree, "a.b", value)``). ``ravel`` flattens a pytree into a vector
+with a name for every scalar.
+"""
+
+import importlib.metadata
+
+from ._base import Base as Base
+from ._operations import add as add
+from ._operations import divide as divide
+from ._operations import get as get
+from ._operations import max as max
+from ._operations import min as min
+from ._operations import multiply as multiply
+from ._operations import power as power
+from ._operations import set as set
+from ._paths import Path as Path
+from ._paths import resolve as resolve
+from ._ravel import Raveled as Raveled
+from ._ravel import ravel as ravel
+from ._ravel import scalar_names as scalar_names
+from ._wrapper import EquinoxWrapper as EquinoxWrapper
+from ._wrapper import WrapperHolder as WrapperHolder
+from ._wrapper import build_wrapper as build_wrapper
+
+__version__ = importlib.metadata.version("zdx-base")

@@ -1,0 +1,233 @@
+"""``get``, ``set`` and arithmetic on the leaves of any pytree, addressed by path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as onp
+
+from ._paths import PathLike, flatten_paths, is_single_path, resolve
+
+MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
+"""Marks an argument that was not given (``None`` is a legitimate value for ``set``)."""
+
+
+def _to_array(value: Any) -> Any:
+    """Numeric leaves as arrays (integers and booleans become floats); others unchanged."""
+    if isinstance(value, (bool, int, float, complex, onp.number, onp.bool_)):
+        value = jnp.asarray(value)
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        if jnp.issubdtype(value.dtype, jnp.inexact):
+            return jnp.asarray(value)
+        if jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.bool_):
+            return jnp.asarray(value, dtype=float)
+    return value
+
+
+def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> Any:
+    """The value(s) that ``paths`` name in ``tree``.
+
+    Args:
+        tree: any pytree: dicts, lists, tuples, equinox modules, objects of other libraries.
+        paths: one path (``"a.b.c"`` or a :class:`Path`), or a list/tuple of paths, nested
+            lists allowed.
+        as_dict: return ``{path: value}`` instead of a value or a list of values.
+        to_array: numeric leaves come back as arrays (integers and booleans as floats);
+            other leaves (strings, ``None``, sub-trees) come back unchanged.
+
+    Returns:
+        One value for one path (also when given as a one-element list), a list of values
+        for several paths (in the order given, nested lists flattened), or a dict keyed by
+        path when ``as_dict`` is true.
+
+    Raises:
+        KeyError: when a path does not exist, naming the path, the failing step and what
+            was available there.
+        TypeError: when ``paths`` is not a path or a list of paths.
+
+    >>> import zdx_base
+    >>> tree = {"position": {"blue": 1.0, "red": 2.0}, "layers": [3.0]}
+    >>> zdx_base.get(tree, ["position.red", "layers.0"])
+    [Array(2., dtype=float32, weak_type=True), Array(3., dtype=float32, weak_type=True)]
+    """
+    flat = flatten_paths(paths)
+    convert = _to_array if to_array else (lambda v: v)
+    values = [convert(resolve(tree, p)) for p in flat]
+    if as_dict:
+        return dict(zip(flat, values))
+    if len(values) == 1:  # as zodiax 0.5: a one-path list gives the value itself
+        return values[0]
+    return values
+
+
+def _nested_like(values: Any, paths: Any) -> list[Any] | None:
+    """Flatten ``values`` alongside a nested list of ``paths``; None if shapes differ."""
+    if is_single_path(paths):
+        return [values]
+    if not isinstance(values, (list, tuple)) or len(values) != len(paths):
+        return None
+    out: list[Any] = []
+    for v, p in zip(values, paths):
+        sub = _nested_like(v, p)
+        if sub is None:
+            return None
+        out.extend(sub)
+    return out
+
+
+def _updates(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tuple[PathLike, Any]]:
+    """Turn every accepted input style into a list of ``(path, value)`` pairs.
+
+    Styles: ``(path, value)``; ``(paths, values)`` with one value per path or one value for
+    all; ``({path: value, (path, path): value})``; keyword arguments ``(a=1, **{"b.c": 2})``.
+    """
+    if kwargs:
+        if paths is not MISSING or values is not MISSING:
+            raise TypeError(
+                f"{operation}() got both positional paths ({paths!r}) and keyword updates "
+                f"({', '.join(kwargs)}); use one style: {operation}('a.b', value), "
+                f"{operation}({{'a.b': value}}) or {operation}(**{{'a.b': value}})."
+            )
+        return list(kwargs.items())
+    if paths is MISSING:
+        if values is not MISSING:
+            raise TypeError(f"{operation}() got values but no paths.")
+        return []
+    if isinstance(paths, Mapping):
+        if values is not MISSING:
+            raise TypeError(
+                f"{operation}() received both a mapping of paths to values and separate "
+                f"values {values!r}; give the mapping alone."
+            )
+        pairs: list[tuple[PathLike, Any]] = []
+        for key, value in paths.items():
+            for p in flatten_paths(key):
+                pairs.append((p, value))
+        return pairs
+    flat = flatten_paths(paths)
+    if values is MISSING:
+        raise TypeError(
+            f"{operation}() got the paths {paths!r} but no value; pass one value per path, "
+            f"or one value for all (use None explicitly to store None)."
+        )
+    if is_single_path(paths):
+        return [(paths, values)]
+    if isinstance(values, (list, tuple)):
+        if len(values) == len(flat):
+            return list(zip(flat, values))
+        nested = _nested_like(values, paths)
+        if nested is not None:
+            return list(zip(flat, nested))
+        raise ValueError(
+            f"{operation}() got {len(flat)} paths {flat!r} but {len(values)} values; give "
+            "one value per path, or a single value for all of them."
+        )
+    return [(p, values) for p in flat]
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _replace(tree: Any, path: PathLike, value: Any) -> Any:
+    resolve(tree, path)  # a clear KeyError before equinox's own error
+    try:
+        return eqx.tree_at(lambda t: resolve(t, path), tree, value, is_leaf=_is_none)
+    except ValueError as err:
+        raise ValueError(
+            f"Cannot set {path!r} in this {type(tree).__name__}: the value there is not "
+            "stored in the tree (it is computed, e.g. by a property), so it cannot be "
+            "replaced. Set the stored parameter it is computed from instead."
+        ) from err
+
+
+def _apply(
+    operation: str,
+    combine: Callable[[Any, Any], Any] | None,
+    tree: Any,
+    paths: Any,
+    values: Any,
+    kwargs: dict,
+) -> Any:
+    for path, value in _updates(operation, paths, values, kwargs):
+        if combine is not None:
+            value = combine(resolve(tree, path), value)
+        tree = _replace(tree, path, value)
+    return tree
+
+
+def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+    """A copy of ``tree`` with the leaves (or sub-trees) named by ``paths`` replaced.
+
+    Accepted styles, which all agree:
+
+    - ``set(tree, "a.b", value)``;
+    - ``set(tree, ["a", ["b.c", "d.0"]], [1, 2, 3])``: one value per path (nested lists of
+      paths flatten), or ``set(tree, ["a", "b"], 0.0)``: one value for all;
+    - ``set(tree, {"a": 1, ("b", "c"): 0.0})``: a tuple key maps several paths to one value;
+    - ``set(tree, a=1, **{"b.c": 2})``.
+
+    ``None`` is a legitimate value. Mixing styles is an error.
+
+    Raises:
+        KeyError: when a path does not exist.
+        TypeError: when styles are mixed or no value is given.
+        ValueError: when the number of values does not match the number of paths.
+
+    >>> import zdx_base
+    >>> zdx_base.set({"a": {"b": 1.0}, "c": 2.0}, "a.b", 5.0)
+    {'a': {'b': 5.0}, 'c': 2.0}
+    """
+    return _apply("set", None, tree, paths, values, updates)
+
+
+def add(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
+    """A copy of ``tree`` with ``values`` added to the leaves named by ``paths``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("add", lambda leaf, v: leaf + v, tree, paths, values, updates)
+
+
+def multiply(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
+    """A copy of ``tree`` with the leaves named by ``paths`` multiplied by ``values``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("multiply", lambda leaf, v: leaf * v, tree, paths, values, updates)
+
+
+def divide(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
+    """A copy of ``tree`` with the leaves named by ``paths`` divided by ``values``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("divide", lambda leaf, v: leaf / v, tree, paths, values, updates)
+
+
+def power(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
+    """A copy of ``tree`` with the leaves named by ``paths`` raised to the power ``values``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("power", lambda leaf, v: leaf**v, tree, paths, values, updates)
+
+
+def min(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+    """A copy of ``tree`` with each named leaf replaced by its elementwise minimum with ``values``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("min", jnp.minimum, tree, paths, values, updates)
+
+
+def max(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+    """A copy of ``tree`` with each named leaf replaced by its elementwise maximum with ``values``.
+
+    Takes the same input styles as :func:`set`.
+    """
+    return _apply("max", jnp.maximum, tree, paths, values, updates)
+

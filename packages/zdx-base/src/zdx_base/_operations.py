@@ -50,8 +50,8 @@ def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> 
 
     >>> import zdx_base
     >>> tree = {"position": {"blue": 1.0, "red": 2.0}, "layers": [3.0]}
-    >>> zdx_base.get(tree, ["position.red", "layers.0"])
-    [Array(2., dtype=float32, weak_type=True), Array(3., dtype=float32, weak_type=True)]
+    >>> [float(v) for v in zdx_base.get(tree, ["position.red", "layers.0"])]
+    [2.0, 3.0]
     """
     flat = flatten_paths(paths)
     convert = _to_array if to_array else (lambda v: v)
@@ -116,11 +116,12 @@ def _updates(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tupl
     if is_single_path(paths):
         return [(paths, values)]
     if isinstance(values, (list, tuple)):
-        if len(values) == len(flat):
-            return list(zip(flat, values))
+        # Values nested like the paths pair up leaf by leaf; otherwise one value per path.
         nested = _nested_like(values, paths)
         if nested is not None:
             return list(zip(flat, nested))
+        if len(values) == len(flat):
+            return list(zip(flat, values))
         raise ValueError(
             f"{operation}() got {len(flat)} paths {flat!r} but {len(values)} values; give "
             "one value per path, or a single value for all of them."

@@ -77,8 +77,8 @@ def ravel(tree: Any) -> Raveled:
     >>> flat, unravel, names = zdx_base.ravel({"wfe": jnp.zeros(2), "flux": 3.0})
     >>> names
     ('flux', 'wfe[0]', 'wfe[1]')
-    >>> unravel(flat)["flux"]
-    Array(3., dtype=float32)
+    >>> float(unravel(flat)["flux"])
+    3.0
     """
     names = scalar_names(tree)
     flat, unravel = ravel_pytree(tree)

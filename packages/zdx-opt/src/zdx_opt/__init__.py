@@ -1,1 +1,31 @@
-"""TBD."""
+"""zdx-opt: optimisation helpers for fitting JAX models.
+
+- ``map_optimisers``: one optax optimiser per parameter (or group, or dotted path);
+  parameters without one stay fixed.
+- ``delay``: a learning rate that is zero until a given step, then ramps up.
+- ``natural_gradient``: an optax transformation that preconditions gradients by the
+  inverse Fisher matrix (``optax.chain(natural_gradient(F), optax.sgd(lr))``).
+- ``decompose``, ``eigen_projection``: eigen-decomposition and the whitening projection of
+  a Fisher or covariance matrix, refusing (or, on request, repairing) singular and
+  indefinite ones.
+- ``reparametrise``, ``LatentMap``, ``minimise``: fit in the whitened latent space
+  ``params = x0 + P @ u`` with optimistix, in one call.
+- ``debug_nan_check``, ``zero_nan_check``: guards against NaN gradients.
+"""
+
+import importlib.metadata
+
+from ._eigen import decompose as decompose
+from ._eigen import eigen_projection as eigen_projection
+from ._mapping import map_optimisers as map_optimisers
+from ._minimise import MinimiseResult as MinimiseResult
+from ._minimise import minimise as minimise
+from ._nan import debug_nan_check as debug_nan_check
+from ._nan import zero_nan_check as zero_nan_check
+from ._natural import NaturalGradientState as NaturalGradientState
+from ._natural import natural_gradient as natural_gradient
+from ._reparam import LatentMap as LatentMap
+from ._reparam import reparametrise as reparametrise
+from ._schedules import delay as delay
+
+__version__ = importlib.metadata.version("zdx-opt")

@@ -1,1 +1,42 @@
-"""TBD."""
+"""zdx-stats: statistics for fitting models to data with JAX.
+
+Gaussian errors: ``z_score``, ``loglike``, ``chi2``, ``chi2r``, ``chi2r_from_z`` and the
+degrees of freedom ``ddof``; correlated errors: ``mv_z_score``, ``mv_loglike`` and the
+Gauss-Newton Hessian ``gauss_hessian``; photon counts: ``poisson_loglike``; model comparison:
+``aic`` and ``bic``; covariance matrices: ``calc_entropy``, ``gaussian_entropy``,
+``check_symmetric`` and ``check_positive_semi_definite``.
+
+Data with NaN pixels: every function above lets NaN propagate (its docstring says how);
+``finite_mask``, ``z_score_finite``, ``loglike_finite``, ``chi2_finite``, ``chi2r_finite``
+and ``chi2r_from_z_finite`` use only the finite pixels, with gradients free of NaN, and
+``ddof(..., finite_only=True)`` counts only finite data.
+
+The names of zodiax 0.5's ``zodiax.stats`` keep their meaning and numbers.
+"""
+
+import importlib.metadata
+
+from ._dof import ddof as ddof
+from ._entropy import calc_entropy as calc_entropy
+from ._entropy import gaussian_entropy as gaussian_entropy
+from ._finite import chi2_finite as chi2_finite
+from ._finite import chi2r_finite as chi2r_finite
+from ._finite import chi2r_from_z_finite as chi2r_from_z_finite
+from ._finite import finite_mask as finite_mask
+from ._finite import loglike_finite as loglike_finite
+from ._finite import z_score_finite as z_score_finite
+from ._gaussian import chi2 as chi2
+from ._gaussian import chi2r as chi2r
+from ._gaussian import chi2r_from_z as chi2r_from_z
+from ._gaussian import loglike as loglike
+from ._gaussian import z_score as z_score
+from ._information import aic as aic
+from ._information import bic as bic
+from ._matrix import check_positive_semi_definite as check_positive_semi_definite
+from ._matrix import check_symmetric as check_symmetric
+from ._multivariate import gauss_hessian as gauss_hessian
+from ._multivariate import mv_loglike as mv_loglike
+from ._multivariate import mv_z_score as mv_z_score
+from ._poisson import poisson_loglike as poisson_loglike
+
+__version__ = importlib.metadata.version("zdx-stats")

@@ -24,7 +24,12 @@ def test_delay_default_length_switches_on_in_one_step_and_jits():
 
 @pytest.mark.parametrize(
     "args, match",
-    [((float("nan"), 3), "lr"), ((0.1, -1), "start"), ((0.1, 2, 0), "length"), ((0.1, 1.5), "start")],
+    [
+        ((float("nan"), 3), "lr"),
+        ((0.1, -1), "start"),
+        ((0.1, 2, 0), "length"),
+        ((0.1, 1.5), "start"),
+    ],
 )
 def test_delay_refuses_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):

@@ -193,8 +193,7 @@ def eigen_projection(
     vals = fail_if(
         vals,
         vals[0] <= 0,
-        f"`{which}` has no positive eigenvalue; it is not a {'Fisher' if fmat is not None else 'covariance'} "
-        "matrix of any direction.",
+        f"`{which}` has no positive eigenvalue, so no direction can be whitened.",
     )
     floor = rtol * vals[0]
     bad = vals <= floor

@@ -134,7 +134,9 @@ def natural_gradient(
         fisher_fn = fisher
         fixed = None
     else:
-        fixed = check_symmetric(check_finite(as_square_matrix(fisher, "fisher"), "fisher"), "fisher")
+        fixed = check_symmetric(
+            check_finite(as_square_matrix(fisher, "fisher"), "fisher"), "fisher"
+        )
         fisher_fn = None
         fixed_chol, ok = _damped_cholesky(fixed, damping)
         if not is_traced(ok) and not bool(ok):

@@ -81,8 +81,7 @@ def square_matrix(fn: str, name: str, value: Any, size: int | None = None) -> Ar
     array = as_array(fn, name, value)
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise ValueError(
-            f"{fn}: {name} must be a square matrix of shape (n, n), "
-            f"got shape {tuple(array.shape)}."
+            f"{fn}: {name} must be a square matrix of shape (n, n), got shape {tuple(array.shape)}."
         )
     if size is not None and array.shape[0] != size:
         raise ValueError(
@@ -156,14 +155,19 @@ def check_dof(fn: str, ddof: Any, detail: str = "") -> Any:
         return ddof
     if isinstance(ddof, bool):
         raise TypeError(f"{fn}: ddof must be a number, got bool {ddof!r}.")
-    array = as_array(fn, "ddof", ddof)
-    if array.ndim != 0:
-        raise ValueError(f"{fn}: ddof must be a scalar, got shape {tuple(array.shape)}.")
-    shown = ddof if isinstance(ddof, (int, float)) else array.item()
-    if not array.item() > 0:
+    if isinstance(ddof, (int, float)):
+        value = ddof
+    elif getattr(ddof, "shape", None) is not None:
+        # a concrete array (numpy, or a jax.Array computed outside jit)
+        if tuple(ddof.shape) != ():
+            raise ValueError(f"{fn}: ddof must be a scalar, got shape {tuple(ddof.shape)}.")
+        value = ddof.item()
+    else:
+        raise TypeError(f"{fn}: ddof must be a number or a scalar array, got {_describe(ddof)}.")
+    if not value > 0:
         raise ValueError(
             f"{fn}: ddof must be positive (the number of data points minus the number of "
-            f"parameters), got ddof={shown!r}{detail}."
+            f"parameters), got ddof={value!r}{detail}."
         )
     return ddof
 

@@ -46,7 +46,9 @@ def finite_mask(*arrays: Any) -> Array:
     --------
     >>> import jax.numpy as jnp
     >>> import zdx_stats
-    >>> zdx_stats.finite_mask(jnp.array([1.0, jnp.nan, 3.0]), jnp.array([1.0, 1.0, jnp.inf])).tolist()
+    >>> data = jnp.array([1.0, jnp.nan, 3.0])
+    >>> error = jnp.array([1.0, 1.0, jnp.inf])
+    >>> zdx_stats.finite_mask(data, error).tolist()
     [True, False, False]
     """
     if not arrays:
@@ -72,6 +74,11 @@ def _finite_parts(fn: str, x: Any, mean: Any, std: Any, mask: Any):
     mean = jnp.where(used, mean, 0)
     std = jnp.where(used, std, 1)
     return x, mean, std, used
+
+
+def _z_finite(fn: str, x: Any, mean: Any, std: Any, mask: Any) -> Array:
+    x, mean, std, used = _finite_parts(fn, x, mean, std, mask)
+    return jnp.where(used, (mean - x) / std, 0)
 
 
 def _reduced(fn: str, chi2: Array, n_used: Array, n_params: Any) -> Array:
@@ -112,11 +119,11 @@ def z_score_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
     --------
     >>> import jax.numpy as jnp
     >>> import zdx_stats
-    >>> zdx_stats.z_score_finite(jnp.zeros(2), jnp.array([1.0, 1.0]), jnp.array([0.5, jnp.nan])).tolist()
+    >>> error = jnp.array([0.5, jnp.nan])
+    >>> zdx_stats.z_score_finite(jnp.zeros(2), jnp.ones(2), error).tolist()
     [2.0, 0.0]
     """
-    x, mean, std, used = _finite_parts("z_score_finite", x, mean, std, mask)
-    return jnp.where(used, (mean - x) / std, 0)
+    return _z_finite("z_score_finite", x, mean, std, mask)
 
 
 def loglike_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
@@ -192,7 +199,7 @@ def chi2_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
     >>> float(zdx_stats.chi2_finite(jnp.zeros(3), data, jnp.ones(3)))
     5.0
     """
-    return jnp.sum(z_score_finite(x, mean, std, mask=mask) ** 2)
+    return jnp.sum(_z_finite("chi2_finite", x, mean, std, mask) ** 2)
 
 
 def chi2r_finite(x: Any, mean: Any, std: Any, params: Any, *, mask: Any = None) -> Array:
@@ -257,7 +264,10 @@ def chi2r_from_z_finite(z_score: Any, params: Any, *, mask: Any = None) -> Array
     Returns
     -------
     chi2r : Array
-        A scalar.
+        A scalar. Its gradient with respect to ``z_score`` is zero at left-out entries;
+        but z-scores computed from NaN inputs carry NaN gradients back to those inputs
+        (``0 * nan``): to differentiate with respect to a model, use
+        :func:`chi2r_finite` or :func:`z_score_finite`, which never touch the NaN.
 
     Raises
     ------

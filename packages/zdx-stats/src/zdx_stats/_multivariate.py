@@ -128,7 +128,7 @@ def gauss_hessian(J: Any, cov: Any = None) -> Array:
     cov : Array, optional
         The covariance of the data: an ``(m, m)`` symmetric positive definite matrix, or a
         vector ``(m,)`` of variances for independent data. ``None`` weights every data
-        point by one.
+        point by one. Variances must be positive (a negative one gives NaN).
 
     Returns
     -------
@@ -142,9 +142,9 @@ def gauss_hessian(J: Any, cov: Any = None) -> Array:
 
     Notes
     -----
-    A full ``cov`` is used through its Cholesky factor (only the lower triangle is read),
-    so the result is symmetric to rounding; a ``cov`` that is not positive definite gives
-    NaN. NaN in ``J`` or ``cov`` propagates to the entries it touches.
+    A full ``cov`` is used through its Cholesky factor (only the lower triangle is read):
+    the result is exactly symmetric, and a ``cov`` that is not positive definite gives NaN.
+    NaN in ``J`` or ``cov`` propagates to the entries it touches.
 
     Examples
     --------
@@ -167,7 +167,8 @@ def gauss_hessian(J: Any, cov: Any = None) -> Array:
     dtype = jnp.result_type(J, cov)
     J, cov = J.astype(dtype), cov.astype(dtype)
     if cov.shape == (m,):
-        return J.T @ (J / cov[:, None])
+        whitened = J / jnp.sqrt(cov)[:, None]
+        return whitened.T @ whitened
     if cov.shape != (m, m):
         raise ValueError(
             f"gauss_hessian: cov must have shape ({m}, {m}) (a covariance) or ({m},) "

@@ -1,0 +1,382 @@
+"""The telescope of the hierarchical optics example: aperture, Zernike basis, filters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dLux as dl
+import dLux.utils as dlu
+import jax
+import jax.numpy as jnp
+import numpy as onp
+
+# dLux broadcasts arrays of different ranks internally; allow it while we call into dLux
+# even when a user (or a test suite) asks JAX to raise on implicit rank promotion.
+_ALLOW_RANK_PROMOTION = "allow"
+
+
+def allow_rank_promotion():
+    """Context manager under which dLux's implicit broadcasting is allowed.
+
+    dLux relies on NumPy-style rank promotion; this lets its calls trace even when
+    ``jax_numpy_rank_promotion`` is set to ``"raise"``.
+
+    >>> with allow_rank_promotion():
+    ...     pass
+    """
+    return jax.numpy_rank_promotion(_ALLOW_RANK_PROMOTION)
+
+
+def default_filters() -> dict[str, jnp.ndarray]:
+    """The three filters of the tutorial, five wavelengths each, in microns.
+
+    Returns
+    -------
+    filters : dict[str, Array]
+        ``{"blue": linspace(1.0, 1.2, 5), "green": linspace(1.2, 1.4, 5),
+        "red": linspace(1.4, 1.6, 5)}`` (microns). A new dict each call.
+
+    >>> sorted(default_filters())
+    ['blue', 'green', 'red']
+    """
+    return {
+        "blue": jnp.linspace(1.0, 1.2, 5),
+        "green": jnp.linspace(1.2, 1.4, 5),
+        "red": jnp.linspace(1.4, 1.6, 5),
+    }
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, onp.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}.") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
+    return number
+
+
+def check_filters(filters: Any) -> dict[str, jnp.ndarray]:
+    """Validate a mapping of filter name to wavelengths (microns) and convert it.
+
+    Parameters
+    ----------
+    filters : Mapping[str, array_like]
+        Non-empty mapping from a filter name to a 1-D, non-empty array of positive, finite
+        wavelengths in microns.
+
+    Returns
+    -------
+    filters : dict[str, Array]
+        A new dict, in the same order, with float arrays as values.
+
+    Raises
+    ------
+    TypeError
+        If ``filters`` is not a mapping or a name is not a string.
+    ValueError
+        If the mapping is empty, or a wavelength array is not 1-D, is empty, holds
+        non-finite or non-positive values, or looks like metres instead of microns.
+
+    >>> check_filters({"J": [1.1, 1.2]})["J"].shape
+    (2,)
+    """
+    if not isinstance(filters, Mapping):
+        raise TypeError(
+            "`filters` must be a mapping of filter name to wavelengths in microns, "
+            f"got {type(filters).__name__}."
+        )
+    if len(filters) == 0:
+        raise ValueError("`filters` must name at least one filter, got an empty mapping.")
+    checked = {}
+    for name, wavelengths in filters.items():
+        if not isinstance(name, str):
+            raise TypeError(f"`filters` keys must be strings, got {name!r}.")
+        array = onp.asarray(wavelengths, dtype=float)
+        where = f"`filters[{name!r}]`"
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError(
+                f"{where} must be a non-empty 1-D array of wavelengths (microns), "
+                f"got shape {array.shape}."
+            )
+        if not onp.all(onp.isfinite(array)) or onp.any(array <= 0):
+            raise ValueError(
+                f"{where} must hold positive finite wavelengths (microns), got {array}."
+            )
+        if array.max() < 1e-3:
+            raise ValueError(
+                f"{where} must be in microns; the largest value {array.max():.3g} looks "
+                "like metres (multiply by 1e6)."
+            )
+        checked[name] = jnp.asarray(array, dtype=float)
+    return checked
+
+
+def noll_to_nm(j: int) -> tuple[int, int]:
+    """Radial order ``n`` and signed azimuthal order ``m`` of Noll index ``j``.
+
+    Even ``j`` with ``m != 0`` is a cosine term (``m > 0``), odd ``j`` a sine term
+    (``m < 0``), as in Noll (1976).
+
+    Raises
+    ------
+    ValueError
+        If ``j`` is not an integer >= 1.
+
+    >>> [noll_to_nm(j) for j in (1, 2, 3, 4, 5, 6)]
+    [(0, 0), (1, 1), (1, -1), (2, 0), (2, -2), (2, 2)]
+    """
+    j = _check_int("j", j, 1)
+    n = 0
+    while (n + 1) * (n + 2) // 2 < j:
+        n += 1
+    first = n * (n + 1) // 2 + 1  # the first Noll index of radial order n
+    # |m| runs over n % 2, n % 2 + 2, ..., n; each |m| > 0 takes two consecutive indices.
+    abs_ms = []
+    for abs_m in range(n % 2, n + 1, 2):
+        abs_ms += [abs_m] if abs_m == 0 else [abs_m, abs_m]
+    abs_m = abs_ms[j - first]
+    if abs_m == 0:
+        return n, 0
+    return n, abs_m if j % 2 == 0 else -abs_m
+
+
+def zernike_basis(js: Sequence[int], npix: int, diameter: float) -> jnp.ndarray:
+    """Zernike polynomials (Noll order and normalisation) sampled on a square pupil grid.
+
+    Each polynomial has unit RMS over the circle of diameter ``diameter`` and is zero
+    outside it; the grid is the one dLux uses for a wavefront of ``npix`` pixels across
+    ``diameter`` metres (pixel centres).
+
+    Parameters
+    ----------
+    js : sequence of int
+        Noll indices (1 is piston, 4 is defocus).
+    npix : int
+        Pixels across the grid.
+    diameter : float
+        Diameter of the grid and of the unit circle of the polynomials, metres.
+
+    Returns
+    -------
+    basis : Array, shape ``(len(js), npix, npix)``
+
+    >>> float(zernike_basis([1], 4, 1.0)[0, 1, 1])
+    1.0
+    """
+    npix = _check_int("npix", npix, 1)
+    diameter = _check_positive("diameter", diameter)
+    x = (onp.arange(npix) - (npix - 1) / 2) * (diameter / npix)
+    xx, yy = onp.meshgrid(x, x)
+    rho = onp.hypot(xx, yy) / (diameter / 2)
+    theta = onp.arctan2(yy, xx)
+    inside = rho <= 1.0
+    basis = []
+    for j in js:
+        n, m = noll_to_nm(j)
+        abs_m = abs(m)
+        radial = onp.zeros_like(rho)
+        for k in range((n - abs_m) // 2 + 1):
+            coeff = (-1) ** k * math.factorial(n - k)
+            coeff /= math.factorial(k)
+            coeff /= math.factorial((n + abs_m) // 2 - k)
+            coeff /= math.factorial((n - abs_m) // 2 - k)
+            radial += coeff * rho ** (n - 2 * k)
+        if m == 0:
+            angular = onp.sqrt(n + 1) * onp.ones_like(theta)
+        elif m > 0:
+            angular = onp.sqrt(2 * (n + 1)) * onp.cos(abs_m * theta)
+        else:
+            angular = onp.sqrt(2 * (n + 1)) * onp.sin(abs_m * theta)
+        basis.append(onp.where(inside, radial * angular, 0.0))
+    return jnp.asarray(onp.array(basis).reshape(len(basis), npix, npix), dtype=float)
+
+
+def telescope_aperture(
+    npix: int,
+    diameter: float,
+    obscuration: float = 0.2,
+    spider_width: float = 0.01,
+    spider_angles: Sequence[float] = (45.0, 135.0, 225.0, 315.0),
+) -> jnp.ndarray:
+    """Transmission of a circular primary with a central obscuration and spiders.
+
+    Edges are anti-aliased: each edge is a linear ramp one pupil pixel wide, so that a
+    pixel cut by an edge transmits (close to) the fraction of its area that is open.
+
+    Parameters
+    ----------
+    npix : int
+        Pixels across the pupil grid (the grid spans ``diameter``).
+    diameter : float
+        Diameter of the primary mirror, metres.
+    obscuration : float
+        Diameter of the central obscuration as a fraction of ``diameter``, in [0, 1).
+    spider_width : float
+        Width of each support spider, metres (0 for none).
+    spider_angles : sequence of float
+        Direction of each spider from the centre, degrees.
+
+    Returns
+    -------
+    transmission : Array, shape ``(npix, npix)``, values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If an argument is outside the ranges above.
+
+    >>> telescope_aperture(16, 1.0).shape
+    (16, 16)
+    """
+    npix = _check_int("npix", npix, 2)
+    diameter = _check_positive("diameter", diameter)
+    obscuration = float(obscuration)
+    if not 0.0 <= obscuration < 1.0:
+        raise ValueError(f"`obscuration` must be in [0, 1), got {obscuration!r}.")
+    spider_width = float(spider_width)
+    if not 0.0 <= spider_width < diameter:
+        raise ValueError(
+            f"`spider_width` must be in [0, diameter={diameter}) metres, got {spider_width!r}."
+        )
+    pixel = diameter / npix
+    soft = pixel / 2
+    with allow_rank_promotion():
+        coords = dlu.pixel_coords(npix, diameter)
+        transmission = dlu.soft_circle(coords, diameter / 2, clip_dist=soft)
+        if obscuration > 0:
+            transmission *= dlu.soft_circle(
+                coords, obscuration * diameter / 2, clip_dist=soft, invert=True
+            )
+        if spider_width > 0 and len(spider_angles) > 0:
+            angles = jnp.asarray(spider_angles, dtype=float)
+            transmission *= dlu.soft_spider(
+                coords, spider_width, angles, clip_dist=soft, invert=True
+            )
+    return jnp.asarray(transmission, dtype=float)
+
+
+class FilteredOpticalSystem(dl.AngularOpticalSystem):
+    """A dLux ``AngularOpticalSystem`` that also carries its filters.
+
+    ``filters`` maps a filter name to its wavelengths in microns, so a model can look them
+    up as ``optics.filters["blue"]`` and loop ``for name in optics.filters``.
+
+    Parameters
+    ----------
+    wf_npixels, diameter, layers, psf_npixels, psf_pixel_scale, oversample
+        As for ``dLux.AngularOpticalSystem`` (pixel scale in arcseconds).
+    filters : Mapping[str, array_like]
+        Filter name to 1-D wavelengths in microns; see :func:`check_filters`.
+
+    Notes
+    -----
+    JAX flattens dicts in sorted key order, so after a JAX transformation the filters of
+    a rebuilt system come back sorted by name.
+    """
+
+    filters: dict
+
+    def __init__(
+        self,
+        wf_npixels: int,
+        diameter: float,
+        layers: list,
+        psf_npixels: int,
+        psf_pixel_scale: float,
+        filters: Mapping[str, Any],
+        oversample: int = 1,
+    ):
+        super().__init__(
+            wf_npixels=wf_npixels,
+            diameter=diameter,
+            layers=layers,
+            psf_npixels=psf_npixels,
+            psf_pixel_scale=psf_pixel_scale,
+            oversample=oversample,
+        )
+        self.filters = check_filters(filters)
+
+
+def build_optics(
+    filters: Mapping[str, Any] | None = None,
+    npix: int = 256,
+    diameter: float = 1.2,
+    psf_npixels: int = 32,
+    psf_pixel_scale: float = 0.075,
+    n_zernike: int = 7,
+    *,
+    obscuration: float = 0.2,
+    spider_width: float = 0.01,
+    spider_angles: Sequence[float] = (45.0, 135.0, 225.0, 315.0),
+) -> FilteredOpticalSystem:
+    """The optical system of the tutorial's hierarchical fit.
+
+    Layers, in order: ``"aperture"``, a normalising ``TransmissiveLayer`` holding
+    :func:`telescope_aperture`; ``"wfe"``, a ``BasisLayer`` of ``n_zernike`` Zernike
+    polynomials (Noll indices 4, 5, ..., i.e. defocus onwards; unit RMS over the primary)
+    applied as optical path difference, with coefficients in metres, all zero.
+    Because the aperture layer normalises the wavefront, ``optics.propagate`` returns a
+    PSF whose total over an unbounded detector is 1; the ``psf_npixels`` field holds
+    slightly less (about 0.94 for the defaults).
+
+    Parameters
+    ----------
+    filters : Mapping[str, array_like] | None
+        Filter name to 1-D wavelengths in microns; ``None`` gives :func:`default_filters`.
+    npix : int
+        Pixels across the pupil (wavefront) grid, >= 8.
+    diameter : float
+        Primary mirror diameter, metres.
+    psf_npixels : int
+        Pixels across the PSF, >= 1.
+    psf_pixel_scale : float
+        PSF pixel scale, arcseconds.
+    n_zernike : int
+        Number of Zernike terms in the ``"wfe"`` layer, >= 1.
+    obscuration, spider_width, spider_angles
+        Shape of the pupil; see :func:`telescope_aperture`.
+
+    Returns
+    -------
+    optics : FilteredOpticalSystem
+        A ``dLux.AngularOpticalSystem`` with a ``filters`` dict.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If an argument is outside the ranges above (the message names it).
+
+    >>> optics = build_optics(npix=32)
+    >>> list(optics.layers), optics.coefficients.shape, list(optics.filters)
+    (['aperture', 'wfe'], (7,), ['blue', 'green', 'red'])
+    """
+    filters = default_filters() if filters is None else check_filters(filters)
+    npix = _check_int("npix", npix, 8)
+    diameter = _check_positive("diameter", diameter)
+    psf_npixels = _check_int("psf_npixels", psf_npixels, 1)
+    psf_pixel_scale = _check_positive("psf_pixel_scale", psf_pixel_scale)
+    n_zernike = _check_int("n_zernike", n_zernike, 1)
+
+    transmission = telescope_aperture(npix, diameter, obscuration, spider_width, spider_angles)
+    basis = zernike_basis(range(4, 4 + n_zernike), npix, diameter)
+    layers = [
+        ("aperture", dl.TransmissiveLayer(transmission, normalise=True)),
+        ("wfe", dl.BasisLayer(basis, jnp.zeros(n_zernike), as_phase=False)),
+    ]
+    return FilteredOpticalSystem(
+        wf_npixels=npix,
+        diameter=diameter,
+        layers=layers,
+        psf_npixels=psf_npixels,
+        psf_pixel_scale=psf_pixel_scale,
+        filters=filters,
+    )

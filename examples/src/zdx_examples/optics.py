@@ -1,0 +1,29 @@
+"""The hierarchical optics example of the tutorial, built on dLux.
+
+A telescope (:func:`build_optics`) images one star through each of several filters; the
+wavefront error is shared by all images, the position and flux of the star are per filter.
+
+>>> from zdx_examples import optics as ex
+>>> sim = ex.simulate(ex.build_optics(npix=64), n_images=100)      # doctest: +SKIP
+>>> params = ex.start_params(sim.observations, sim.optics)          # doctest: +SKIP
+>>> ex.loss_fn(params, (sim.optics, sim.observations))             # doctest: +SKIP
+"""
+
+from ._fit import get_reduced_chi2 as get_reduced_chi2
+from ._fit import loglike_fn as loglike_fn
+from ._fit import loss_fn as loss_fn
+from ._fit import z_scores as z_scores
+from ._observation import Observation as Observation
+from ._observation import take_image as take_image
+from ._optics import FilteredOpticalSystem as FilteredOpticalSystem
+from ._optics import allow_rank_promotion as allow_rank_promotion
+from ._optics import build_optics as build_optics
+from ._optics import check_filters as check_filters
+from ._optics import default_filters as default_filters
+from ._optics import noll_to_nm as noll_to_nm
+from ._optics import telescope_aperture as telescope_aperture
+from ._optics import zernike_basis as zernike_basis
+from ._simulate import OpticsSimulation as OpticsSimulation
+from ._simulate import simulate as simulate
+from ._simulate import start_params as start_params
+from ._simulate import true_parameters as true_parameters

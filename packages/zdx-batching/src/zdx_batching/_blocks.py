@@ -1,0 +1,236 @@
+"""Column blocks: how many, which columns, and the one program that runs them all.
+
+A matrix with ``n`` columns (one per parameter) is computed ``block`` columns at a time:
+block ``k`` holds the columns ``k * block, ..., k * block + block - 1``; columns past ``n``
+(padding when ``n`` is not a multiple of the block size) are computed from zero tangents
+and dropped. All blocks run inside one compiled program, in a ``lax.scan``, so nothing is
+re-dispatched from Python between blocks. With several devices the blocks are dealt out
+over a one-dimensional mesh with ``shard_map``: each device runs its share of the blocks
+and the result is gathered and replicated on every device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+try:  # jax >= 0.6
+    from jax import shard_map as _shard_map
+
+    _VMA_FLAG = "check_vma"
+except ImportError:  # pragma: no cover - older jax
+    from jax.experimental.shard_map import shard_map as _shard_map
+
+    _VMA_FLAG = "check_rep"
+
+_AXIS = "blocks"
+
+
+class Plan(NamedTuple):
+    """``blocks`` blocks of ``block`` columns, ``blocks`` a multiple of ``len(devices)``."""
+
+    n: int
+    block: int
+    blocks: int
+    devices: tuple
+
+    @property
+    def padded(self) -> int:
+        return self.block * self.blocks
+
+
+def plan_blocks(n: int, nbatches: int, devices: tuple, block: int | None = None) -> Plan:
+    """Choose the block layout for ``n`` columns.
+
+    ``block`` defaults to ``ceil(n / max(nbatches, len(devices)))``: at least
+    ``nbatches`` blocks, and at least one per device.
+    """
+    ndev = len(devices)
+    if block is None:
+        block = -(-n // max(nbatches, min(ndev, n)))
+    needed = -(-n // block)
+    blocks = -(-needed // ndev) * ndev
+    return Plan(n, int(block), int(blocks), devices)
+
+
+def largest_block(n: int, nbatches: int, devices: tuple) -> int:
+    """The biggest block size that still gives at least ``nbatches`` blocks."""
+    return plan_blocks(n, nbatches, devices).block
+
+
+class Columns:
+    """What one kind of matrix computes per block of tangent vectors.
+
+    ``prepare`` runs once per device (linearising ``f`` at ``x``), ``block`` maps a
+    ``(block, n)`` stack of basis vectors to that block's output, and ``finish`` turns the
+    stacked blocks (``padded`` rows) into the result.
+    """
+
+    name = "columns"
+    second_order = False
+
+    def __init__(self, name: str | None = None):
+        if name is not None:
+            self.name = name
+
+    def check_output(self, out: Any) -> jax.Array:
+        return as_output(self.name, out)
+
+    def prepare(self, f_flat: Callable, x_flat: jax.Array) -> Any:
+        raise NotImplementedError
+
+    def block(self, ctx: Any, basis: jax.Array, columns: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        raise NotImplementedError
+
+
+def as_output(name: str, out: Any) -> jax.Array:
+    """Check that ``f`` returned one real floating-point array (traceable)."""
+    if isinstance(out, float):
+        out = jnp.asarray(out)
+    if not isinstance(out, (jax.Array, np.ndarray, np.generic)):
+        raise TypeError(
+            f"{name}: f must return one array, but f(x) returned {type(out).__name__} "
+            f"({out!r:.60}). Return a single array (e.g. jnp.concatenate the pieces)."
+        )
+    dtype = np.dtype(out.dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(
+            f"{name}: f must return real floating-point values, but f(x) has dtype {dtype}."
+        )
+    return jnp.asarray(out)
+
+
+def run_blocks(
+    columns: Columns,
+    f_flat_of: Callable[[tuple], Callable],
+    x_flat_of: Callable[[tuple], jax.Array],
+    args: tuple,
+    plan: Plan,
+    tick: Callable | None,
+) -> jax.Array:
+    """Compute every block of ``columns`` and return the finished result (traceable).
+
+    ``args`` are the program's dynamic inputs; ``f_flat_of(args)`` and ``x_flat_of(args)``
+    rebuild the flat function and the flat parameters from them, so that the same code runs
+    on one device or inside ``shard_map`` (which gets ``args`` replicated).
+    """
+    n, block = plan.n, plan.block
+
+    def local(args: tuple, block_ids: jax.Array) -> jax.Array:
+        x_flat = x_flat_of(args)
+        ctx = columns.prepare(f_flat_of(args), x_flat)
+        offsets = jnp.arange(block)
+
+        def step(carry: None, k: jax.Array) -> tuple[None, jax.Array]:
+            cols = k * block + offsets
+            basis = jax.nn.one_hot(cols, n, dtype=x_flat.dtype)
+            out = columns.block(ctx, basis, cols)
+            if tick is not None:
+                jax.debug.callback(tick, k)
+            return carry, out
+
+        _, outs = jax.lax.scan(step, None, block_ids)
+        return outs.reshape((-1,) + outs.shape[2:])
+
+    block_ids = jnp.arange(plan.blocks)
+    if len(plan.devices) == 1:
+        stacked = local(args, block_ids)
+    else:
+        mesh = Mesh(np.asarray(plan.devices), (_AXIS,))
+        sharded = _shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(PartitionSpec(), PartitionSpec(_AXIS)),
+            out_specs=PartitionSpec(_AXIS),
+            **{_VMA_FLAG: False},
+        )
+        stacked = sharded(args, block_ids)
+    return columns.finish(stacked, n)
+
+
+def replicated(devices: tuple) -> NamedSharding | None:
+    """The sharding that puts a full copy of the result on every device."""
+    if len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), (_AXIS,)), PartitionSpec())
+
+
+class JacobianColumns(Columns):
+    """Columns ``J e_k`` by forward-mode products of ``f`` linearised once."""
+
+    name = "jacobian"
+
+    def prepare(self, f_flat: Callable, x_flat: jax.Array) -> Any:
+        _, jvp = jax.linearize(f_flat, x_flat)
+        return jvp
+
+    def block(self, ctx: Any, basis: jax.Array, columns: jax.Array) -> jax.Array:
+        return jax.vmap(ctx)(basis)
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        return jnp.moveaxis(stacked[:n], 0, -1)
+
+
+class FisherColumns(JacobianColumns):
+    """``F = J^T J`` from the Jacobian blocks of ``f`` (residuals over their errors)."""
+
+    name = "fisher"
+    second_order = True
+
+    def block(self, ctx: Any, basis: jax.Array, columns: jax.Array) -> jax.Array:
+        out = jax.vmap(ctx)(basis)
+        return out.reshape(out.shape[0], -1)
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        # Padding rows of J are exact zeros: multiply first, cut afterwards.
+        F = jnp.matmul(stacked, stacked.T, precision=jax.lax.Precision.HIGHEST)
+        return F[:n, :n]
+
+
+class HessianColumns(Columns):
+    """Columns ``H e_k`` by forward-over-reverse products of ``grad f`` linearised once."""
+
+    name = "hessian"
+    second_order = True
+
+    def check_output(self, out: Any) -> jax.Array:
+        out = as_output(self.name, out)
+        if out.shape != ():
+            raise ValueError(
+                f"{self.name}: f must return a scalar, but f(x) has shape {out.shape}. "
+                "For a vector output use jacobian, or fisher for residuals divided by "
+                "their errors."
+            )
+        return out
+
+    def prepare(self, f_flat: Callable, x_flat: jax.Array) -> Any:
+        _, hvp = jax.linearize(jax.grad(f_flat), x_flat)
+        return hvp
+
+    def block(self, ctx: Any, basis: jax.Array, columns: jax.Array) -> jax.Array:
+        return jax.vmap(ctx)(basis)
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        # Row k of the stack is H e_k, the k-th column: transpose to jax.hessian's layout.
+        return stacked[:n].T
+
+
+class DiagonalColumns(HessianColumns):
+    """Only ``H[k, k]`` of each column: ``n`` numbers kept instead of ``n * n``."""
+
+    name = "hessian_diagonal"
+
+    def block(self, ctx: Any, basis: jax.Array, columns: jax.Array) -> jax.Array:
+        rows = jax.vmap(ctx)(basis)
+        picked = jnp.clip(columns, 0, rows.shape[1] - 1)
+        return jnp.take_along_axis(rows, picked[:, None], axis=1)[:, 0]
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        return stacked[:n]

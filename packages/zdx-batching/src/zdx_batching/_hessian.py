@@ -1,0 +1,198 @@
+"""Batched Hessians, their diagonals, and Hessian-vector products of scalar functions."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+
+from ._blocks import DiagonalColumns, HessianColumns
+from ._run import run_columns, run_hvp
+
+
+def hessian(
+    f: Callable[[Any], Any],
+    x: Any,
+    nbatches: int = 1,
+    jit: bool = True,
+    checkpoint: bool = False,
+    *,
+    max_memory: int | str | None = None,
+    progress: bool = False,
+) -> tuple[jax.Array, Callable[[Any], Any]]:
+    """The Hessian of a scalar ``f`` at ``x``, computed ``ceil(n / nbatches)`` columns at a time.
+
+    Column ``k`` is the forward-over-reverse product ``H e_k`` (``jax.jvp`` of
+    ``jax.grad(f)``, linearised once); the products of a block are vmapped and every
+    block runs inside one compiled program, spread over all of ``jax.devices()``. The
+    program is cached: calling again with the same function (or a new function with the
+    same code and captures, see the package README) and the same shapes neither traces
+    nor compiles.
+
+    Parameters
+    ----------
+    f
+        A function of ``x`` returning a real scalar (e.g. a negative log-likelihood).
+    x
+        The point: any pytree (dict, list, tuple, ``equinox.Module``...) whose leaves are
+        floating-point arrays or floats. Its ``n`` scalars are ordered as by
+        ``jax.flatten_util.ravel_pytree``.
+    nbatches
+        How many blocks the ``n`` columns are split into (``1 <= nbatches <= n``; ``n``
+        need not be a multiple). More blocks, less peak memory.
+    jit
+        Compile (and cache) the whole computation. ``jit=False`` runs it op by op, for
+        debugging; nothing is cached then.
+    checkpoint
+        Wrap ``f`` in ``jax.checkpoint``: recompute the forward pass instead of storing
+        it, less memory for more computation.
+    max_memory
+        A bound on the bytes one device may use, as a number or a string such as
+        ``"2GB"`` or ``"512MiB"``: the block size is chosen from the compiled program's
+        memory analysis (with at least ``nbatches`` blocks). Needs ``jit=True``.
+    progress
+        Show a ``tqdm`` progress bar over the column blocks.
+
+    Returns
+    -------
+    H
+        The ``(n, n)`` Hessian in flat coordinates, as ``jax.hessian`` of ``f`` on the
+        flat parameters.
+    unflatten
+        Maps a flat vector of ``n`` numbers (a row, a column, a diagonal) back to the
+        structure of ``x``. :func:`hessian_to_pytree` gives the whole matrix as blocks.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` is not callable, a leaf of ``x`` is not a floating-point array or float,
+        or ``f`` does not return a floating-point array.
+    ValueError
+        If ``f`` does not return a scalar, ``nbatches`` is below 1 or above ``n``, or
+        ``max_memory`` is malformed or too small for one column.
+
+    Warns
+    -----
+    UserWarning
+        Once per process, when float64 is disabled (float32 second derivatives are often
+        NaN or inaccurate).
+    RuntimeWarning
+        When the result contains NaN or inf.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> x = {"a": jnp.array([1.0, 2.0]), "b": 3.0}
+    >>> f = lambda p: jnp.sum(p["a"] ** 2) * p["b"]
+    >>> H, unflatten = hessian(f, x, nbatches=2)
+    >>> H.shape
+    (3, 3)
+    >>> unflatten(H[0])["b"]
+    Array(2., dtype=float64)
+    """
+    return run_columns(
+        HessianColumns(),
+        f,
+        x,
+        nbatches=nbatches,
+        jit=jit,
+        checkpoint=checkpoint,
+        max_memory=max_memory,
+        progress=progress,
+    )
+
+
+def hessian_diagonal(
+    f: Callable[[Any], Any],
+    x: Any,
+    nbatches: int = 1,
+    jit: bool = True,
+    checkpoint: bool = False,
+    *,
+    max_memory: int | str | None = None,
+    progress: bool = False,
+) -> tuple[jax.Array, Callable[[Any], Any]]:
+    """The diagonal of the Hessian of a scalar ``f`` at ``x``, without the full matrix.
+
+    Each diagonal entry needs one Hessian-vector product, so the work is that of
+    :func:`hessian`, but only ``n`` numbers are kept instead of ``n * n``: the memory of a
+    block of products plus the output.
+
+    Parameters
+    ----------
+    f, x, nbatches, jit, checkpoint, max_memory, progress
+        As for :func:`hessian`.
+
+    Returns
+    -------
+    diagonal
+        The ``(n,)`` vector ``H[k, k]`` in flat coordinates.
+    unflatten
+        Maps it (or any flat vector of ``n`` numbers) back to the structure of ``x``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`hessian`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> d, unflatten = hessian_diagonal(lambda p: jnp.sum(p ** 3), jnp.array([1.0, 2.0]))
+    >>> d
+    Array([ 6., 12.], dtype=float64)
+    """
+    return run_columns(
+        DiagonalColumns(),
+        f,
+        x,
+        nbatches=nbatches,
+        jit=jit,
+        checkpoint=checkpoint,
+        max_memory=max_memory,
+        progress=progress,
+    )
+
+
+def hvp(
+    f: Callable[[Any], Any],
+    x: Any,
+    v: Any,
+    jit: bool = True,
+    checkpoint: bool = False,
+) -> Any:
+    """The Hessian-vector product ``H(x) v`` of a scalar ``f``, without forming ``H``.
+
+    Computed forward-over-reverse (``jax.jvp`` of ``jax.grad(f)``) in one cached
+    compiled program, at about the cost of two gradients.
+
+    Parameters
+    ----------
+    f
+        A function of ``x`` returning a real scalar.
+    x
+        The point: any pytree whose leaves are floating-point arrays or floats.
+    v
+        The vector: a pytree with the structure and leaf shapes of ``x``, or a flat
+        array of shape ``(n,)`` in ``ravel_pytree`` order.
+    jit, checkpoint
+        As for :func:`hessian`.
+
+    Returns
+    -------
+    ``H v`` in the form ``v`` was given: a pytree like ``x``, or a flat ``(n,)`` array.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`hessian`, and if ``v`` has neither form.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> f = lambda p: jnp.sum(p["a"] ** 2) + p["a"][0] * p["b"]
+    >>> x = {"a": jnp.array([1.0, 2.0]), "b": 3.0}
+    >>> hvp(f, x, {"a": jnp.array([1.0, 0.0]), "b": 0.0})["b"]
+    Array(1., dtype=float64)
+    """
+    return run_hvp(f, x, v, jit=jit, checkpoint=checkpoint)

@@ -1,0 +1,88 @@
+"""Batched Jacobians of functions of pytrees."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+
+from ._blocks import JacobianColumns
+from ._run import run_columns
+
+
+def jacobian(
+    f: Callable[[Any], Any],
+    x: Any,
+    nbatches: int = 1,
+    jit: bool = True,
+    checkpoint: bool = False,
+    *,
+    max_memory: int | str | None = None,
+    progress: bool = False,
+) -> tuple[jax.Array, Callable[[Any], Any]]:
+    """The Jacobian of ``f`` at ``x``, computed ``ceil(n / nbatches)`` columns at a time.
+
+    Column ``k`` is the forward-mode product ``J e_k``; ``f`` is linearised once and the
+    products of a block are vmapped, every block inside one compiled program. The program
+    is cached: calling again with the same function (or a new function with the same code
+    and captures, see the package README) and the same shapes neither traces nor compiles.
+
+    Parameters
+    ----------
+    f
+        A function of ``x`` returning one real floating-point array of any shape.
+    x
+        The point: any pytree (dict, list, tuple, ``equinox.Module``...) whose leaves are
+        floating-point arrays or floats. Its ``n`` scalars are ordered as by
+        ``jax.flatten_util.ravel_pytree``.
+    nbatches
+        How many blocks the ``n`` columns are split into (``1 <= nbatches <= n``; ``n``
+        need not be a multiple). More blocks, less peak memory.
+    jit
+        Compile (and cache) the whole computation. ``jit=False`` runs it op by op, for
+        debugging; nothing is cached then.
+    checkpoint
+        Wrap ``f`` in ``jax.checkpoint``: recompute intermediate values instead of
+        storing them.
+    max_memory
+        A bound on the bytes one device may use, as a number or a string such as
+        ``"2GB"`` or ``"512MiB"``. The block size is then chosen from the compiled
+        program's memory analysis (with at least ``nbatches`` blocks). Needs ``jit=True``.
+    progress
+        Show a ``tqdm`` progress bar over the column blocks.
+
+    Returns
+    -------
+    J
+        An array of shape ``(*f(x).shape, n)``, equal to ``jax.jacfwd`` of ``f`` on the
+        flat parameters.
+    unflatten
+        Maps a flat vector of ``n`` numbers back to the structure of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` is not callable, a leaf of ``x`` is not a floating-point array or float,
+        or ``f`` does not return one floating-point array.
+    ValueError
+        If ``nbatches`` is below 1 or above ``n``, or ``max_memory`` is malformed or too
+        small for one column.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> x = {"a": jnp.array([1.0, 2.0]), "b": 3.0}
+    >>> J, unflatten = jacobian(lambda p: p["a"] * p["b"], x, nbatches=2)
+    >>> J.shape
+    (2, 3)
+    """
+    return run_columns(
+        JacobianColumns(),
+        f,
+        x,
+        nbatches=nbatches,
+        jit=jit,
+        checkpoint=checkpoint,
+        max_memory=max_memory,
+        progress=progress,
+    )

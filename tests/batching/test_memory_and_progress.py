@@ -1,0 +1,128 @@
+"""max_memory picks the block size from the compiled program; progress ticks per block."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zdx_batching as batching
+import zdx_batching._run as run
+from zdx_batching._checks import parse_memory
+from zdx_batching._memory import choose_block
+
+GRID = jnp.linspace(0.0, 1.0, 400)
+X = {"w": jnp.linspace(-0.5, 0.5, 9), "s": 0.8}  # n = 10
+
+
+def loss(p):
+    # intermediates of 400 points per tangent: memory grows with the block size
+    basis = jnp.cos(jnp.outer(jnp.arange(9.0), GRID))
+    return jnp.sum(jnp.tanh(p["w"] @ basis * p["s"]) ** 2)
+
+
+class Bar:
+    """Stands in for the tqdm bar and records what it was told."""
+
+    made: list = []
+
+    def __init__(self, name, total):
+        self.name, self.total, self.n, self.closed = name, total, 0, False
+        Bar.made.append(self)
+
+    def update(self, k):
+        self.n += k
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    Bar.made = []
+    monkeypatch.setattr(run, "progress_bar", Bar)
+    return Bar.made
+
+
+@pytest.fixture
+def measurements(monkeypatch):
+    """Record the block sizes tried by max_memory and their footprints in bytes."""
+    seen: dict = {}
+
+    def spy(name, limit, largest, measure):
+        def recorded(block):
+            seen[block] = measure(block)
+            return seen[block]
+
+        return choose_block(name, limit, largest, recorded)
+
+    monkeypatch.setattr(run, "choose_block", spy)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def expected():
+    x_flat, unravel = jax.flatten_util.ravel_pytree(X)
+    return jax.hessian(lambda z: loss(unravel(z)))(x_flat)
+
+
+@pytest.mark.parametrize(("text", "nbytes"), [
+    ("2GB", 2 * 10**9), ("512MiB", 512 * 2**20), ("1.5 kb", 1500), ("64", 64), ("3e3B", 3000),
+])
+def test_memory_sizes_are_read_with_their_units(text, nbytes):
+    assert parse_memory("hessian", text) == nbytes
+    assert parse_memory("hessian", 1024) == 1024
+
+
+def test_the_search_finds_the_largest_block_that_fits():
+    def linear(block):
+        return 1000 + 100 * block
+
+    assert choose_block("hessian", 10**6, 20, linear)[0] == 20
+    assert choose_block("hessian", 1750, 20, linear)[0] == 7
+    assert choose_block("hessian", 1100, 20, linear)[0] == 1
+
+    def curved(block):  # grows faster than a line: the first guess is too big
+        return 1000 + 10 * block**2
+
+    block, seen = choose_block("hessian", 2000, 20, curved)
+    assert curved(block) <= 2000 and block >= 9
+    assert len(seen) <= 6
+    with pytest.raises(ValueError, match="one column needs 1100 bytes"):
+        choose_block("hessian", 1050, 20, linear)
+
+
+def test_a_large_bound_keeps_one_block_and_a_progress_bar_counts_it(expected, bars, measurements):
+    H, _ = batching.hessian(loss, X, max_memory="10GB", progress=True)
+    np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
+    assert list(measurements) == [10]  # the largest block fitted: compiled once
+    assert bars[0].total == len(jax.devices()) and bars[0].n == bars[0].total and bars[0].closed
+
+
+def test_a_tight_bound_gives_smaller_blocks_within_it(expected, bars, measurements):
+    batching.hessian(loss, X, max_memory=10**12, nbatches=10)  # blocks of one column
+    one_column = measurements.pop(1)
+    batching.hessian(loss, X, max_memory=10**12)  # one block of ten columns
+    all_columns = measurements.pop(10)
+    assert all_columns > one_column
+    limit = (one_column + all_columns) // 2
+    H, _ = batching.hessian(loss, X, max_memory=limit, progress=True)
+    np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
+    chosen = max(block for block, size in measurements.items() if size <= limit)
+    assert 1 <= chosen < 10
+    ndev = len(jax.devices())
+    assert bars[-1].total == -(-(-(-10 // chosen)) // ndev) * ndev
+    assert bars[-1].n == bars[-1].total
+
+
+@pytest.mark.parametrize("nbatches", [1, 3, 4])
+def test_progress_counts_every_block(expected, bars, nbatches):
+    H, _ = batching.hessian(loss, X, nbatches=nbatches, progress=True)
+    np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
+    ndev = len(jax.devices())
+    assert bars[-1].total % ndev == 0 and bars[-1].total >= nbatches
+    assert bars[-1].n == bars[-1].total and bars[-1].closed
+
+
+def test_progress_without_jit(expected, bars):
+    F, _ = batching.fisher(lambda p: jnp.tanh(p["w"] * p["s"]), X, nbatches=5, jit=False, progress=True)
+    assert bars[-1].n == bars[-1].total == 5

@@ -1,0 +1,21 @@
+"""The examples in the docstrings of zdx_examples run and give what they show."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "zdx_examples._optics",
+    "zdx_examples._observation",
+    "zdx_examples._gaussians",
+    "zdx_examples.gaussians",
+    "zdx_examples.optics",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

@@ -6,7 +6,6 @@ import pathlib
 import jax
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Compiling dominates the run time of this suite on a small machine: keep compiled
 # programs between runs (CI runs on the same machine as the previous session).

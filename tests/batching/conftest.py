@@ -76,8 +76,6 @@ def flat(f, x):
     return (lambda z: f(unravel(z))), x_flat
 
 
-
-
 def assert_close(actual, expected, tol=1e-10):
     actual, expected = jnp.asarray(actual), jnp.asarray(expected)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)

@@ -32,7 +32,9 @@ def test_nbatches_must_be_an_integer(nbatches):
 
 
 def test_hessian_of_a_vector_function_says_the_shape():
-    with pytest.raises(ValueError, match=r"hessian: f must return a scalar, but f\(x\) has shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"hessian: f must return a scalar, but f\(x\) has shape \(3,\)"
+    ):
         batching.hessian(lambda p: p["a"] * p["b"], X)
 
 
@@ -44,7 +46,7 @@ def test_hessian_diagonal_and_hvp_also_need_a_scalar():
 
 
 def test_f_must_return_one_floating_array():
-    with pytest.raises(TypeError, match="jacobian: f must return one array.*tuple"):
+    with pytest.raises(TypeError, match=r"jacobian: f must return one array.*tuple"):
         batching.jacobian(lambda p: (p["a"], p["b"]), X)
 
 
@@ -92,7 +94,9 @@ def test_max_memory_of_the_wrong_type():
 
 
 def test_max_memory_too_small_for_one_column_says_what_one_column_needs():
-    with pytest.raises(ValueError, match=r"max_memory=16 bytes .* too small .* one column needs \d+ bytes"):
+    with pytest.raises(
+        ValueError, match=r"max_memory=16 bytes .* too small .* one column needs \d+ bytes"
+    ):
         batching.hessian(loss, X, max_memory=16)
 
 

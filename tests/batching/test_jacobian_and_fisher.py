@@ -12,14 +12,14 @@ import zdx_batching as batching
 def mixed_jacobian(kit):
     x = kit.mixed_point()
     f_flat, x_flat = kit.flat(kit.mixed_residuals, x)
-    return x, jax.jacfwd(f_flat)(x_flat)
+    return x, jax.jit(jax.jacfwd(f_flat))(x_flat)
 
 
 @pytest.fixture(scope="module")
 def module_jacobian(kit):
     x = kit.module_point()
     f_flat, x_flat = kit.flat(kit.module_model, x)
-    return x, jax.jacfwd(f_flat)(x_flat)
+    return x, jax.jit(jax.jacfwd(f_flat))(x_flat)
 
 
 @pytest.mark.parametrize("nbatches", [1, 2, 3, 4, 6, 11])
@@ -41,7 +41,7 @@ def test_jacobian_of_an_equinox_module_equals_jacfwd(kit, module_jacobian, nbatc
 
 def test_jacobian_of_a_scalar_output_is_the_gradient(kit):
     x = kit.mixed_point()
-    J, unflatten = batching.jacobian(kit.mixed_loss, x, nbatches=3)
+    J, _unflatten = batching.jacobian(kit.mixed_loss, x, nbatches=3)
     f_flat, x_flat = kit.flat(kit.mixed_loss, x)
     assert J.shape == (11,)
     kit.assert_close(J, jax.grad(f_flat)(x_flat))
@@ -50,7 +50,7 @@ def test_jacobian_of_a_scalar_output_is_the_gradient(kit):
 @pytest.mark.parametrize("nbatches", [1, 2, 4, 5])
 def test_fisher_equals_jt_j(kit, mixed_jacobian, nbatches):
     x, J = mixed_jacobian
-    F, unflatten = batching.fisher(kit.mixed_residuals, x, nbatches=nbatches)
+    F, _unflatten = batching.fisher(kit.mixed_residuals, x, nbatches=nbatches)
     J2 = J.reshape(-1, 11)
     kit.assert_close(F, J2.T @ J2)
     np.testing.assert_array_equal(np.asarray(F), np.asarray(F.T))

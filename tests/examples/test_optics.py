@@ -1,6 +1,7 @@
 """The telescope of the optics example: layers, aperture, Zernike basis, filters, PSF."""
 
 import dLux.utils as dlu
+import jax
 import jax.numpy as jnp
 import numpy as onp
 import pytest
@@ -69,18 +70,25 @@ def test_zernikes_are_orthonormal_over_the_disk():
 
 
 def test_aperture_area_obscuration_and_spiders():
-    npix, diameter, eps, width = 256, 1.2, 0.2, 0.01
+    npix, diameter, eps, width = 256, 1.2, 0.2, 0.03
     transmission = onp.asarray(ex.telescope_aperture(npix, diameter, eps, width))
     assert transmission.min() >= 0 and transmission.max() <= 1
     pixel_area = (diameter / npix) ** 2
     annulus = onp.pi / 4 * diameter**2 * (1 - eps**2)
-    spiders = 4 * width * (1 - eps) * diameter / 2
+    spiders = 3 * width * (1 - eps) * diameter / 2
     assert transmission.sum() * pixel_area == pytest.approx(annulus - spiders, rel=2e-3)
-    # Four spiders at 45 degrees: symmetric under quarter turns and under transposition.
+    assert transmission[npix // 2, npix // 2] == 0  # the obscuration
+    # Three spiders 120 degrees apart: a mirror symmetry, but no half-turn symmetry.
+    onp.testing.assert_allclose(transmission, transmission[::-1, :], atol=1e-12)
+    assert onp.abs(transmission - onp.rot90(transmission, 2)).max() > 0.9
+
+
+def test_four_spiders_give_a_pupil_symmetric_under_quarter_turns():
+    transmission = onp.asarray(
+        ex.telescope_aperture(128, 1.2, spider_angles=(45, 135, 225, 315), spider_width=0.01)
+    )
     onp.testing.assert_allclose(transmission, onp.rot90(transmission), atol=1e-12)
     onp.testing.assert_allclose(transmission, transmission.T, atol=1e-12)
-    assert transmission[npix // 2, npix // 2] == 0  # the obscuration
-    assert transmission[npix // 2, npix // 2 + int(0.4 * npix)] == 1  # open annulus
 
 
 def test_aperture_edges_are_anti_aliased():
@@ -151,3 +159,26 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_filters_must_be_a_mapping_of_names(filters):
     with pytest.raises(TypeError, match="filters"):
         ex.build_optics(filters, npix=16)
+
+
+def _defocus_sensitivity(optics):
+    """d(PSF)/d(defocus coefficient) at zero aberration, through the model."""
+    wavels = 1e-6 * optics.filters["blue"]
+
+    def psf(defocus):
+        coefficients = jnp.zeros(7).at[0].set(defocus)
+        with ex.allow_rank_promotion():
+            return optics.set("wfe.coefficients", coefficients).propagate(wavels)
+
+    return jax.jvp(psf, (jnp.asarray(0.0),), (jnp.asarray(1e-9),))
+
+
+def test_half_turn_symmetric_pupil_cannot_see_defocus_to_first_order():
+    symmetric = ex.build_optics(npix=NPIX, spider_angles=(45, 135, 225, 315))
+    psf, slope = _defocus_sensitivity(symmetric)
+    assert float(jnp.abs(slope).max()) < 1e-12 * float(psf.max())
+
+
+def test_default_pupil_sees_defocus_to_first_order(optics):
+    psf, slope = _defocus_sensitivity(optics)
+    assert float(jnp.abs(slope).max()) > 1e-5 * float(psf.max())

@@ -26,9 +26,7 @@ _MEMORY_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z
 def check_callable(name: str, f: Any) -> None:
     """Raise a ``TypeError`` unless ``f`` can be called."""
     if not callable(f):
-        raise TypeError(
-            f"{name}: f must be a callable f(x), got {f!r} of type {type(f).__name__}."
-        )
+        raise TypeError(f"{name}: f must be a callable f(x), got {f!r} of type {type(f).__name__}.")
 
 
 def check_flag(name: str, argument: str, value: Any) -> None:
@@ -132,7 +130,5 @@ def check_parameters(name: str, x: Any) -> tuple[list, Any]:
             "them static."
         )
     if not leaves:
-        raise ValueError(
-            f"{name}: x has no parameters (it flattens to no leaves): got {x!r:.80}."
-        )
+        raise ValueError(f"{name}: x has no parameters (it flattens to no leaves): got {x!r:.80}.")
     return leaves, treedef

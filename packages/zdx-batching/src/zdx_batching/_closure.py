@@ -28,7 +28,8 @@ import dis
 import functools
 import types
 import weakref
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -45,7 +46,7 @@ _STORE_GLOBAL = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
 class ById:
     """Compare equal only to the same, still living, object."""
 
-    __slots__ = ("_id", "_ref", "_strong", "__weakref__")
+    __slots__ = ("__weakref__", "_id", "_ref", "_strong")
 
     def __init__(self, obj: Any):
         self._id = id(obj)
@@ -72,7 +73,7 @@ class ById:
 class ByValue:
     """Compare equal to an object of the same type that compares equal."""
 
-    __slots__ = ("value", "_hash")
+    __slots__ = ("_hash", "value")
 
     def __init__(self, value: Any, hashed: int):
         self.value = value
@@ -151,7 +152,7 @@ def _take(iterator: Iterator) -> Any:
 class _Walk:
     """Book-keeping of one description: recursion guard, memo and a work budget."""
 
-    __slots__ = ("active", "memo", "budget", "bake")
+    __slots__ = ("active", "bake", "budget", "memo")
 
     def __init__(self, bake: bool):
         self.active: set = set()
@@ -247,7 +248,7 @@ def _split_partial(value: functools.partial, depth: int, walk: _Walk) -> Split:
         _split(tuple(value.args), depth + 1, walk),
         _split(dict(value.keywords), depth + 1, walk),
     )
-    key = ("partial",) + tuple(part.key for part in parts)
+    key = ("partial", *tuple(part.key for part in parts))
     dynamic = [leaf for part in parts for leaf in part.leaves]
     if all(part.build is None for part in parts):
         return Split(key, dynamic, None)
@@ -265,7 +266,7 @@ def _split_partial(value: functools.partial, depth: int, walk: _Walk) -> Split:
 
 def _split_method(value: types.MethodType, depth: int, walk: _Walk) -> Split:
     parts = (_split(value.__func__, depth + 1, walk), _split(value.__self__, depth + 1, walk))
-    key = ("method",) + tuple(part.key for part in parts)
+    key = ("method", *tuple(part.key for part in parts))
     dynamic = [leaf for part in parts for leaf in part.leaves]
     if all(part.build is None for part in parts):
         return Split(key, dynamic, None)
@@ -339,7 +340,7 @@ def _function_fingerprint(fn: types.FunctionType, depth: int, walk: _Walk) -> An
 def _baked_key(value: Any) -> Any:
     """Key for a value baked into the program: arrays and unhashables by identity."""
     if type(value) is tuple:
-        return ("tuple",) + tuple(_baked_key(item) for item in value)
+        return ("tuple", *tuple(_baked_key(item) for item in value))
     return static_key(value)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -131,7 +132,7 @@ def hessian_to_pytree(H: Any, x: Any) -> Any:
             f"so H must have shape ({n}, {n}). Pass the same x that H was computed at."
         )
     H = jnp.asarray(H)
-    starts = np.cumsum((0,) + layout.sizes[:-1])
+    starts = np.cumsum((0, *layout.sizes[:-1]))
     rows = []
     for start_i, size_i, shape_i in zip(starts, layout.sizes, layout.shapes):
         row = []

@@ -23,7 +23,7 @@ with the rest of the call, so the search is paid once.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _ROUNDS = 4
 

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import jax
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _stacklevel() -> int:
+    """The stack level of the first caller outside this package (for ``warnings``)."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(
+        os.path.abspath(frame.f_code.co_filename)
+    ).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
 
 _FLOAT32_MESSAGE = (
     "{name}: float64 is disabled, so second derivatives are computed in float32, which "
@@ -21,7 +38,7 @@ def warn_if_float32(name: str) -> None:
     if _warned_float32 or jax.config.jax_enable_x64:
         return
     _warned_float32 = True
-    warnings.warn(_FLOAT32_MESSAGE.format(name=name), UserWarning, stacklevel=4)
+    warnings.warn(_FLOAT32_MESSAGE.format(name=name), UserWarning, stacklevel=_stacklevel())
 
 
 def reset_float32_warning() -> None:
@@ -42,5 +59,5 @@ def warn_if_not_finite(name: str, finite: bool) -> None:
             f"{name}: the result contains NaN or inf values. Check that f(x) is finite "
             f"and differentiable at x.{hint}",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=_stacklevel(),
         )

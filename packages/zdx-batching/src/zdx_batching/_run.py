@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +30,7 @@ _NEEDS_CONCRETE = (
     jax.errors.ConcretizationTypeError,
     jax.errors.TracerArrayConversionError,
     jax.errors.TracerIntegerConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
 )
 
 
@@ -51,7 +53,7 @@ def _settings_key() -> tuple:
 class _Entry:
     """A compiled program and what a call needs besides it."""
 
-    __slots__ = ("program", "unflatten", "plan", "sink")
+    __slots__ = ("plan", "program", "sink", "unflatten")
 
     def __init__(self, program: Callable, unflatten: Callable, plan: Plan | None, sink: list):
         self.program = program
@@ -116,6 +118,15 @@ def _close_bar(sink: list, result: Any) -> None:
         bar.close()
 
 
+def _global_inputs(args: Any, devices: tuple) -> Any:
+    """With several processes (``jax.distributed``), make every input a global array
+    replicated over all devices; each process passes the same values (SPMD)."""
+    if jax.process_count() == 1:
+        return args
+    sharding = replicated(devices)
+    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, sharding), args)
+
+
 def _cached(key: Any, create: Callable[[], Any]) -> Any:
     try:
         hash(key)
@@ -128,10 +139,10 @@ def _with_split(f: Any, base_key: tuple, attempt: Callable[[Split, tuple], Any])
     """Run ``attempt(split, key)``; if ``f`` needs concrete values of captured arrays,
     run it again with them baked in, and remember to bake for this kind of function."""
     split = split_callable(f)
-    bake_key = ("bake",) + base_key + (split.key,)
+    bake_key = ("bake", *base_key, split.key)
     must_bake = bool(split.leaves) and contains(bake_key)
     if not must_bake:
-        key = base_key + (split.key, tuple(abstract(leaf) for leaf in split.leaves))
+        key = (*base_key, split.key, tuple(abstract(leaf) for leaf in split.leaves))
         try:
             return attempt(split, key)
         except _NEEDS_CONCRETE:
@@ -142,7 +153,7 @@ def _with_split(f: Any, base_key: tuple, attempt: Callable[[Split, tuple], Any])
         except TypeError:
             pass
     split = split_callable(f, bake=True)
-    return attempt(split, base_key + ("baked", split.key))
+    return attempt(split, (*base_key, "baked", split.key))
 
 
 def _search_block(
@@ -236,25 +247,24 @@ def run_columns(
             _open_bar(entry.sink, name, entry.plan.blocks)
         result = None
         try:
-            result, finite = entry.program(*args)
+            result, finite = entry.program(*_global_inputs(args, entry.plan.devices))
         finally:
             _close_bar(entry.sink, result)
         return result, finite
 
-    if not jit or has_tracer(x_leaves):
-        # Asked not to compile, or inside someone else's trace (jit, vmap, grad): run the
-        # same blocks inline on one device; an outer jit, if any, compiles and caches.
-        traced = has_tracer(x_leaves)
+    def inline(traced: bool) -> tuple[jax.Array, Callable]:
+        # Asked not to compile, or inside someone else's trace (jit, vmap, grad, or f
+        # captures its tracers): run the same blocks inline on one device; the outer
+        # jit, if any, compiles and caches.
         devices = (jax.devices()[0],)
         args = (x_leaves, ())
-        if limit is None:
+        if limit is None or traced:
             plan = plan_blocks(layout.n, nbatches, devices)
         else:
-            sink: list = [None]
-            jitted_for = jitted_for_maker(None, devices, sink, False)
+            jitted_for = jitted_for_maker(None, devices, [None], False)
             block = _search_block(name, limit, layout.n, nbatches, devices, jitted_for, args)
             plan = plan_blocks(layout.n, nbatches, devices, block)
-        sink = [None]
+        sink: list = [None]
         f_flat_of = _flat_function(columns.check_output, layout, f, None, checkpoint)
         tick = _make_tick(sink) if progress and not traced else None
         if tick is not None:
@@ -267,6 +277,9 @@ def run_columns(
         if not traced:
             warn_if_not_finite(name, bool(jnp.all(jnp.isfinite(result))))
         return result, make_unflatten(layout)
+
+    if not jit or has_tracer(x_leaves):
+        return inline(has_tracer(x_leaves))
 
     devices = tuple(jax.devices())
     base_key = (
@@ -290,10 +303,7 @@ def run_columns(
 
     outcome = _with_split(f, base_key, attempt)
     if outcome is None:
-        f_flat_of = _flat_function(columns.check_output, layout, f, None, checkpoint)
-        plan = plan_blocks(layout.n, nbatches, (jax.devices()[0],))
-        result = run_blocks(columns, f_flat_of, _x_flat_of(layout), (x_leaves, ()), plan, None)
-        return result, make_unflatten(layout)
+        return inline(True)
     result, finite, unflatten = outcome
     warn_if_not_finite(name, bool(finite))
     return result, unflatten
@@ -324,7 +334,7 @@ def run_hvp(f: Any, x: Any, v: Any, *, jit: Any, checkpoint: Any) -> Any:
         f_flat_of = _flat_function(check, layout, f, None, bool(checkpoint))
         return program_with(f_flat_of)(x_leaves, v_flat, ())
 
-    traced = has_tracer(x_leaves + (v_flat,))
+    traced = has_tracer((*x_leaves, v_flat))
     if traced or not jit:
         out = inline()
     else:

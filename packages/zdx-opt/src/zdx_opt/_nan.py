@@ -45,23 +45,22 @@ def debug_nan_check(grads: Any) -> Any:
 def zero_nan_check(grads: Any) -> Any:
     """Replace every NaN in the floating-point leaves of ``grads`` by zero.
 
-        Parameters
-        ----------
-        grads : PyTree
-            The gradients to clean.
+    Parameters
+    ----------
+    grads : PyTree
+        The gradients to clean.
 
-        Returns
-        -------
-        grads : PyTree
-            The same pytree with NaN entries set to ``0`` (infinities are kept; other leaves
-            are returned as they are).
+    Returns
+    -------
+    grads : PyTree
+        The same pytree with NaN entries set to ``0`` (infinities are kept; other leaves
+        are returned as they are).
 
-        Examples
-        --------
-        >>> import jax.numpy as jnp
-    import numpy as np
-        >>> zero_nan_check({"a": jnp.array([1.0, jnp.nan])})
-        {'a': Array([1., 0.], dtype=float64)}
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> zero_nan_check({"a": jnp.array([1.0, jnp.nan])})
+    {'a': Array([1., 0.], dtype=float64)}
     """
 
     def clean(x: Any) -> Any:

@@ -1,1 +1,39 @@
-"""TBD."""
+"""zdx-sample: posterior sampling and Bayesian evidence for JAX models.
+
+A model is ``log_likelihood(params) -> scalar`` over a parameter pytree, and a prior is a
+pytree of numpyro distributions with the same structure (``{"wfe":
+dist.Normal(0, 100).expand([7]), ...}``). Every estimator returns an ``equinox.Module``
+that knows the name of each scalar parameter (``zdx_base.ravel``):
+
+- ``laplace``: the Gaussian approximation at the posterior mode, its Laplace evidence,
+  and an importance-sampling correction (Student-t proposal) with its Pareto k-hat.
+- ``nuts``: numpyro NUTS in the whitened latent space ``params = x0 + P u``; draws in
+  physical units with R-hat, bulk ESS and divergences.
+- ``nested_sampling``: the evidence and posterior by blackjax's nested slice sampler.
+- ``variational``: numpyro SVI with a full-rank Gaussian in the whitened space, started
+  from the Laplace solution; the ELBO and the importance-corrected evidence.
+- ``compare``: a table of evidence estimates for several models and estimators, with
+  Bayes factors and a warning when estimators of the same model disagree.
+- ``to_inference_data``: any result as an ArviZ ``InferenceData`` with the parameter names
+  as coordinates.
+"""
+
+import importlib.metadata
+
+from ._compare import Comparison as Comparison
+from ._compare import ComparisonRow as ComparisonRow
+from ._compare import EvidenceEstimate as EvidenceEstimate
+from ._compare import compare as compare
+from ._importance import ImportanceEvidence as ImportanceEvidence
+from ._inference_data import to_inference_data as to_inference_data
+from ._laplace import LaplaceResult as LaplaceResult
+from ._laplace import laplace as laplace
+from ._nested import NestedSamplingResult as NestedSamplingResult
+from ._nested import nested_sampling as nested_sampling
+from ._nuts import NUTSResult as NUTSResult
+from ._nuts import nuts as nuts
+from ._pareto import pareto_khat as pareto_khat
+from ._variational import VariationalResult as VariationalResult
+from ._variational import variational as variational
+
+__version__ = importlib.metadata.version("zdx-sample")

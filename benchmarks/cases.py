@@ -1,0 +1,299 @@
+"""What is timed: the implementations, and the suites of problems and cases.
+
+Like ``problems.py`` this imports only JAX and Equinox at the top; ``zdx_batching`` and
+zodiax 0.5.0's ``diffops`` are imported when a case needs them, so the same file serves
+the environment with our packages and the one with zodiax 0.5.0 (where ``zdx_batching``
+does not exist, and ``import zodiax`` is 0.5.0).
+
+A case id names the library, the computation and its options, e.g.
+``zdx.hessian[nbatches=5]``, ``zodiax05.hessian[nbatches=5]``, ``jax.hessian``, ``f``. Every
+callable that :func:`make_runner` returns makes one full call (with a new
+``lambda`` for the library functions, as the tutorial writes them) and waits for the
+result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+__all__ = [
+    "Case",
+    "SUITES",
+    "available_libraries",
+    "cases_for",
+    "environment_label",
+    "make_runner",
+    "parse_case_id",
+]
+
+LIBRARIES = ("jax", "zdx", "zodiax05")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One implementation with its options.
+
+    Attributes
+    ----------
+    library
+        ``"jax"`` (``f`` itself and ``jax.hessian``), ``"zdx"`` (``zdx_batching``) or
+        ``"zodiax05"`` (zodiax 0.5.0's ``diffops``).
+    kind
+        ``"f"`` (one evaluation of the function), ``"hessian"``, ``"fisher"`` or
+        ``"diagonal"`` (``hessian_diagonal``).
+    nbatches
+        Number of column blocks, or ``None``.
+    max_memory
+        The memory bound given to ``zdx_batching`` (e.g. ``"64MB"``), or ``None``.
+    """
+
+    library: str
+    kind: str
+    nbatches: int | None = None
+    max_memory: str | None = None
+
+    @property
+    def id(self) -> str:
+        if self.library == "jax":
+            return "f" if self.kind == "f" else "jax.hessian"
+        name = {"diagonal": "hessian_diagonal"}.get(self.kind, self.kind)
+        options = []
+        if self.nbatches is not None:
+            options.append(f"nbatches={self.nbatches}")
+        if self.max_memory is not None:
+            options.append(f"max_memory={self.max_memory}")
+        suffix = f"[{','.join(options)}]" if options else ""
+        return f"{self.library}.{name}{suffix}"
+
+
+_CASE_ID = re.compile(r"^(zdx|zodiax05)\.(hessian|fisher|hessian_diagonal)(?:\[(.*)\])?$")
+
+
+def parse_case_id(case_id: str) -> Case:
+    """The :class:`Case` named ``case_id`` (the inverse of ``Case.id``)."""
+    if case_id == "f":
+        return Case("jax", "f")
+    if case_id == "jax.hessian":
+        return Case("jax", "hessian")
+    match = _CASE_ID.match(case_id)
+    if not match:
+        raise ValueError(f"Unknown case {case_id!r}.")
+    library, name, options = match.groups()
+    kind = {"hessian_diagonal": "diagonal"}.get(name, name)
+    nbatches = max_memory = None
+    for option in filter(None, (options or "").split(",")):
+        key, _, value = option.partition("=")
+        if key == "nbatches":
+            nbatches = int(value)
+        elif key == "max_memory":
+            max_memory = value
+        else:
+            raise ValueError(f"Unknown option {key!r} in case {case_id!r}.")
+    return Case(library, kind, nbatches, max_memory)
+
+
+# --------------------------------------------------------------------------------------
+# Which libraries this environment has.
+
+
+@functools.cache
+def available_libraries() -> frozenset[str]:
+    """``"jax"`` always; ``"zdx"`` where ``zdx_batching`` imports; ``"zodiax05"`` where
+    the installed ``zodiax`` is 0.5.x (ours, 0.6 and later, also has ``zodiax.diffops``,
+    but it is ``zdx_batching``)."""
+    found = {"jax"}
+    try:
+        import zdx_batching  # noqa: F401
+
+        found.add("zdx")
+    except ImportError:
+        pass
+    try:
+        import zodiax
+
+        if zodiax.__version__.startswith("0.5"):
+            found.add("zodiax05")
+    except ImportError:
+        pass
+    return frozenset(found)
+
+
+def environment_label() -> str:
+    """``"zdx"`` in the environment of our packages, ``"zodiax05"`` in zodiax 0.5.0's."""
+    libraries = available_libraries()
+    if "zdx" in libraries:
+        return "zdx"
+    if "zodiax05" in libraries:
+        return "zodiax05"
+    return "jax"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that matter, for the results' metadata."""
+    import importlib.metadata
+
+    found = {}
+    for dist in ("jax", "jaxlib", "equinox", "dLux", "zodiax", "zdx-batching"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    found.setdefault("jax", jax.__version__)
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Runners: one call each.
+
+
+def _jit_on_arrays(fn: Callable, x: Any, args: Any) -> Callable[[], Any]:
+    """``fn(x, args)`` compiled once with ``jax.jit``, arrays as arguments.
+
+    The non-array parts of ``args`` (strings, ints of the dLux model) are closed over, so
+    that a call costs no more than a ``jax.jit`` call.
+    """
+    dynamic, static = eqx.partition((x, args), eqx.is_array)
+    compiled = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static)))
+    return lambda: jax.block_until_ready(compiled(dynamic))
+
+
+def _zdx_runner(case: Case, problem: Any) -> Callable[[], Any]:
+    import zdx_batching
+
+    options = {}
+    if case.nbatches is not None:
+        options["nbatches"] = case.nbatches
+    if case.max_memory is not None:
+        options["max_memory"] = case.max_memory
+    x = problem.x
+    if case.kind == "fisher":
+        compute, function = zdx_batching.fisher, problem.residuals
+    elif case.kind == "diagonal":
+        compute, function = zdx_batching.hessian_diagonal, problem.loss
+    else:
+        compute, function = zdx_batching.hessian, problem.loss
+    return lambda: jax.block_until_ready(compute(function(), x, **options)[0])
+
+
+def _zodiax05_runner(case: Case, problem: Any) -> Callable[[], Any]:
+    from zodiax import diffops
+
+    nbatches = 1 if case.nbatches is None else case.nbatches
+    x = problem.x
+    if case.kind == "hessian":
+        return lambda: jax.block_until_ready(diffops.hessian(problem.loss(), x, nbatches)[0])
+    if case.kind == "fisher":
+        # zodiax 0.5 has no Fisher matrix of its own: its batched Jacobian of the
+        # residuals, then J^T J, as a zodiax 0.5 user would write it.
+        def fisher():
+            J, _ = diffops.jacobian(problem.residuals(), x, nbatches)
+            J = J.reshape(-1, J.shape[-1])
+            return jax.block_until_ready(J.T @ J)
+
+        return fisher
+    raise ValueError(f"zodiax 0.5 has no {case.kind!r}.")
+
+
+def make_runner(case: Case, problem: Any) -> Callable[[], Any]:
+    """A callable that makes one call of ``case`` on ``problem`` and returns its result.
+
+    Raises
+    ------
+    ValueError
+        If the case's library is not installed here.
+    """
+    if case.library not in available_libraries():
+        raise ValueError(f"{case.id} needs {case.library!r}, which is not installed here.")
+    if case.library == "jax":
+        if case.kind == "f":
+            return _jit_on_arrays(problem.loss_fn, problem.x, problem.args)
+        flat, unflatten = ravel_pytree(problem.x)
+
+        def flat_hessian(z, args):  # the (n, n) matrix in ravel_pytree order
+            return jax.hessian(lambda v: problem.loss_fn(unflatten(v), args))(z)
+
+        return _jit_on_arrays(flat_hessian, flat, problem.args)
+    if case.library == "zdx":
+        return _zdx_runner(case, problem)
+    return _zodiax05_runner(case, problem)
+
+
+def reference_check(case: Case, result: Any, reference: Any) -> str | None:
+    """Compare a result with ``jax.hessian``'s; a message if they disagree, else None."""
+    result = jnp.asarray(result)
+    if not bool(jnp.all(jnp.isfinite(result))):
+        return f"{case.id}: the result is not finite."
+    if case.kind == "fisher":
+        asymmetry = float(jnp.max(jnp.abs(result - result.T)))
+        scale = float(jnp.max(jnp.abs(result)))
+        return None if asymmetry <= 1e-8 * scale else f"{case.id}: not symmetric."
+    if reference is None or case.kind == "f":
+        return None
+    expected = jnp.diag(reference) if case.kind == "diagonal" else reference
+    error = float(jnp.max(jnp.abs(result - expected)))
+    scale = float(jnp.max(jnp.abs(reference)))
+    if error > 1e-7 * scale:
+        return f"{case.id}: differs from jax.hessian by {error:.3g} (scale {scale:.3g})."
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# The suites.
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A problem and the nbatches / memory bounds timed on it."""
+
+    problem: str
+    n: int
+    nbatches: tuple[int, ...]
+    max_memory: str | None = None
+    fisher_and_diagonal: bool = True
+
+
+# "quick" is the smoke test of CI (a few minutes on two cores); "full" is the reference run.
+SUITES: dict[str, tuple[Entry, ...]] = {
+    "quick": (
+        Entry("optics-z7-f3-npix64", 16, (1, 5), "2MB"),
+        Entry("optics-z50-f3-npix64", 59, (1, 5), "8MB"),
+        Entry("smooth-n100", 100, (1, 5)),
+        Entry("smooth-n1000", 1000, (5,)),
+    ),
+    "full": (
+        Entry("optics-z7-f3-npix64", 16, (1, 5, 16)),
+        Entry("optics-z50-f3-npix64", 59, (1, 5, 20)),
+        Entry("optics-z200-f3-npix64", 209, (1, 5, 20), "64MB"),
+        Entry("optics-z50-f3-npix128", 59, (1, 2, 5, 10, 20, 59), "32MB"),
+        Entry("smooth-n100", 100, (1, 5, 20)),
+        Entry("smooth-n300", 300, (1, 5, 20)),
+        Entry("smooth-n1000", 1000, (1, 5, 20)),
+        Entry("smooth-n3000", 3000, (1, 5, 20), "64MB"),
+    ),
+}
+
+
+def cases_for(entry: Entry) -> list[Case]:
+    """Every case of one suite entry, in the order they run (``jax.hessian`` first)."""
+    cases = [Case("jax", "f"), Case("jax", "hessian")]
+    for nb in entry.nbatches:
+        cases.append(Case("zdx", "hessian", nb))
+    if entry.max_memory is not None:
+        cases.append(Case("zdx", "hessian", None, entry.max_memory))
+    if entry.fisher_and_diagonal:
+        cases.append(Case("zdx", "fisher", 5))
+        cases.append(Case("zdx", "diagonal", 5))
+    for nb in entry.nbatches:
+        cases.append(Case("zodiax05", "hessian", nb))
+    if entry.fisher_and_diagonal:
+        cases.append(Case("zodiax05", "fisher", 5))
+    return cases

@@ -1,0 +1,321 @@
+"""Nested sampling with blackjax's nested slice sampler (``blackjax.nss``)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import blackjax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import zdx_base
+from blackjax.ns.utils import finalise, log_weights
+from jax.scipy.special import logsumexp
+from tqdm.auto import tqdm
+
+from ._checks import as_key, check_callable, check_positive_float, check_positive_int
+from ._compare import EvidenceEstimate
+from ._inference_data import draws_to_inference_data
+from ._prior import check_prior
+
+
+class NestedSamplingResult(eqx.Module):
+    """The evidence and posterior of :func:`nested_sampling`.
+
+    Attributes
+    ----------
+    log_evidence : Array
+        ``log Z``, the mean over simulated prior-volume sequences.
+    log_evidence_error : Array
+        Its standard deviation over those sequences (the statistical error of nested
+        sampling, about ``sqrt(information / num_live)``).
+    samples : PyTree
+        Equally weighted posterior draws (resampled from the dead points), each leaf with
+        a leading axis of ``num_samples``.
+    names : tuple of str
+        A name per flattened parameter.
+    num_likelihood_evaluations : int
+        Calls of ``log_likelihood``, counted exactly from blackjax's slice-sampler
+        records: the live points, then per slice step two for the initial bracket plus
+        one per bracket expansion and one per shrinkage.
+    num_iterations : int
+        Nested-sampling steps (each replaces ``num_delete`` points).
+    information : Array
+        The Kullback-Leibler divergence from prior to posterior, in nats.
+    ess : Array
+        The effective sample size of the weighted dead points.
+    dead_points : Array
+        ``(num_dead, n)`` every dead point (and the final live points), flattened.
+    log_weights : Array
+        ``(num_dead,)`` their normalised log posterior weights (``logsumexp = 0``).
+    log_likelihoods : Array
+        ``(num_dead,)`` their log-likelihoods.
+    """
+
+    log_evidence: jax.Array
+    log_evidence_error: jax.Array
+    samples: Any
+    names: tuple[str, ...] = eqx.field(static=True)
+    num_likelihood_evaluations: int = eqx.field(static=True)
+    num_iterations: int = eqx.field(static=True)
+    information: jax.Array
+    ess: jax.Array
+    dead_points: jax.Array
+    log_weights: jax.Array
+    log_likelihoods: jax.Array
+    unravel: Callable[[jax.Array], Any] = eqx.field(static=True)
+
+    @property
+    def num_samples(self) -> int:
+        return int(jax.tree.leaves(self.samples)[0].shape[0])
+
+    @property
+    def mean(self) -> Any:
+        """The posterior mean (from the weighted dead points), in the prior's structure."""
+        w = jnp.exp(self.log_weights)
+        return self.unravel(w @ self.dead_points)
+
+    @property
+    def sigma(self) -> Any:
+        """The posterior standard deviations (weighted dead points)."""
+        w = jnp.exp(self.log_weights)
+        mean = w @ self.dead_points
+        return self.unravel(jnp.sqrt(w @ (self.dead_points - mean) ** 2))
+
+    def evidence_estimates(self) -> list[EvidenceEstimate]:
+        """The log evidence estimate of this result, for :func:`compare`."""
+        return [
+            EvidenceEstimate(
+                "nested_sampling", float(self.log_evidence), float(self.log_evidence_error)
+            )
+        ]
+
+    def to_inference_data(self):
+        """An ArviZ ``InferenceData`` of the equally weighted draws (one chain):
+        ``posterior.params`` with dimensions ``(chain, draw, parameter)``."""
+        flat = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(self.samples)
+        return draws_to_inference_data(
+            flat[None],
+            self.names,
+            attrs={
+                "estimator": "nested_sampling",
+                "log_evidence": float(self.log_evidence),
+                "log_evidence_error": float(self.log_evidence_error),
+            },
+        )
+
+
+def nested_sampling(
+    log_likelihood: Callable[[Any], Any],
+    prior: Any,
+    *,
+    key: Any = None,
+    num_live: int = 500,
+    num_delete: int | None = None,
+    num_inner_steps: int | None = None,
+    termination: float = 1e-3,
+    max_iterations: int = 100_000,
+    num_samples: int | None = None,
+    num_weight_draws: int = 100,
+    progress: bool = True,
+) -> NestedSamplingResult:
+    """The evidence and posterior of ``likelihood x prior`` by nested sampling.
+
+    Runs blackjax's nested slice sampler (``blackjax.nss``: hit-and-run slice moves shaped
+    by the covariance of the live points) in the parameter space: the live points start as
+    draws from the prior's numpyro distributions, and the prior's log-density (``-inf``
+    outside each distribution's support) bounds the moves. The evidence and its error
+    come from ``num_weight_draws`` simulated sequences of prior volumes
+    (``blackjax.ns.utils.log_weights``).
+
+    Parameters
+    ----------
+    log_likelihood : callable
+        ``log_likelihood(params) -> scalar``, traceable by JAX; ``params`` has the
+        structure of ``prior``.
+    prior : PyTree of numpyro distributions
+        Proper distributions (they are sampled), e.g.
+        ``{"x": dist.Uniform(-5, 5).expand([3])}``.
+    key : PRNG key or int, optional
+        Default ``jax.random.key(0)``.
+    num_live : int, default 500
+        Live points; the error of ``log Z`` falls as ``1 / sqrt(num_live)``.
+    num_delete : int, optional
+        Points replaced per step (in parallel); default ``num_live // 10``.
+    num_inner_steps : int, optional
+        Slice steps per new point; default ``max(5, 2 * n)``, blackjax's advice for
+        reliable mixing (``n`` the number of scalar parameters).
+    termination : float, default 1e-3
+        Stop when the live points hold less than this fraction of the evidence.
+    max_iterations : int, default 100000
+        A bound on the steps (a warning says if it stopped the run).
+    num_samples : int, optional
+        Equally weighted posterior draws to return; default the effective sample size of
+        the dead points.
+    num_weight_draws : int, default 100
+        Simulated prior-volume sequences for the evidence and its error.
+    progress : bool, default True
+        Show a ``tqdm`` bar over the dead points, with ``log Z`` and the log of the
+        evidence fraction still in the live points.
+
+    Returns
+    -------
+    NestedSamplingResult
+        ``log_evidence``, ``log_evidence_error``, ``samples``,
+        ``num_likelihood_evaluations``, ``information``, ``ess``...
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``log_likelihood`` is not callable, ``prior`` is not a pytree of proper
+        numpyro distributions, the settings are out of range, or the log-likelihood is NaN
+        or ``+inf`` at the initial draws from the prior, or ``-inf`` at all of them.
+
+    Warns
+    -----
+    RuntimeWarning
+        When ``max_iterations`` stopped the run before ``termination``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpyro.distributions as dist
+    >>> loglike = lambda p: -0.5 * jnp.sum((p["x"] / 0.1) ** 2) - jnp.log(2 * jnp.pi * 0.01)
+    >>> prior = {"x": dist.Uniform(-1.0, 1.0).expand([2])}
+    >>> res = nested_sampling(loglike, prior, num_live=200, progress=False)
+    >>> abs(float(res.log_evidence) - jnp.log(0.25)) < 4 * float(res.log_evidence_error)
+    Array(True, dtype=bool)
+    """
+    check_callable(log_likelihood, "log_likelihood")
+    checked = check_prior(prior)
+    checked.require_proper("nested_sampling")
+    num_live = check_positive_int(num_live, "num_live", minimum=2)
+    num_delete = max(1, num_live // 10) if num_delete is None else num_delete
+    num_delete = check_positive_int(num_delete, "num_delete")
+    if num_delete >= num_live:
+        raise ValueError(f"`num_delete` must be smaller than `num_live` ({num_live}), got {num_delete}.")
+    termination = check_positive_float(termination, "termination")
+    if termination >= 1:
+        raise ValueError(f"`termination` must be a fraction in (0, 1), got {termination!r}.")
+    max_iterations = check_positive_int(max_iterations, "max_iterations")
+    num_weight_draws = check_positive_int(num_weight_draws, "num_weight_draws", minimum=2)
+    key = as_key(key)
+
+    example = checked.example()
+    _, unravel, names = zdx_base.ravel(example)
+    n = len(names)
+    num_inner_steps = max(5, 2 * n) if num_inner_steps is None else num_inner_steps
+    num_inner_steps = check_positive_int(num_inner_steps, "num_inner_steps")
+    if num_samples is not None:
+        num_samples = check_positive_int(num_samples, "num_samples")
+
+    def loglikelihood_flat(x):
+        return jnp.asarray(log_likelihood(unravel(x)), dtype=x.dtype)
+
+    def logprior_flat(x):
+        return checked.log_density(unravel(x)).astype(x.dtype)
+
+    key, init_key = jax.random.split(key)
+    draws = checked.sample(init_key, num_live)
+    positions = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(draws)
+    positions = positions.astype(jnp.result_type(float))
+
+    algo = blackjax.nss(
+        logprior_fn=logprior_flat,
+        loglikelihood_fn=loglikelihood_flat,
+        num_inner_steps=num_inner_steps,
+        num_delete=num_delete,
+    )
+    state = jax.jit(algo.init)(positions)
+    _check_initial(state.particles.loglikelihood)
+
+    step = jax.jit(algo.step)
+    log_stop = math.log(termination)
+    dead = []
+    evaluations = num_live
+    iterations = 0
+    bar = tqdm(total=None, disable=not progress, unit=" dead", desc="nested sampling")
+    try:
+        while True:
+            logz, logz_live = float(state.integrator.logZ), float(state.integrator.logZ_live)
+            remaining = logz_live - logz
+            if remaining < log_stop:
+                break
+            if iterations >= max_iterations:
+                warnings.warn(
+                    f"nested_sampling: stopped at max_iterations={max_iterations} with "
+                    f"log(Z_live / Z) = {remaining:.3g} > log(termination) = {log_stop:.3g}; "
+                    "the evidence may be underestimated.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                break
+            key, step_key = jax.random.split(key)
+            state, info = step(step_key, state)
+            dead.append(info)
+            iterations += 1
+            bar.update(num_delete)
+            bar.set_postfix_str(f"logZ={logz:.3f}, log(Z_live/Z)={remaining:.2f}", refresh=False)
+    finally:
+        bar.close()
+    if dead:
+        slice_info = jax.tree.map(lambda *xs: jnp.stack(xs), *[d.update_info for d in dead])
+        evaluations += int(
+            jnp.sum(2 + slice_info.num_expansions + slice_info.num_shrink)
+        )
+    final = finalise(state, dead, update_info=False)
+    key, weight_key, sample_key = jax.random.split(key, 3)
+    logw = log_weights(weight_key, final, shape=num_weight_draws)
+    logz_draws = logsumexp(logw, axis=0)
+    log_z = jnp.mean(logz_draws)
+    log_z_err = jnp.std(logz_draws)
+    if not (bool(jnp.isfinite(log_z)) and bool(jnp.isfinite(log_z_err))):
+        raise ValueError(
+            f"nested_sampling: the evidence came out as {float(log_z)} +- {float(log_z_err)}; "
+            "the log-likelihood may be NaN or +inf somewhere in the prior."
+        )
+    # the expected weight of each point over the simulated volume sequences
+    logw_mean = logsumexp(logw - logz_draws, axis=1) - math.log(num_weight_draws)
+    logw_mean = logw_mean - logsumexp(logw_mean)
+    weights = jnp.exp(logw_mean)
+    ess = 1.0 / jnp.sum(weights**2)
+    loglikes = final.particles.loglikelihood
+    information = jnp.sum(weights * jnp.where(weights > 0, loglikes, 0.0)) - log_z
+    count = int(ess) if num_samples is None else num_samples
+    idx = jax.random.choice(sample_key, weights.shape[0], (max(count, 1),), p=weights)
+    points = final.particles.position
+    samples = jax.vmap(unravel)(points[idx])
+    return NestedSamplingResult(
+        log_evidence=log_z,
+        log_evidence_error=log_z_err,
+        samples=samples,
+        names=names,
+        num_likelihood_evaluations=evaluations,
+        num_iterations=iterations,
+        information=information,
+        ess=ess,
+        dead_points=points,
+        log_weights=logw_mean,
+        log_likelihoods=loglikes,
+        unravel=unravel,
+    )
+
+
+def _check_initial(loglikes: jax.Array) -> None:
+    values = onp.asarray(loglikes)
+    bad = onp.isnan(values) | (values == onp.inf)
+    if bad.any():
+        raise ValueError(
+            f"nested_sampling: `log_likelihood` returned NaN or +inf at {int(bad.sum())} of "
+            f"{values.size} initial draws from the prior; it must be finite (or -inf for "
+            "impossible parameters) everywhere in the prior's support."
+        )
+    if not onp.isfinite(values).any():
+        raise ValueError(
+            "nested_sampling: `log_likelihood` is -inf at every initial draw from the prior; "
+            "the likelihood must be positive somewhere the prior puts mass."
+        )

@@ -1,0 +1,262 @@
+"""The posterior every estimator starts from: likelihood x prior around a start point,
+and its curvature (the posterior Fisher matrix)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as onp
+import optimistix as optx
+import zdx_base
+import zdx_batching
+
+from ._checks import check_callable, scalar_value
+from ._prior import Prior, check_prior
+
+
+class Posterior:
+    """``log_likelihood`` (and a checked prior) around the flattened start point ``x0``."""
+
+    def __init__(
+        self,
+        log_likelihood: Callable[[Any], Any],
+        x0: jax.Array,
+        unravel: Callable[[jax.Array], Any],
+        names: tuple[str, ...],
+        prior: Prior | None,
+    ):
+        self.log_likelihood = log_likelihood
+        self.x0 = x0
+        self.unravel = unravel
+        self.names = names
+        self.prior = prior
+
+    @property
+    def n(self) -> int:
+        return int(self.x0.shape[0])
+
+    @property
+    def params(self) -> Any:
+        return self.unravel(self.x0)
+
+    def log_prior(self, params: Any) -> jax.Array:
+        return jnp.zeros(()) if self.prior is None else self.prior.log_density(params)
+
+    def log_density(self, params: Any) -> jax.Array:
+        """``log L(params) + log prior(params)``, the unnormalised log posterior."""
+        return self.log_likelihood(params) + self.log_prior(params)
+
+    def log_density_flat(self, x: jax.Array) -> jax.Array:
+        return self.log_density(self.unravel(x))
+
+    def evidence_problem(self) -> str | None:
+        """Why this posterior has no evidence (None when it has one)."""
+        if self.prior is None:
+            return (
+                "no `prior` was given, so the prior is flat and improper and the evidence is "
+                "not defined; pass `prior=` (a pytree of proper numpyro distributions)"
+            )
+        if self.prior.improper:
+            return (
+                f"`prior` has an improper distribution (ImproperUniform) at "
+                f"{self.prior.improper}, so the evidence is not defined"
+            )
+        return None
+
+
+def _check_floating(params: Any, fn_name: str) -> None:
+    for keypath, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            name = jax.tree_util.keystr(keypath) or "the root"
+            raise TypeError(
+                f"{fn_name}: every leaf of `params` must be a floating-point array or float; "
+                f"{name} has dtype {dtype}."
+            )
+
+
+def setup(
+    fn_name: str,
+    log_likelihood: Callable[[Any], Any],
+    params: Any,
+    prior: Any = None,
+    *,
+    optimise: bool = False,
+    max_steps: int = 1000,
+) -> Posterior:
+    """Check the arguments, optionally move to the posterior mode, and check the start.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a likelihood that is not callable, non-float parameters, a prior that does not
+        match, a start point outside the prior's support, or a log-likelihood that is not a
+        finite scalar at the start point.
+    """
+    check_callable(log_likelihood, "log_likelihood")
+    if params is None or not jax.tree.leaves(params):
+        raise ValueError(f"{fn_name}: `params` must be a pytree of parameters, got {params!r}.")
+    _check_floating(params, fn_name)
+    checked_prior = None if prior is None else check_prior(prior, params)
+    x0, unravel, names = zdx_base.ravel(params)
+    post = Posterior(log_likelihood, x0, unravel, names, checked_prior)
+    _check_start(fn_name, post)
+    if optimise:
+        post = _optimise(fn_name, post, max_steps)
+    return post
+
+
+def _check_start(fn_name: str, post: Posterior, where: str = "the start point `params`") -> None:
+    value = scalar_value(
+        jax.jit(post.log_likelihood)(post.params), "`log_likelihood(params)`"
+    )
+    if not bool(jnp.isfinite(value)):
+        raise ValueError(
+            f"{fn_name}: `log_likelihood` returned {float(value)} at {where}; it must be "
+            "finite there. Check the model and the data for NaN or inf (e.g. with "
+            "jax.config.update('jax_debug_nans', True)), or start from another point."
+        )
+    if post.prior is not None:
+        outside = post.prior.outside_support(post.params)
+        if outside:
+            raise ValueError(
+                f"{fn_name}: {where} lies outside the support of `prior` at {outside}; "
+                "start inside the prior (the prior density there is zero)."
+            )
+        logp = float(jax.jit(post.prior.log_density)(post.params))
+        if not onp.isfinite(logp):
+            raise ValueError(
+                f"{fn_name}: the log prior density is {logp} at {where}; it must be finite."
+            )
+
+
+def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
+    def loss(x, _):
+        return -post.log_density_flat(x)
+
+    solver = optx.BFGS(rtol=1e-10, atol=1e-10)
+    sol = optx.minimise(loss, solver, post.x0, max_steps=max_steps, throw=False)
+    if sol.result != optx.RESULTS.successful:
+        warnings.warn(
+            f"{fn_name}: optimise=True did not converge to the posterior mode in "
+            f"{int(sol.stats['num_steps'])} BFGS steps ({sol.result}); the result is built "
+            "around the last point reached.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    moved = Posterior(post.log_likelihood, sol.value, post.unravel, post.names, post.prior)
+    _check_start(fn_name, moved, where="the optimised point")
+    return moved
+
+
+def _as_matrix(fisher: Any, n: int) -> jax.Array:
+    try:
+        mat = jnp.asarray(fisher)
+    except TypeError as err:
+        raise TypeError(f"`fisher` must be an (n, n) array, got {type(fisher).__name__}.") from err
+    if mat.shape != (n, n):
+        raise ValueError(
+            f"`fisher` must be a ({n}, {n}) matrix (the parameters have {n} entries once "
+            f"flattened), got shape {mat.shape}."
+        )
+    if not jnp.issubdtype(mat.dtype, jnp.floating):
+        mat = mat.astype(jnp.zeros(()).dtype)
+    if not bool(jnp.all(jnp.isfinite(mat))):
+        raise ValueError("`fisher` has NaN or inf entries; it must be finite.")
+    scale = float(jnp.max(jnp.abs(mat)))
+    asym = float(jnp.max(jnp.abs(mat - mat.T)))
+    if asym > 1e-6 * max(scale, float(jnp.finfo(mat.dtype).tiny)):
+        raise ValueError(
+            f"`fisher` is not symmetric: max |F - F.T| = {asym:.3g} for max |F| = {scale:.3g}."
+        )
+    return 0.5 * (mat + mat.T)
+
+
+def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[jax.Array, str]:
+    """The posterior Fisher matrix ``F`` at ``x0`` (minus the Hessian of the log posterior).
+
+    With ``fisher`` given it is the likelihood's Fisher matrix and the prior's curvature is
+    added; otherwise the Hessian of the negative log posterior is computed with
+    ``zdx_batching.hessian``.
+
+    Returns
+    -------
+    F, source
+        The symmetric ``(n, n)`` matrix and a description of where it came from (for
+        error messages).
+    """
+    if fisher is not None:
+        mat = _as_matrix(fisher, post.n)
+        source = "`fisher`" + (" plus the prior's curvature" if post.prior is not None else "")
+        if post.prior is not None:
+            prior_h = jax.hessian(lambda x: post.log_prior(post.unravel(x)))(post.x0)
+            if not bool(jnp.all(jnp.isfinite(prior_h))):
+                raise ValueError(
+                    f"{fn_name}: the Hessian of the log prior at `params` has NaN or inf "
+                    "entries; the prior must be twice differentiable at the start point."
+                )
+            mat = mat - 0.5 * (prior_h + prior_h.T)
+    else:
+        source = "the Hessian of the negative log posterior at `params`"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN is reported below
+            hess, _ = zdx_batching.hessian(lambda p: -post.log_density(p), post.params)
+        if not bool(jnp.all(jnp.isfinite(hess))):
+            raise ValueError(
+                f"{fn_name}: {source} has NaN or inf entries; the log-likelihood and the "
+                "prior must be twice differentiable (and finite) there."
+            )
+        mat = 0.5 * (hess + hess.T)
+    return mat, source
+
+
+class Curvature:
+    """The eigen-decomposition of a positive-definite posterior Fisher matrix."""
+
+    def __init__(self, fisher: jax.Array, eigvals: jax.Array, eigvecs: jax.Array):
+        self.fisher = fisher
+        self.eigvals = eigvals
+        self.eigvecs = eigvecs
+
+    @property
+    def covariance(self) -> jax.Array:
+        cov = (self.eigvecs / self.eigvals) @ self.eigvecs.T
+        return 0.5 * (cov + cov.T)
+
+    @property
+    def log_det(self) -> jax.Array:
+        """``log det F``."""
+        return jnp.sum(jnp.log(self.eigvals))
+
+    @property
+    def sqrt_covariance(self) -> jax.Array:
+        """A matrix ``A`` with ``A @ A.T = F^-1``."""
+        return self.eigvecs / jnp.sqrt(self.eigvals)
+
+
+def positive_definite(
+    fn_name: str, mat: jax.Array, source: str, names: tuple[str, ...]
+) -> Curvature:
+    """Decompose ``mat``; raise a ``ValueError`` naming the directions if it is not
+    positive definite."""
+    vals, vecs = jnp.linalg.eigh(mat)
+    n = mat.shape[0]
+    top = float(jnp.max(jnp.abs(vals)))
+    floor = n * float(jnp.finfo(mat.dtype).eps) * top
+    bad = onp.flatnonzero(onp.asarray(vals) <= floor)
+    if top == 0 or bad.size:
+        worst = onp.asarray(vecs[:, 0])
+        lead = [names[i] for i in onp.argsort(-onp.abs(worst))[: min(3, n)]]
+        raise ValueError(
+            f"{fn_name}: {source} is not positive definite: {max(bad.size, 1)} of {n} "
+            f"eigenvalues are <= {floor:.3g} (smallest {float(vals[0]):.3g}, largest "
+            f"{float(vals[-1]):.3g}); the worst direction is mostly along {lead}. A Laplace "
+            "approximation and the whitening need a positive-definite Fisher matrix: pass the "
+            "posterior mode as `params` (or optimise=True), fix or free the parameters that "
+            "the data do not constrain, or give a positive-definite `fisher`."
+        )
+    return Curvature(mat, vals, vecs)

@@ -1,0 +1,124 @@
+"""Posteriors with known answers for the tests of zdx_sample (float64 is on).
+
+Tests reach the problems through the ``problems`` fixture (conftest modules are not
+importable under ``--import-mode=importlib``).
+"""
+
+import math
+import types
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy.special import expit
+
+
+def correlated_gaussian(n=4, seed=0, box=10.0):
+    """A correlated Gaussian likelihood (a normalised density in the parameters) under a
+    uniform prior box of +-``box`` marginal sigmas: log Z = -log V up to ~exp(-box^2/2).
+
+    The parameters are ``{"x": (n - 1,), "y": ()}``.
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, n))
+    cov = a @ a.T / n + 0.5 * np.eye(n)
+    mu = rng.normal(size=n)
+    sig = np.sqrt(np.diag(cov))
+    prec = np.linalg.inv(cov)
+    logdet = np.linalg.slogdet(cov)[1]
+
+    def flat(p):
+        return jnp.concatenate([p["x"], jnp.atleast_1d(p["y"])])
+
+    def loglike(p):
+        d = flat(p) - mu
+        return -0.5 * d @ prec @ d - 0.5 * n * math.log(2 * math.pi) - 0.5 * logdet
+
+    lo, hi = mu - box * sig, mu + box * sig
+    prior = {
+        "x": dist.Uniform(jnp.asarray(lo[:-1]), jnp.asarray(hi[:-1])),
+        "y": dist.Uniform(float(lo[-1]), float(hi[-1])),
+    }
+    mode = {"x": jnp.asarray(mu[:-1]), "y": jnp.asarray(mu[-1])}
+    return types.SimpleNamespace(
+        n=n,
+        loglike=loglike,
+        prior=prior,
+        mode=mode,
+        mu=mu,
+        cov=cov,
+        sigma=sig,
+        log_z=-float(np.sum(np.log(hi - lo))),
+        names=tuple(f"x[{i}]" for i in range(n - 1)) + ("y",),
+    )
+
+
+def gaussian_with_gaussian_prior(n=3, seed=1):
+    """A Gaussian likelihood ``N(theta; mu, C)`` under a Gaussian prior ``N(m, S)``:
+    Z = N(mu; m, C + S), the posterior is Gaussian with precision C^-1 + S^-1."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, n))
+    cov = a @ a.T / n + 0.3 * np.eye(n)
+    mu = rng.normal(size=n)
+    m = rng.normal(size=n)
+    s = rng.uniform(0.5, 2.0, size=n)
+    prec = np.linalg.inv(cov)
+    logdet = np.linalg.slogdet(cov)[1]
+
+    def loglike(p):
+        d = p["theta"] - mu
+        return -0.5 * d @ prec @ d - 0.5 * n * math.log(2 * math.pi) - 0.5 * logdet
+
+    post_prec = prec + np.diag(1 / s**2)
+    post_cov = np.linalg.inv(post_prec)
+    post_mean = post_cov @ (prec @ mu + m / s**2)
+    total = cov + np.diag(s**2)
+    d = mu - m
+    log_z = -0.5 * d @ np.linalg.solve(total, d) - 0.5 * n * math.log(2 * math.pi)
+    log_z -= 0.5 * np.linalg.slogdet(total)[1]
+    return types.SimpleNamespace(
+        n=n,
+        loglike=loglike,
+        prior={"theta": dist.Normal(jnp.asarray(m), jnp.asarray(s))},
+        mode={"theta": jnp.asarray(post_mean)},
+        post_cov=post_cov,
+        log_z=float(log_z),
+        fisher_likelihood=prec,
+    )
+
+
+def logistic_product(n=3, box=40.0):
+    """A product of logistic densities (heavier tails than a Gaussian) under a uniform box
+    of +-``box`` scales. The evidence is exact (logistic CDF), and the Laplace evidence is
+    off by exactly ``n log(sqrt(pi) / 2)`` (each factor's curvature at its mode is
+    ``1 / (2 s^2)``, its height ``1 / (4 s)``)."""
+    loc = np.linspace(-1.0, 1.0, n)
+    scale = np.linspace(0.5, 1.5, n)
+
+    def loglike(p):
+        z = (p["t"] - loc) / scale
+        return jnp.sum(-z - 2 * jnp.logaddexp(0.0, -z) - jnp.log(scale))
+
+    lo, hi = loc - box * scale, loc + box * scale
+    mass = expit((hi - loc) / scale) - expit((lo - loc) / scale)
+    log_v = np.sum(np.log(hi - lo))
+    return types.SimpleNamespace(
+        n=n,
+        loglike=loglike,
+        prior={"t": dist.Uniform(jnp.asarray(lo), jnp.asarray(hi))},
+        mode={"t": jnp.asarray(loc)},
+        log_z=float(np.sum(np.log(mass)) - log_v),
+        laplace_offset=n * math.log(math.sqrt(math.pi) / 2),
+        sigma=scale * math.pi / math.sqrt(3),
+    )
+
+
+@pytest.fixture(scope="session")
+def problems():
+    """The problem builders of this file, as attributes."""
+    return types.SimpleNamespace(
+        correlated_gaussian=correlated_gaussian,
+        gaussian_with_gaussian_prior=gaussian_with_gaussian_prior,
+        logistic_product=logistic_product,
+    )

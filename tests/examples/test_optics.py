@@ -92,7 +92,7 @@ def test_four_spiders_give_a_pupil_symmetric_under_quarter_turns():
 
 
 def test_aperture_edges_are_anti_aliased():
-    npix, diameter, oversample = 64, 1.2, 16
+    npix, diameter, oversample = 64, 1.2, 8
     soft = onp.asarray(ex.telescope_aperture(npix, diameter, 0.2, 0.03))
     fine = onp.asarray(ex.telescope_aperture(npix * oversample, diameter, 0.2, 0.03))
     area_fraction = fine.reshape(npix, oversample, npix, oversample).mean((1, 3))

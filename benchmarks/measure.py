@@ -1,0 +1,127 @@
+"""Peak memory of one case, measured in a fresh process.
+
+    python benchmarks/measure.py PROBLEM CASE
+
+builds the problem, resets the process's peak resident set size (Linux: writing ``5`` to
+``/proc/self/clear_refs``), makes the first call and two repeated calls, and prints one
+line of JSON:
+
+- ``rss_baseline_mb``: resident memory after importing and building the problem;
+- ``rss_peak_mb``: the peak resident memory above that baseline, over the first call
+  (tracing and compiling included) and the repeats;
+- ``rss_repeat_peak_mb``: the peak above the memory resident after the first call, over the
+  repeats alone (memory the allocator kept from the first call is not counted again);
+- ``device_peak_mb``: on an accelerator, JAX's ``peak_bytes_in_use`` above the bytes in use
+  at the baseline (``None`` on CPU, where JAX does not report it);
+- ``first_call_s``: the first call in this fresh process.
+
+Without ``clear_refs`` (not Linux) the peak is ``ru_maxrss`` minus its value at the
+baseline, which cannot see a peak lower than the build's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import cases  # noqa: E402
+import problems  # noqa: E402
+
+_KB = 1024.0
+_MB = 1024.0 * 1024.0
+
+
+def _status_kb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as stream:
+            stream.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_now_mb() -> float:
+    rss = _status_kb("VmRSS")
+    if rss is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _KB
+    return rss / _KB
+
+
+def _rss_peak_mb() -> float:
+    hwm = _status_kb("VmHWM")
+    if hwm is None:  # ru_maxrss is in kilobytes on Linux, bytes on macOS
+        scale = _MB if sys.platform == "darwin" else _KB
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    return hwm / _KB
+
+
+def _device_bytes() -> tuple[int, int] | None:
+    stats = jax.devices()[0].memory_stats()
+    if not stats or "peak_bytes_in_use" not in stats:
+        return None
+    return int(stats["bytes_in_use"]), int(stats["peak_bytes_in_use"])
+
+
+def measure(problem_id: str, case_id: str, repeats: int = 2) -> dict:
+    """Measure one case; see the module's docstring for what comes back."""
+    problem = problems.make_problem(problem_id)
+    case = cases.parse_case_id(case_id)
+    run = cases.make_runner(case, problem)
+    device_before = _device_bytes()
+    reset = _reset_peak()
+    baseline = _rss_now_mb() if reset else _rss_peak_mb()
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    peak_first = _rss_peak_mb()
+    after_first = _rss_now_mb()
+    repeat_reset = reset and _reset_peak()
+    for _ in range(repeats):
+        run()
+    peak_repeats = _rss_peak_mb()
+    device_peak = None
+    device_after = _device_bytes()
+    if device_before is not None and device_after is not None:
+        device_peak = max(device_after[1] - device_before[0], 0) / _MB
+    return {
+        "rss_baseline_mb": round(baseline, 2),
+        "rss_peak_mb": round(max(peak_first, peak_repeats) - baseline, 2),
+        "rss_repeat_peak_mb": (
+            round(peak_repeats - after_first, 2) if repeat_reset else None
+        ),
+        "device_peak_mb": None if device_peak is None else round(device_peak, 2),
+        "first_call_s": round(first, 4),
+        "peak_method": "VmHWM" if reset else "ru_maxrss",
+    }
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(measure(argv[0], argv[1])), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

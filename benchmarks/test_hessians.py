@@ -1,0 +1,102 @@
+"""Batched Hessians, Fisher matrices and Hessian diagonals, timed side by side.
+
+One benchmark per (problem, case) of the chosen suite (``cases.SUITES``), grouped by
+problem. For each:
+
+1. the first call is timed alone (tracing and compiling included): ``first_call_s``;
+2. a second call estimates the cost of a repeated call and sets the number of rounds;
+3. pytest-benchmark times the repeated calls (``stats``);
+4. the result is checked against ``jax.hessian``'s (Hessians and diagonals to 1e-7 of the
+   largest entry; Fisher matrices symmetric and finite);
+5. the peak memory is measured in a fresh process (``measure.py``) and stored, with the
+   first call there, in ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import cases
+import problems
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The jax.hessian result of each problem, to check the others against.
+_REFERENCE: dict[str, object] = {}
+
+_DEFAULT_BUDGET = {"quick": 0.5, "full": 2.0}
+
+
+def _rounds(estimate: float, budget: float) -> int:
+    return int(min(max(math.ceil(budget / max(estimate, 1e-6)), 3), 20))
+
+
+def _chosen_blocks() -> int | None:
+    """How many blocks ``zdx_batching`` chose for the last program it ran (best effort)."""
+    try:
+        from zdx_batching import _cache
+
+        entry = next(reversed(_cache._entries.values()))
+        return int(entry.plan.blocks)
+    except Exception:  # private details: absent in other versions
+        return None
+
+
+def _measure_memory(problem_id: str, case_id: str) -> dict:
+    command = [sys.executable, os.path.join(HERE, "measure.py"), problem_id, case_id]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return {"memory_error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_hessian(benchmark, bench_case, request):
+    problem_id, case_id = bench_case
+    config = request.config
+    size = config.getoption("--bench-size")
+    budget = config.getoption("--bench-budget") or _DEFAULT_BUDGET[size]
+    problem = problems.make_problem(problem_id)
+    case = cases.parse_case_id(case_id)
+    run = cases.make_runner(case, problem)
+
+    start = time.perf_counter()
+    result = run()
+    first = time.perf_counter() - start
+    blocks = _chosen_blocks() if case.library == "zdx" else None
+    start = time.perf_counter()
+    run()
+    estimate = time.perf_counter() - start
+
+    if case.kind == "hessian" and case.library == "jax":
+        _REFERENCE[problem_id] = result
+    problem_message = cases.reference_check(case, result, _REFERENCE.get(problem_id))
+
+    benchmark.group = problem_id
+    benchmark.extra_info.update(
+        {
+            "problem": problem_id,
+            "family": problem.family,
+            "n": problem.n,
+            "description": problem.description,
+            "case": case_id,
+            "library": case.library,
+            "kind": case.kind,
+            "nbatches": case.nbatches,
+            "max_memory": case.max_memory,
+            "blocks": blocks,
+            "first_call_s": round(first, 4),
+            "environment": cases.environment_label(),
+        }
+    )
+    benchmark.pedantic(run, rounds=_rounds(estimate, budget), iterations=1, warmup_rounds=0)
+
+    if config.getoption("--bench-memory") == "all" and case.kind != "f":
+        benchmark.extra_info.update(_measure_memory(problem_id, case_id))
+    if problem_message is not None:
+        pytest.fail(problem_message)

@@ -29,7 +29,7 @@ def figures(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("tutorial")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--nuts-warmup", "300", "--nuts-samples", "400"],
+        [sys.executable, str(SCRIPT), "--nuts-warmup", "200", "--nuts-samples", "300"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

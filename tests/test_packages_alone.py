@@ -16,6 +16,7 @@ PACKAGES = {  # distribution -> (import name, tests folder)
     "zdx-stats": ("zdx_stats", "stats"),
     "zdx-batching": ("zdx_batching", "batching"),
     "zdx-opt": ("zdx_opt", "opt"),
+    "zdx-sample": ("zdx_sample", "sample"),
 }
 SIBLINGS = ["zdx-base", "zdx-stats", "zdx-batching", "zdx-opt", "zdx-sample"]
 

@@ -50,7 +50,7 @@ def correlated_gaussian(n=4, seed=0, box=10.0):
         cov=cov,
         sigma=sig,
         log_z=-float(np.sum(np.log(hi - lo))),
-        names=tuple(f"x[{i}]" for i in range(n - 1)) + ("y",),
+        names=(*(f"x[{i}]" for i in range(n - 1)), "y"),
     )
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+
 import zdx_sample as zs
 
 
@@ -69,7 +70,13 @@ def test_likelihood_evaluations_are_counted_exactly():
 
 def test_num_samples_and_progress_bar(gauss, capsys):
     res = zs.nested_sampling(
-        gauss.loglike, gauss.prior, key=2, num_live=50, num_samples=123, termination=0.1, progress=True
+        gauss.loglike,
+        gauss.prior,
+        key=2,
+        num_live=300,
+        num_samples=123,
+        termination=0.1,
+        progress=True,
     )
     assert res.samples["x"].shape == (123, gauss.n - 1)
     assert "nested sampling" in capsys.readouterr().err
@@ -79,5 +86,47 @@ def test_max_iterations_warns():
     prior = {"a": dist.Normal(0.0, 1.0)}
     with pytest.warns(RuntimeWarning, match="max_iterations"):
         zs.nested_sampling(
-            lambda p: -0.5 * (p["a"] / 0.01) ** 2, prior, num_live=20, max_iterations=3, progress=False
+            lambda p: -0.5 * (p["a"] / 0.01) ** 2,
+            prior,
+            num_live=20,
+            max_iterations=3,
+            progress=False,
         )
+
+
+@pytest.mark.slow
+def test_live_point_counts_and_weights_match_blackjax(result):
+    """The compiled weights follow blackjax's post-processing: the same live-point counts
+    as ``compute_num_live`` and the same distribution of log Z as ``log_weights``."""
+    from blackjax.ns.base import NSInfo, StateWithLogLikelihood
+    from blackjax.ns.utils import compute_num_live, log_weights
+
+    from zdx_sample._nested import _weights, num_live_at_death
+
+    death = jnp.asarray(result.log_likelihoods)
+    # rebuild a plausible birth history: initial points (NaN), then births at earlier deaths
+    birth = np.full(death.shape, np.nan)
+    order = np.argsort(np.asarray(death))
+    birth[order[300:]] = np.asarray(death)[order[: death.shape[0] - 300]]
+    birth = jnp.asarray(birth)
+    particles = StateWithLogLikelihood(result.dead_points, jnp.zeros_like(death), death, birth)
+    info = NSInfo(particles, None)
+    expected = compute_num_live(info)
+    np.testing.assert_array_equal(num_live_at_death(birth, death), expected)
+    # ties between a death and a birth: the death comes first
+    tied = num_live_at_death(jnp.array([np.nan, np.nan, 1.0]), jnp.array([1.0, 2.0, 3.0]))
+    tied_info = NSInfo(
+        StateWithLogLikelihood(
+            jnp.zeros((3, 1)),
+            jnp.zeros(3),
+            jnp.array([1.0, 2.0, 3.0]),
+            jnp.array([np.nan, np.nan, 1.0]),
+        ),
+        None,
+    )
+    np.testing.assert_array_equal(tied, compute_num_live(tied_info))
+
+    mine_mean, mine_std, _ = _weights(jax.random.key(5), particles, 1000)
+    theirs = jax.scipy.special.logsumexp(log_weights(jax.random.key(6), info, shape=1000), axis=0)
+    assert abs(float(mine_mean) - float(jnp.mean(theirs))) < 0.1 * float(mine_std)
+    assert abs(float(mine_std) / float(jnp.std(theirs)) - 1) < 0.1

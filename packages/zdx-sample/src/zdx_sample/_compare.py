@@ -102,7 +102,9 @@ def _estimates(model: str, value: Any) -> list[EvidenceEstimate]:
         rows = list(value.evidence_estimates())
         if not rows:
             problem = getattr(value, "evidence_problem", None) or "it has no evidence"
-            raise ValueError(f"compare: the result given for model {model!r} has no evidence: {problem}.")
+            raise ValueError(
+                f"compare: the result given for model {model!r} has no evidence: {problem}."
+            )
         return rows
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return [EvidenceEstimate("given", float(value), None)]
@@ -111,7 +113,11 @@ def _estimates(model: str, value: Any) -> list[EvidenceEstimate]:
         and len(value) == 2
         and all(isinstance(v, numbers.Real) or v is None for v in value)
     ):
-        return [EvidenceEstimate("given", float(value[0]), None if value[1] is None else float(value[1]))]
+        return [
+            EvidenceEstimate(
+                "given", float(value[0]), None if value[1] is None else float(value[1])
+            )
+        ]
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [row for item in value for row in _estimates(model, item)]
     raise TypeError(
@@ -187,9 +193,11 @@ def compare(
 
     chosen = {}
     for model, rows in per_model.items():
-        candidates = [r for r in rows if not r.bound and r.reliable] or [
-            r for r in rows if not r.bound
-        ] or rows
+        candidates = (
+            [r for r in rows if not r.bound and r.reliable]
+            or [r for r in rows if not r.bound]
+            or rows
+        )
         with_error = [r for r in candidates if r.error is not None]
         best = min(with_error, key=lambda r: r.error) if with_error else candidates[0]
         chosen[model] = (best.log_evidence, best.error)
@@ -233,7 +241,12 @@ def compare(
                 notes.append("used")
             table.append(
                 ComparisonRow(
-                    model, r.estimator, r.log_evidence, r.error, r.log_evidence - ref_logz, ", ".join(notes)
+                    model,
+                    r.estimator,
+                    r.log_evidence,
+                    r.error,
+                    r.log_evidence - ref_logz,
+                    ", ".join(notes),
                 )
             )
     return Comparison(tuple(table), chosen, bayes, reference, tuple(disagreements))

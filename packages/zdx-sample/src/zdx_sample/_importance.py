@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.scipy.special import gammaln, logsumexp
+from jax.scipy.special import gammaln
 
 from ._pareto import pareto_khat
 
@@ -52,8 +53,37 @@ class ImportanceEvidence(eqx.Module):
         return self.pareto_k <= KHAT_THRESHOLD
 
 
-def _evaluate(log_target: Callable, xs: jax.Array, batch_size: int) -> jax.Array:
-    return jax.lax.map(log_target, xs, batch_size=min(batch_size, xs.shape[0]))
+def _log_weights(
+    key: jax.Array,
+    loc: jax.Array,
+    sqrt_cov: jax.Array,
+    log_det_sqrt: jax.Array,
+    *,
+    log_target: Callable[[jax.Array], jax.Array],
+    num_samples: int,
+    df: float | None,
+    batch_size: int,
+) -> jax.Array:
+    """Draws from the proposal and their log importance weights (compiled per call, so
+    that no cache keeps ``log_target`` and what it holds alive)."""
+    n = loc.shape[0]
+    key_z, key_g = jax.random.split(key)
+    z = jax.random.normal(key_z, (num_samples, n), dtype=loc.dtype)
+    if df is None:
+        y = z
+        log_q = -0.5 * n * math.log(2 * math.pi) - 0.5 * jnp.sum(y**2, axis=1)
+    else:
+        g = jax.random.gamma(key_g, df / 2, (num_samples, 1), dtype=loc.dtype) / (df / 2)
+        y = z / jnp.sqrt(g)
+        log_q = (
+            gammaln((df + n) / 2)
+            - gammaln(df / 2)
+            - 0.5 * n * math.log(df * math.pi)
+            - 0.5 * (df + n) * jnp.log1p(jnp.sum(y**2, axis=1) / df)
+        )
+    xs = loc + y @ sqrt_cov.T
+    log_p = jax.lax.map(log_target, xs, batch_size=min(batch_size, num_samples))
+    return log_p - (log_q - log_det_sqrt)
 
 
 def importance_evidence(
@@ -78,25 +108,23 @@ def importance_evidence(
     ValueError
         If ``log_target`` is NaN or ``+inf`` at some draws, or zero at all of them.
     """
-    n = loc.shape[0]
-    key_z, key_g = jax.random.split(key)
-    z = jax.random.normal(key_z, (num_samples, n), dtype=loc.dtype)
-    if df is None:
-        y = z
-        log_q = -0.5 * n * math.log(2 * math.pi) - 0.5 * jnp.sum(y**2, axis=1)
-    else:
-        g = jax.random.gamma(key_g, df / 2, (num_samples, 1), dtype=loc.dtype) / (df / 2)
-        y = z / jnp.sqrt(g)
-        log_q = (
-            gammaln((df + n) / 2)
-            - gammaln(df / 2)
-            - 0.5 * n * jnp.log(df * math.pi)
-            - 0.5 * (df + n) * jnp.log1p(jnp.sum(y**2, axis=1) / df)
-        )
-    log_q = log_q - log_det_sqrt
-    xs = loc + y @ sqrt_cov.T
-    log_p = jax.jit(_evaluate, static_argnums=(0, 2))(log_target, xs, batch_size)
-    log_w = onp.asarray(log_p - log_q, dtype=float)
+    log_w = onp.asarray(
+        jax.jit(
+            partial(
+                _log_weights,
+                log_target=log_target,
+                num_samples=num_samples,
+                df=df,
+                batch_size=batch_size,
+            )
+        )(
+            key,
+            jnp.asarray(loc),
+            jnp.asarray(sqrt_cov),
+            jnp.asarray(log_det_sqrt, dtype=jnp.asarray(loc).dtype),
+        ),
+        dtype=float,
+    )
     bad = int(onp.sum(onp.isnan(log_w) | (log_w == onp.inf)))
     if bad:
         raise ValueError(
@@ -112,7 +140,7 @@ def importance_evidence(
     w = onp.exp(log_w - top)
     mean_w = onp.mean(w)
     rel_var = max(onp.mean(w**2) / mean_w**2 - 1.0, 0.0)
-    log_z = float(logsumexp(log_w) - math.log(num_samples))
+    log_z = float(top + math.log(mean_w))
     k = pareto_khat(log_w)
     if not k <= KHAT_THRESHOLD:
         warnings.warn(

@@ -11,6 +11,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
@@ -37,8 +38,12 @@ class LaplaceResult(eqx.Module):
         ``log_likelihood(mean)``.
     log_posterior_max : Array
         ``log_likelihood(mean) + log prior(mean)`` (the likelihood alone without a prior).
+    laplace_log_evidence : Array or None
+        The Laplace evidence (None without a proper prior); read it as ``log_evidence``.
     importance : ImportanceEvidence or None
         The importance-sampling correction of the evidence, when it was computed.
+    evidence_problem, importance_problem : str or None
+        Why there is no evidence, or no correction (None when there is).
 
     The evidence is available as ``log_evidence`` (Laplace) and ``corrected_log_evidence``,
     ``corrected_log_evidence_error``, ``pareto_k`` (importance-corrected) only with a
@@ -65,7 +70,7 @@ class LaplaceResult(eqx.Module):
     @property
     def flat_mean(self) -> jax.Array:
         """The mode as a flat ``(n,)`` vector (the order of ``names``)."""
-        return jax.flatten_util.ravel_pytree(self.mean)[0]
+        return ravel_pytree(self.mean)[0]
 
     @property
     def log_evidence(self) -> jax.Array:
@@ -85,7 +90,9 @@ class LaplaceResult(eqx.Module):
         if self.laplace_log_evidence is None:
             raise ValueError(f"laplace: no evidence: {self.evidence_problem}.")
         if self.importance is None:
-            raise ValueError(f"laplace: no importance-corrected evidence: {self.importance_problem}.")
+            raise ValueError(
+                f"laplace: no importance-corrected evidence: {self.importance_problem}."
+            )
         return self.importance
 
     @property
@@ -238,8 +245,8 @@ def laplace(
     mat, source = curvature("laplace", post, fisher)
     curv = positive_definite("laplace", mat, source, post.names)
 
-    log_like = jnp.asarray(jax.jit(post.log_likelihood)(post.params))
-    log_post = jnp.asarray(jax.jit(post.log_density)(post.params))
+    log_like = jnp.asarray(post.log_likelihood_x0, post.x0.dtype)
+    log_post = jnp.asarray(post.log_likelihood_x0 + post.log_prior_x0, post.x0.dtype)
     problem = post.evidence_problem()
     log_z = None
     importance = None
@@ -259,8 +266,8 @@ def laplace(
                 importance = importance_evidence(
                     post.log_density_flat,
                     post.x0,
-                    sqrt_cov,
-                    0.5 * -curv.log_det,
+                    jnp.asarray(sqrt_cov, post.x0.dtype),
+                    -0.5 * curv.log_det,
                     as_key(key),
                     num_samples=importance_samples,
                     df=df,
@@ -276,8 +283,8 @@ def laplace(
                 )
     return LaplaceResult(
         mean=post.params,
-        covariance=curv.covariance,
-        fisher=curv.fisher,
+        covariance=jnp.asarray(curv.covariance, post.x0.dtype),
+        fisher=jnp.asarray(curv.fisher, post.x0.dtype),
         names=post.names,
         log_likelihood_max=log_like,
         log_posterior_max=log_post,

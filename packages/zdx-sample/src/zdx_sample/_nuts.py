@@ -11,12 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 from numpyro.infer import MCMC, NUTS
-from zdx_opt import LatentMap, reparametrise
+
+from zdx_opt import LatentMap
 
 from ._checks import as_key, check_positive_int
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
-from ._posterior import curvature, positive_definite, setup
+from ._posterior import curvature, positive_definite, setup, whitening
 
 _CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 
@@ -132,7 +133,9 @@ def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
     (a single chain runs ``"sequential"``)."""
     if chain_method is not None:
         if chain_method not in _CHAIN_METHODS:
-            raise ValueError(f"`chain_method` must be one of {_CHAIN_METHODS} or None, got {chain_method!r}.")
+            raise ValueError(
+                f"`chain_method` must be one of {_CHAIN_METHODS} or None, got {chain_method!r}."
+            )
         return chain_method
     if num_chains == 1:
         return "sequential"
@@ -147,7 +150,16 @@ class _Potential(eqx.Module):
         return -self.log_density(self.latent_map(u))
 
 
-def _initial_points(potential: _Potential, key: jax.Array, num_chains: int, k: int, dtype) -> jax.Array:
+@eqx.filter_jit
+def _to_physical(latent_map: LatentMap, latent: jax.Array) -> tuple[jax.Array, Any]:
+    chains, num, _ = latent.shape
+    draws = latent_map.x0 + latent @ latent_map.projection.T
+    return draws, jax.vmap(latent_map.unravel)(draws.reshape(chains * num, -1))
+
+
+def _initial_points(
+    potential: _Potential, key: jax.Array, num_chains: int, k: int, dtype
+) -> jax.Array:
     """Overdispersed starts ``u ~ N(0, I)``, pulled towards 0 where the posterior is zero."""
     u = jax.random.normal(key, (num_chains, k), dtype)
     energy = jax.jit(jax.vmap(potential))
@@ -243,14 +255,15 @@ def nuts(
     post = setup("nuts", log_likelihood, params, prior, optimise=optimise)
     mat, source = curvature("nuts", post, fisher)
     positive_definite("nuts", mat, source, post.names)
-    _, latent_map = reparametrise(post.params, fmat=mat)
+    latent_map = whitening(post, mat)
     potential = _Potential(post.log_density, latent_map)
     k = latent_map.dim
 
     init_key, run_key = jax.random.split(key)
     init = _initial_points(potential, init_key, num_chains, k, post.x0.dtype)
     kernel = NUTS(
-        potential_fn=potential,
+        # numpyro also calls the potential outside jit at the start: keep that one program
+        potential_fn=jax.jit(lambda u: potential(u)),
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
         dense_mass=dense_mass,
@@ -276,11 +289,10 @@ def nuts(
     diverging = jnp.asarray(extra["diverging"]).reshape(num_chains, num_samples)
     energy = jnp.asarray(extra["potential_energy"]).reshape(num_chains, num_samples)
 
-    draws = latent_map.x0 + latent @ latent_map.projection.T
-    samples = jax.vmap(latent_map.unravel)(draws.reshape(num_chains * num_samples, -1))
-    r_hat, ess = rhat_and_ess(draws)
-    divergences = jnp.sum(diverging, axis=1)
-    total = int(jnp.sum(divergences))
+    draws, samples = _to_physical(latent_map, latent)
+    r_hat, ess = rhat_and_ess(onp.asarray(draws))
+    divergences = jnp.asarray(onp.sum(onp.asarray(diverging), axis=1))
+    total = int(onp.sum(onp.asarray(divergences)))
     if total:
         warnings.warn(
             f"nuts: {total} of {num_chains * num_samples} transitions diverged; the draws "

@@ -21,7 +21,7 @@ def _gpd_shape(exceedances: np.ndarray) -> float:
     x = np.sort(exceedances)
     n = x.size
     m = 30 + int(math.sqrt(n))
-    quartile = x[int(math.floor(n / 4 + 0.5)) - 1]
+    quartile = x[math.floor(n / 4 + 0.5) - 1]
     if not (quartile > 0 and np.isfinite(x[-1])):
         return math.inf
     j = np.arange(1, m + 1)
@@ -82,7 +82,7 @@ def pareto_khat(log_weights: Any) -> float:
     if not np.any(np.isfinite(lw)):
         raise ValueError("`log_weights` are all -inf: every importance weight is zero.")
     size = lw.size
-    tail_length = int(math.ceil(min(0.2 * size, 3 * math.sqrt(size))))
+    tail_length = math.ceil(min(0.2 * size, 3 * math.sqrt(size)))
     lw = np.sort(lw - np.max(lw))
     cutoff = max(lw[size - tail_length - 1], math.log(np.finfo(float).tiny))
     tail = lw[lw > cutoff]

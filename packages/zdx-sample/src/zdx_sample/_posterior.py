@@ -7,12 +7,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
 import optimistix as optx
+
 import zdx_base
 import zdx_batching
+from zdx_opt import reparametrise
 
 from ._checks import check_callable, scalar_value
 from ._prior import Prior, check_prior
@@ -34,6 +37,8 @@ class Posterior:
         self.unravel = unravel
         self.names = names
         self.prior = prior
+        self.log_likelihood_x0: float | None = None
+        self.log_prior_x0: float | None = None
 
     @property
     def n(self) -> int:
@@ -111,9 +116,16 @@ def setup(
 
 
 def _check_start(fn_name: str, post: Posterior, where: str = "the start point `params`") -> None:
-    value = scalar_value(
-        jax.jit(post.log_likelihood)(post.params), "`log_likelihood(params)`"
-    )
+    def values(params):
+        value = post.log_likelihood(params)
+        if post.prior is None:
+            return value, jnp.zeros(()), ()
+        leaves = post.prior.treedef.flatten_up_to(params)
+        inside = tuple(jnp.all(d.support(jnp.asarray(x))) for d, x in zip(post.prior.dists, leaves))
+        return value, post.prior.log_density(params), inside
+
+    value, logp, inside = jax.jit(values)(post.params)
+    value = scalar_value(value, "`log_likelihood(params)`")
     if not bool(jnp.isfinite(value)):
         raise ValueError(
             f"{fn_name}: `log_likelihood` returned {float(value)} at {where}; it must be "
@@ -121,17 +133,18 @@ def _check_start(fn_name: str, post: Posterior, where: str = "the start point `p
             "jax.config.update('jax_debug_nans', True)), or start from another point."
         )
     if post.prior is not None:
-        outside = post.prior.outside_support(post.params)
+        outside = [n for n, ok in zip(post.prior.names, inside) if not bool(ok)]
         if outside:
             raise ValueError(
                 f"{fn_name}: {where} lies outside the support of `prior` at {outside}; "
                 "start inside the prior (the prior density there is zero)."
             )
-        logp = float(jax.jit(post.prior.log_density)(post.params))
-        if not onp.isfinite(logp):
+        if not onp.isfinite(float(logp)):
             raise ValueError(
-                f"{fn_name}: the log prior density is {logp} at {where}; it must be finite."
+                f"{fn_name}: the log prior density is {float(logp)} at {where}; it must be finite."
             )
+    post.log_likelihood_x0 = float(value)
+    post.log_prior_x0 = float(logp)
 
 
 def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
@@ -153,9 +166,9 @@ def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
     return moved
 
 
-def _as_matrix(fisher: Any, n: int) -> jax.Array:
+def _as_matrix(fisher: Any, n: int, dtype) -> onp.ndarray:
     try:
-        mat = jnp.asarray(fisher)
+        mat = onp.asarray(fisher)
     except TypeError as err:
         raise TypeError(f"`fisher` must be an (n, n) array, got {type(fisher).__name__}.") from err
     if mat.shape != (n, n):
@@ -163,20 +176,21 @@ def _as_matrix(fisher: Any, n: int) -> jax.Array:
             f"`fisher` must be a ({n}, {n}) matrix (the parameters have {n} entries once "
             f"flattened), got shape {mat.shape}."
         )
-    if not jnp.issubdtype(mat.dtype, jnp.floating):
-        mat = mat.astype(jnp.zeros(()).dtype)
-    if not bool(jnp.all(jnp.isfinite(mat))):
+    if not (onp.issubdtype(mat.dtype, onp.floating) or onp.issubdtype(mat.dtype, onp.integer)):
+        raise TypeError(f"`fisher` must hold real numbers, got dtype {mat.dtype}.")
+    mat = mat.astype(dtype)
+    if not onp.all(onp.isfinite(mat)):
         raise ValueError("`fisher` has NaN or inf entries; it must be finite.")
-    scale = float(jnp.max(jnp.abs(mat)))
-    asym = float(jnp.max(jnp.abs(mat - mat.T)))
-    if asym > 1e-6 * max(scale, float(jnp.finfo(mat.dtype).tiny)):
+    scale = float(onp.max(onp.abs(mat)))
+    asym = float(onp.max(onp.abs(mat - mat.T)))
+    if asym > 1e-6 * max(scale, float(onp.finfo(mat.dtype).tiny)):
         raise ValueError(
             f"`fisher` is not symmetric: max |F - F.T| = {asym:.3g} for max |F| = {scale:.3g}."
         )
     return 0.5 * (mat + mat.T)
 
 
-def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[jax.Array, str]:
+def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.ndarray, str]:
     """The posterior Fisher matrix ``F`` at ``x0`` (minus the Hessian of the log posterior).
 
     With ``fisher`` given it is the likelihood's Fisher matrix and the prior's curvature is
@@ -186,15 +200,18 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[jax.Ar
     Returns
     -------
     F, source
-        The symmetric ``(n, n)`` matrix and a description of where it came from (for
-        error messages).
+        The symmetric ``(n, n)`` matrix (numpy, the dtype of the parameters) and a
+        description of where it came from (for error messages).
     """
+    dtype = onp.dtype(post.x0.dtype)
     if fisher is not None:
-        mat = _as_matrix(fisher, post.n)
+        mat = _as_matrix(fisher, post.n, dtype)
         source = "`fisher`" + (" plus the prior's curvature" if post.prior is not None else "")
         if post.prior is not None:
-            prior_h = jax.hessian(lambda x: post.log_prior(post.unravel(x)))(post.x0)
-            if not bool(jnp.all(jnp.isfinite(prior_h))):
+            prior_h = onp.asarray(
+                jax.jit(jax.hessian(lambda x: post.log_prior(post.unravel(x))))(post.x0)
+            )
+            if not onp.all(onp.isfinite(prior_h)):
                 raise ValueError(
                     f"{fn_name}: the Hessian of the log prior at `params` has NaN or inf "
                     "entries; the prior must be twice differentiable at the start point."
@@ -205,51 +222,52 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[jax.Ar
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN is reported below
             hess, _ = zdx_batching.hessian(lambda p: -post.log_density(p), post.params)
-        if not bool(jnp.all(jnp.isfinite(hess))):
+        hess = onp.asarray(hess)
+        if not onp.all(onp.isfinite(hess)):
             raise ValueError(
                 f"{fn_name}: {source} has NaN or inf entries; the log-likelihood and the "
                 "prior must be twice differentiable (and finite) there."
             )
         mat = 0.5 * (hess + hess.T)
-    return mat, source
+    return mat.astype(dtype), source
 
 
 class Curvature:
-    """The eigen-decomposition of a positive-definite posterior Fisher matrix."""
+    """The eigen-decomposition of a positive-definite posterior Fisher matrix (numpy)."""
 
-    def __init__(self, fisher: jax.Array, eigvals: jax.Array, eigvecs: jax.Array):
+    def __init__(self, fisher: onp.ndarray, eigvals: onp.ndarray, eigvecs: onp.ndarray):
         self.fisher = fisher
         self.eigvals = eigvals
         self.eigvecs = eigvecs
 
     @property
-    def covariance(self) -> jax.Array:
+    def covariance(self) -> onp.ndarray:
         cov = (self.eigvecs / self.eigvals) @ self.eigvecs.T
         return 0.5 * (cov + cov.T)
 
     @property
-    def log_det(self) -> jax.Array:
+    def log_det(self) -> float:
         """``log det F``."""
-        return jnp.sum(jnp.log(self.eigvals))
+        return float(onp.sum(onp.log(self.eigvals)))
 
     @property
-    def sqrt_covariance(self) -> jax.Array:
+    def sqrt_covariance(self) -> onp.ndarray:
         """A matrix ``A`` with ``A @ A.T = F^-1``."""
-        return self.eigvecs / jnp.sqrt(self.eigvals)
+        return self.eigvecs / onp.sqrt(self.eigvals)
 
 
 def positive_definite(
-    fn_name: str, mat: jax.Array, source: str, names: tuple[str, ...]
+    fn_name: str, mat: onp.ndarray, source: str, names: tuple[str, ...]
 ) -> Curvature:
     """Decompose ``mat``; raise a ``ValueError`` naming the directions if it is not
     positive definite."""
-    vals, vecs = jnp.linalg.eigh(mat)
+    vals, vecs = onp.linalg.eigh(mat)
     n = mat.shape[0]
-    top = float(jnp.max(jnp.abs(vals)))
-    floor = n * float(jnp.finfo(mat.dtype).eps) * top
-    bad = onp.flatnonzero(onp.asarray(vals) <= floor)
+    top = float(onp.max(onp.abs(vals)))
+    floor = n * float(onp.finfo(mat.dtype).eps) * top
+    bad = onp.flatnonzero(vals <= floor)
     if top == 0 or bad.size:
-        worst = onp.asarray(vecs[:, 0])
+        worst = vecs[:, 0]
         lead = [names[i] for i in onp.argsort(-onp.abs(worst))[: min(3, n)]]
         raise ValueError(
             f"{fn_name}: {source} is not positive definite: {max(bad.size, 1)} of {n} "
@@ -260,3 +278,8 @@ def positive_definite(
             "the data do not constrain, or give a positive-definite `fisher`."
         )
     return Curvature(mat, vals, vecs)
+
+
+def whitening(post: Posterior, mat: onp.ndarray):
+    """``zdx_opt.reparametrise`` at the start point, compiled in one program."""
+    return eqx.filter_jit(reparametrise)(post.params, fmat=jnp.asarray(mat))[1]

@@ -91,15 +91,6 @@ class Prior:
             total = total + jnp.sum(jnp.where(inside, logp, -jnp.inf))
         return total
 
-    def outside_support(self, params: Any) -> list[str]:
-        """The paths of the leaves of ``params`` outside their distribution's support."""
-        leaves = self.treedef.flatten_up_to(params)
-        return [
-            n
-            for n, d, x in zip(self.names, self.dists, leaves)
-            if not bool(jnp.all(d.support(jnp.asarray(x))))
-        ]
-
     def sample(self, key: jax.Array, num: int) -> Any:
         """``num`` draws of the parameters, every leaf with a leading axis of ``num``."""
         self.require_proper("Drawing from the prior")
@@ -118,7 +109,7 @@ def _inside_value(d: dist.Distribution, x: jax.Array) -> jax.Array:
     its gradient stay finite in the branch that ``jnp.where`` throws away."""
     try:
         return jnp.broadcast_to(d.mean, x.shape).astype(x.dtype)
-    except Exception:  # noqa: BLE001 - distributions without a finite mean
+    except Exception:
         return jnp.zeros_like(x)
 
 
@@ -179,7 +170,9 @@ def check_prior(prior: Any, params: Any = None, *, argument: str = "prior") -> P
         for (name, leaf), d in zip(param_named, dists):
             shape = tuple(jnp.shape(leaf))
             if _shape(d) != shape:
-                bad.append(f"{name!r}: the distribution has shape {_shape(d)}, the parameter {shape}")
+                bad.append(
+                    f"{name!r}: the distribution has shape {_shape(d)}, the parameter {shape}"
+                )
         if bad:
             raise ValueError(
                 f"`{argument}` does not match the shapes of `params`: "

@@ -10,18 +10,20 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as onp
 import numpyro
 import numpyro.distributions as dist
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.initialization import init_to_value
-from zdx_opt import LatentMap, reparametrise
+
+from zdx_opt import LatentMap
 
 from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
 from ._importance import ImportanceEvidence, importance_evidence
 from ._inference_data import draws_to_inference_data
-from ._posterior import curvature, positive_definite, setup
+from ._posterior import curvature, positive_definite, setup, whitening
 
 
 class VariationalResult(eqx.Module):
@@ -50,6 +52,8 @@ class VariationalResult(eqx.Module):
         The whitening ``u -> params`` the Gaussian was fitted in.
     loc, scale_tril : Array
         The Gaussian in the latent space: ``u ~ N(loc, scale_tril @ scale_tril.T)``.
+    evidence_problem, importance_problem : str or None
+        Why there is no evidence, or no correction (None when there is).
     """
 
     mean: Any
@@ -130,6 +134,26 @@ class VariationalResult(eqx.Module):
         )
 
 
+@jax.jit
+def _gaussian_in_params(latent_map, loc, scale_tril):
+    """The fitted Gaussian in the parameters: a square root of its covariance and its mean."""
+    return latent_map.projection @ scale_tril, latent_map.x0 + latent_map.projection @ loc
+
+
+def _elbo_terms(key, loc, scale_tril, log_density_u, num, batch_size):
+    """``log p(u) - log q(u)`` at ``num`` draws of the Gaussian ``q``, in one program."""
+    k = loc.shape[0]
+    eps = jax.random.normal(key, (num, k), loc.dtype)
+    us = loc + eps @ scale_tril.T
+    log_q = (
+        -0.5 * k * math.log(2 * math.pi)
+        - jnp.sum(jnp.log(jnp.diag(scale_tril)))
+        - 0.5 * jnp.sum(eps**2, axis=1)
+    )
+    log_p = jax.lax.map(log_density_u, us, batch_size=min(batch_size, num))
+    return log_p - log_q
+
+
 def variational(
     log_likelihood: Callable[[Any], Any],
     params: Any,
@@ -206,7 +230,8 @@ def variational(
     importance_samples = check_positive_int(importance_samples, "importance_samples", minimum=0)
     if 0 < importance_samples < 10:
         raise ValueError(
-            f"`importance_samples` must be 0 (no correction) or at least 10, got {importance_samples}."
+            "`importance_samples` must be 0 (no correction) or at least 10, got "
+            f"{importance_samples}."
         )
     df = check_positive_float(df, "df", allow_none=True)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -214,10 +239,11 @@ def variational(
     post = setup("variational", log_likelihood, params, prior, optimise=optimise)
     mat, source = curvature("variational", post, fisher)
     positive_definite("variational", mat, source, post.names)
-    _, latent_map = reparametrise(post.params, fmat=mat)
+    latent_map = whitening(post, mat)
     k = latent_map.dim
-    log_det_p = jnp.linalg.slogdet(latent_map.projection)[1]
+    log_det_p = float(onp.linalg.slogdet(onp.asarray(latent_map.projection))[1])
 
+    @jax.jit  # numpyro also runs the model outside jit: keep that one compiled call
     def log_density_u(u):
         return post.log_density(latent_map(u))
 
@@ -228,6 +254,7 @@ def variational(
     guide = AutoMultivariateNormal(
         model, init_loc_fn=init_to_value(values={"u": jnp.zeros(k, post.x0.dtype)}), init_scale=1.0
     )
+
     # Adam's steps keep a size of about the step size even at the optimum, where the
     # gradients are pure Monte Carlo noise: decay it to 1 % over the run so that the fit
     # settles instead of wandering around the optimum.
@@ -239,36 +266,33 @@ def variational(
     run = svi.run(run_key, num_steps, progress_bar=bool(progress))
     loc = jnp.asarray(run.params["auto_loc"])
     scale_tril = jnp.asarray(run.params["auto_scale_tril"])
-    if not (bool(jnp.all(jnp.isfinite(loc))) and bool(jnp.all(jnp.isfinite(scale_tril)))):
+    if not (
+        onp.all(onp.isfinite(onp.asarray(loc))) and onp.all(onp.isfinite(onp.asarray(scale_tril)))
+    ):
         raise ValueError(
             "variational: the optimisation produced NaN or inf (the last losses were "
             f"{run.losses[-3:]}); try a smaller `learning_rate`."
         )
 
     # the ELBO in the parameters' units, from fresh draws of the final Gaussian
-    eps = jax.random.normal(elbo_key, (elbo_samples, k), loc.dtype)
-    us = loc + eps @ scale_tril.T
-    log_q = (
-        -0.5 * k * math.log(2 * math.pi)
-        - jnp.sum(jnp.log(jnp.diag(scale_tril)))
-        - 0.5 * jnp.sum(eps**2, axis=1)
+    terms = (
+        onp.asarray(_elbo_terms(elbo_key, loc, scale_tril, log_density_u, elbo_samples, batch_size))
+        + log_det_p
     )
-    log_p = jax.jit(lambda u: jax.lax.map(log_density_u, u, batch_size=min(batch_size, elbo_samples)))(us)
-    terms = log_p - log_q + log_det_p
-    if not bool(jnp.all(jnp.isfinite(terms))):
-        bad = int(jnp.sum(~jnp.isfinite(terms)))
+    if not onp.all(onp.isfinite(terms)):
+        bad = int(onp.sum(~onp.isfinite(terms)))
         raise ValueError(
             f"variational: the log posterior is not finite at {bad} of {elbo_samples} draws "
             "of the fitted Gaussian (outside the prior's support, or NaN), so the ELBO is "
             "-inf or undefined; use a prior without hard edges near the posterior, or nuts."
         )
-    elbo = jnp.mean(terms)
-    elbo_error = jnp.std(terms) / math.sqrt(elbo_samples)
+    elbo = jnp.asarray(onp.mean(terms))
+    elbo_error = jnp.asarray(onp.std(terms) / math.sqrt(elbo_samples))
 
     problem = post.evidence_problem()
     importance = None
     importance_problem = None
-    sqrt_cov = latent_map.projection @ scale_tril
+    sqrt_cov, mean_flat = _gaussian_in_params(latent_map, loc, scale_tril)
     if problem is None:
         if importance_samples == 0:
             importance_problem = "importance_samples=0"
@@ -276,9 +300,9 @@ def variational(
             try:
                 importance = importance_evidence(
                     post.log_density_flat,
-                    latent_map.x0 + latent_map.projection @ loc,
+                    mean_flat,
                     sqrt_cov,
-                    log_det_p + jnp.sum(jnp.log(jnp.diag(scale_tril))),
+                    log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
                     is_key,
                     num_samples=importance_samples,
                     df=df,
@@ -291,7 +315,7 @@ def variational(
                     f"No importance-corrected evidence: {err}", RuntimeWarning, stacklevel=2
                 )
     return VariationalResult(
-        mean=latent_map(loc),
+        mean=latent_map.unravel(mean_flat),
         covariance=sqrt_cov @ sqrt_cov.T,
         names=post.names,
         elbo=elbo,

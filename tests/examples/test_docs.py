@@ -11,6 +11,10 @@ MODULES = [
     "zdx_examples._gaussians",
     "zdx_examples.gaussians",
     "zdx_examples.optics",
+    "zdx_examples._plots",
+    "zdx_examples.plots",
+    "zdx_examples.report",
+    "zdx_examples._cli",
 ]
 
 

@@ -1,17 +1,19 @@
-"""The ``zdx-examples`` command: run the tutorial's fits end to end and summarise them.
+"""The ``zdx-examples`` command: run the tutorial's fits end to end and report on them.
 
 ``zdx-examples gaussians-fit`` fits the sum of Gaussians with BFGS and estimates the
-uncertainties from the Hessian (sections 1 to 3 of the tutorial); ``zdx-examples
-optics-fit`` simulates the hierarchical optics data and fits it with L-BFGS in the
-whitened (Fisher eigen-) parametrisation (sections 4 to 6), then compares the fit with the
-truth through the Hessian at the best fit. Each prints one ``name value`` line per figure
-and can write them to a JSON file.
+uncertainties from the Hessian (sections 1 to 3 of the tutorial). ``zdx-examples
+optics-fit`` simulates the hierarchical optics data, estimates a start from it, fits it
+with the natural gradient and then the whitened L-BFGS, takes the error bars from the
+Hessian and samples the posterior briefly with NUTS (sections 4 to 7); with ``--out DIR``
+it writes the figures, ``summary.json`` and ``report.md`` there. Both print one
+``name value`` line per figure. ``python -m zdx_examples`` is the same command.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sys
 import time
 from collections.abc import Sequence
@@ -20,24 +22,43 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jax.flatten_util import ravel_pytree
 
-import zdx_base
 import zdx_batching
-import zdx_opt
 import zdx_stats
 
 from . import gaussians as gauss
 from . import optics as ex
+from ._plots import plot_gaussians
+from ._report import summarise, write_report
+
+DEFAULTS = {
+    "npix": 128,
+    "psf_npix": 32,
+    "n_zernike": 7,
+    "filters": 3,
+    "n_images": 1000,
+    "seed": 0,
+    "ngd_steps": 100,
+    "learning_rate": 0.1,
+    "refresh_every": 5,
+    "max_steps": 256,
+    "nuts_warmup": 200,
+    "nuts_samples": 300,
+    "nuts_chains": 1,
+    "corner_params": 6,
+}
+"""The settings of ``optics-fit`` when no option is given."""
 
 
-def gaussians_fit(seed: int = 0) -> dict[str, Any]:
+def gaussians_fit(seed: int = 0, out: str | pathlib.Path | None = None) -> dict[str, Any]:
     """Fit the tutorial's sum of Gaussians; a summary of the fit.
 
     Parameters
     ----------
     seed : int
         Seed of the simulated noise (the tutorial's is 0).
+    out : str or Path, optional
+        A folder to write ``gaussians.png`` and ``summary.json`` into.
 
     Returns
     -------
@@ -57,7 +78,7 @@ def gaussians_fit(seed: int = 0) -> dict[str, Any]:
     final = zdx_stats.chi2r(sim.model(sol.value), sim.data, sim.error, ddof)
     hessian, unflatten = zdx_batching.hessian(lambda p: gauss.neg_loglike_fn(p, args), sol.value)
     sigma = unflatten(jnp.sqrt(jnp.diag(jnp.linalg.inv(hessian))))
-    return {
+    summary = {
         "initial_chi2r": float(initial),
         "final_chi2r": float(final),
         "steps": int(sol.stats["num_steps"]),
@@ -65,108 +86,151 @@ def gaussians_fit(seed: int = 0) -> dict[str, Any]:
         "params": {k: [float(v) for v in sol.value[k]] for k in sol.value},
         "sigma": {k: [float(v) for v in sigma[k]] for k in sigma},
     }
+    if out is not None:
+        out = _folder(out)
+        curves = {
+            "truth": sim.true_values,
+            "start": sim.model(params),
+            "best fit": sim.model(sol.value),
+        }
+        plot_gaussians(sim.model.xs, sim.data, float(sim.error), curves).savefig(
+            out / "gaussians.png", dpi=110
+        )
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def filter_set(n: int) -> dict[str, jax.Array]:
+    """``n`` filters of five wavelengths each: the tutorial's blue, green and red (1.0 to
+    1.6 microns) first, then 0.2-micron bands ``band4``, ``band5``... beyond.
+
+    >>> list(filter_set(2)), list(filter_set(4))
+    (['blue', 'green'], ['blue', 'green', 'red', 'band4'])
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"`filters` must be an integer >= 1, got {n!r}.")
+    filters = dict(list(ex.default_filters().items())[:n])
+    for i in range(3, n):
+        filters[f"band{i + 1}"] = jnp.linspace(1.0 + 0.2 * i, 1.2 + 0.2 * i, 5)
+    return filters
+
+
+def _folder(out: str | pathlib.Path) -> pathlib.Path:
+    out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out must be a folder, but {str(out)!r} is a file.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def optics_fit(
-    npix: int = 256, n_images: int = 1000, seed: int = 0, max_steps: int = 256
+    out: str | pathlib.Path | None = None, progress: bool = True, **settings: Any
 ) -> dict[str, Any]:
-    """Simulate and fit the hierarchical optics problem; a summary of the fit.
-
-    The fit is the tutorial's section 6: the Fisher matrix of the loss at the starting
-    guess (on data simulated from that guess) gives the whitening projection
-    (``zdx_opt.eigen_projection``), and L-BFGS minimises the loss in that latent space.
-    The Hessian of minus the log-likelihood at the best fit gives the uncertainties.
+    """Simulate the hierarchical optics data, fit it end to end and report; a summary.
 
     Parameters
     ----------
-    npix : int
-        Pixels across the pupil.
-    n_images : int
-        Exposures averaged per filter.
-    seed : int
-        Seed of the true parameters and of the noise.
-    max_steps : int
-        Most L-BFGS steps.
+    out : str or Path, optional
+        A folder to write the figures, ``summary.json`` and ``report.md`` into
+        (:func:`zdx_examples.report.write_report`).
+    progress : bool
+        Show progress bars and a line per stage on standard error.
+    **settings
+        Any of :data:`DEFAULTS`: ``npix`` (pupil pixels), ``psf_npix`` (detector
+        pixels), ``n_zernike``, ``filters`` (how many), ``n_images`` (exposures averaged),
+        ``seed``, ``ngd_steps``, ``learning_rate``, ``refresh_every`` (of the natural
+        gradient's Fisher matrix), ``max_steps`` (L-BFGS),
+        ``nuts_warmup``, ``nuts_samples`` (0 skips NUTS), ``nuts_chains``,
+        ``corner_params``.
 
     Returns
     -------
     summary : dict
-        ``initial_chi2r``, ``truth_chi2r``, ``final_chi2r``, ``steps``, ``seconds``,
-        ``max_abs_pull`` (largest ``|fit - truth| / sigma``), and per scalar parameter
-        ``names``, ``fit``, ``sigma``, ``truth``.
+        :func:`zdx_examples.report.summarise` of the fit, with a ``simulate`` stage first.
+
+    Raises
+    ------
+    TypeError
+        For an unknown setting.
+    ValueError
+        For a setting out of range.
     """
-    optics = ex.build_optics(npix=npix)
-    sim = ex.simulate(optics, seed=seed, n_images=n_images)
-    observations = sim.observations
-    args = (optics, observations)
-    params = ex.start_params(observations, optics)
-
-    read_noise = 10.0
-    psfs = jnp.array([obs(params, optics) for obs in observations])
-    errors = jnp.sqrt((psfs + read_noise**2) / n_images)
-    simulated = [
-        obs.set(["data", "error"], [d, e]) for d, e, obs in zip(psfs, errors, observations)
-    ]
-    fisher, _ = zdx_batching.hessian(lambda p: ex.loss_fn(p, (optics, simulated)), params)
-    x0, unravel = ravel_pytree(params)
-    projection = zdx_opt.eigen_projection(fmat=fisher)
-
-    def project(u):
-        return unravel(x0 + jnp.dot(projection, u))
-
-    def latent_loss(u, args):
-        return ex.loss_fn(project(u), args)
-
-    solver = optx.BestSoFarMinimiser(optx.LBFGS(rtol=1e-6, atol=1e-6))
-    start = time.perf_counter()
-    sol = optx.minimise(
-        latent_loss,
-        solver,
-        jnp.zeros(projection.shape[-1]),
-        args,
-        max_steps=max_steps,
-        throw=False,
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"optics_fit: unknown settings {unknown}; known: {sorted(DEFAULTS)}.")
+    s = {**DEFAULTS, **settings}
+    folder = None if out is None else _folder(out)
+    clock = time.perf_counter()
+    optics = ex.build_optics(
+        filters=filter_set(s["filters"]),
+        npix=s["npix"],
+        psf_npixels=s["psf_npix"],
+        n_zernike=s["n_zernike"],
     )
-    seconds = time.perf_counter() - start
-    best = project(sol.value)
-
-    hessian, _ = zdx_batching.hessian(lambda p: -ex.loglike_fn(p, args), best)
-    sigma = jnp.sqrt(jnp.diag(jnp.linalg.inv(hessian)))
-    fit, _ = ravel_pytree(best)
-    truth, _ = ravel_pytree(sim.true_params)
-    names = list(zdx_base.scalar_names(best))
-    return {
-        "initial_chi2r": float(ex.get_reduced_chi2(params, optics, observations)),
-        "truth_chi2r": float(ex.get_reduced_chi2(sim.true_params, optics, observations)),
-        "final_chi2r": float(ex.get_reduced_chi2(best, optics, observations)),
-        "steps": int(sol.stats["num_steps"]),
-        "seconds": round(seconds, 3),
-        "max_abs_pull": float(jnp.max(jnp.abs((fit - truth) / sigma))),
-        "names": names,
-        "fit": [float(v) for v in fit],
-        "sigma": [float(v) for v in sigma],
-        "truth": [float(v) for v in truth],
-    }
+    sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
+    jax.block_until_ready(sim.observations)
+    seconds = time.perf_counter() - clock
+    if progress:
+        print(f"[simulate] {s['n_images']} exposures in {seconds:.1f} s", file=sys.stderr)
+    result = ex.fit(
+        sim,
+        ngd_steps=s["ngd_steps"],
+        learning_rate=s["learning_rate"],
+        refresh_every=s["refresh_every"],
+        max_steps=s["max_steps"],
+        nuts_warmup=s["nuts_warmup"],
+        nuts_samples=s["nuts_samples"],
+        nuts_chains=s["nuts_chains"],
+        seed=s["seed"],
+        progress=progress,
+        stages={"simulate": {"steps": s["n_images"], "seconds": round(seconds, 3)}},
+    )
+    if folder is None:
+        return summarise(result, s)
+    write_report(result, folder, settings=s, corner_params=s["corner_params"])
+    return json.loads((folder / "summary.json").read_text())
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
-        if not isinstance(value, (list, dict)):
+        if not isinstance(value, (list, dict)) and value is not None:
             print(f"{key} {value}")
-    if "names" in summary:
-        print(f"{'parameter':<16}{'fit':>14}{'sigma':>12}{'truth':>14}")
-        for row in zip(summary["names"], summary["fit"], summary["sigma"], summary["truth"]):
-            print(f"{row[0]:<16}{row[1]:>14.6g}{row[2]:>12.3g}{row[3]:>14.6g}")
+    for stage, record in summary.get("stages", {}).items():
+        print(f"stage {stage} " + " ".join(f"{k}={v}" for k, v in record.items()))
+    if "parameters" in summary:
+        print(f"{'parameter':<18}{'fit':>14}{'sigma':>11}{'truth':>14}{'pull':>8}")
+        for row in summary["parameters"]:
+            print(
+                f"{row['name']:<18}{row['fit']:>14.7g}{row['sigma']:>11.3g}"
+                f"{row['truth']:>14.7g}{row['pull']:>8.2f}"
+            )
     if "params" in summary:
         for key, values in summary["params"].items():
             for i, (v, s) in enumerate(zip(values, summary["sigma"][key])):
                 print(f"{key}[{i}] {v:.6g} +- {s:.3g}")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            kind = "positive integer" if minimum == 1 else f"integer >= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be a {kind}, got {text}")
+        return value
+
+    return parse
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 10:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 10), got {text}")
     return value
 
 
@@ -176,31 +240,126 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gaussians-fit", help="BFGS fit of the sum of Gaussians")
-    g.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    g.add_argument("--seed", type=_integer(0), default=0, help="seed of the noise (default 0)")
+    g.add_argument("--out", help="folder for gaussians.png and summary.json")
     g.add_argument("--json", help="also write the summary to this JSON file")
-    o = sub.add_parser("optics-fit", help="reparametrised L-BFGS fit of the optics model")
-    o.add_argument("--npix", type=_positive_int, default=256, help="pupil pixels (256)")
-    o.add_argument("--n-images", type=_positive_int, default=1000, help="exposures (1000)")
-    o.add_argument("--seed", type=int, default=0, help="seed of truth and noise (0)")
-    o.add_argument("--max-steps", type=_positive_int, default=256, help="L-BFGS steps (256)")
+
+    o = sub.add_parser(
+        "optics-fit",
+        help="natural gradient, whitened L-BFGS, Hessian and NUTS on the optics model",
+        description="Simulate the hierarchical optics data and fit it end to end.",
+    )
+    d = DEFAULTS
+    o.add_argument("--out", help="folder for the figures, summary.json and report.md")
     o.add_argument("--json", help="also write the summary to this JSON file")
+    o.add_argument(
+        "--npix",
+        type=_integer(8),
+        default=d["npix"],
+        help=f"pupil pixels across ({d['npix']}; the tutorial's is 256)",
+    )
+    o.add_argument(
+        "--psf-npix",
+        type=_integer(4),
+        default=d["psf_npix"],
+        help=f"detector pixels across ({d['psf_npix']})",
+    )
+    o.add_argument(
+        "--n-zernike",
+        type=_integer(1),
+        default=d["n_zernike"],
+        help=f"Zernike terms from defocus on ({d['n_zernike']})",
+    )
+    o.add_argument(
+        "--filters",
+        type=_integer(1),
+        default=d["filters"],
+        help=f"number of filters ({d['filters']})",
+    )
+    o.add_argument(
+        "--n-images",
+        type=_integer(2),
+        default=d["n_images"],
+        help=f"exposures averaged per filter ({d['n_images']})",
+    )
+    o.add_argument(
+        "--seed",
+        type=_integer(0),
+        default=d["seed"],
+        help=f"seed of truth, noise and chains ({d['seed']})",
+    )
+    o.add_argument(
+        "--ngd-steps",
+        type=_integer(1),
+        default=d["ngd_steps"],
+        help=f"natural-gradient steps ({d['ngd_steps']})",
+    )
+    o.add_argument(
+        "--learning-rate",
+        type=_rate,
+        default=d["learning_rate"],
+        help=f"natural-gradient rate ({d['learning_rate']})",
+    )
+    o.add_argument(
+        "--refresh-every",
+        type=_integer(1),
+        default=d["refresh_every"],
+        help=f"steps between Fisher updates of the natural gradient ({d['refresh_every']})",
+    )
+    o.add_argument(
+        "--max-steps",
+        type=_integer(1),
+        default=d["max_steps"],
+        help=f"most L-BFGS steps ({d['max_steps']})",
+    )
+    o.add_argument(
+        "--nuts-warmup",
+        type=_integer(0),
+        default=d["nuts_warmup"],
+        help=f"NUTS warm-up steps per chain ({d['nuts_warmup']})",
+    )
+    o.add_argument(
+        "--nuts-samples",
+        type=_integer(0),
+        default=d["nuts_samples"],
+        help=f"NUTS draws per chain, 0 to skip ({d['nuts_samples']})",
+    )
+    o.add_argument(
+        "--nuts-chains",
+        type=_integer(1),
+        default=d["nuts_chains"],
+        help=f"NUTS chains ({d['nuts_chains']})",
+    )
+    o.add_argument(
+        "--corner-params",
+        type=_integer(0),
+        default=d["corner_params"],
+        help=f"parameters in the corner plot, 0 for all ({d['corner_params']})",
+    )
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zdx-examples``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "optics-fit" and 0 < args.nuts_samples < 4:
+        parser.error(f"argument --nuts-samples: must be 0 or >= 4, got {args.nuts_samples}")
+    import matplotlib
+
+    matplotlib.use("Agg")
     jax.config.update("jax_enable_x64", True)
     if args.command == "gaussians-fit":
-        summary = gaussians_fit(seed=args.seed)
+        summary = gaussians_fit(seed=args.seed, out=args.out)
     else:
-        summary = optics_fit(
-            npix=args.npix, n_images=args.n_images, seed=args.seed, max_steps=args.max_steps
-        )
+        settings = {key: getattr(args, key) for key in DEFAULTS}
+        summary = optics_fit(out=args.out, progress=not args.quiet, **settings)
     _print_summary(summary)
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(summary, file, indent=2)
+        pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    if getattr(args, "out", None):
+        print(f"report written to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,8 @@ wavefront error is shared by all images, the position and flux of the star are p
 >>> sim = ex.simulate(ex.build_optics(npix=64), n_images=100)      # doctest: +SKIP
 >>> params = ex.start_params(sim.observations, sim.optics)          # doctest: +SKIP
 >>> ex.loss_fn(params, (sim.optics, sim.observations))             # doctest: +SKIP
+>>> result = ex.fit(sim)     # natural gradient, L-BFGS, Hessian, NUTS  # doctest: +SKIP
+>>> result.chi2r(), result.max_abs_pull                                # doctest: +SKIP
 """
 
 from ._fit import get_reduced_chi2 as get_reduced_chi2
@@ -23,6 +25,14 @@ from ._optics import default_filters as default_filters
 from ._optics import noll_to_nm as noll_to_nm
 from ._optics import telescope_aperture as telescope_aperture
 from ._optics import zernike_basis as zernike_basis
+from ._pipeline import OpticsFit as OpticsFit
+from ._pipeline import fit as fit
+from ._pipeline import hessian_covariance as hessian_covariance
+from ._pipeline import loss_fisher as loss_fisher
+from ._pipeline import natural_gradient_descent as natural_gradient_descent
+from ._pipeline import whitened_lbfgs as whitened_lbfgs
+from ._sampling import PosteriorSamples as PosteriorSamples
+from ._sampling import sample_posterior as sample_posterior
 from ._simulate import OpticsSimulation as OpticsSimulation
 from ._simulate import simulate as simulate
 from ._simulate import start_params as start_params

@@ -3,10 +3,11 @@
 Options (see ``python benchmarks/run.py --help`` for the usual way to run):
 
 - ``--bench-size quick|full``: which suite of ``cases.SUITES`` runs;
-- ``--bench-memory all|none``: measure the peak memory of each case in a fresh process
-  (``measure.py``), or not;
+- ``--bench-memory all|key|none``: measure the peak memory of each case in a fresh process
+  (``measure.py``), of the cases the README's targets use (``cases.KEY_CASES``), or of none;
 - ``--bench-budget SECONDS``: about how long the repeated calls of one case are timed
-  (at least 3 and at most 20 rounds).
+  (at least 3 and at most 20 rounds; 20 to 500 for one evaluation of ``f``);
+- ``--bench-problems ID,ID``: only these problems of the suite.
 
 No persistent compilation cache is used: the first call of each case really compiles.
 """
@@ -19,7 +20,7 @@ import sys
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -30,17 +31,22 @@ import machine  # noqa: E402
 def pytest_addoption(parser):
     group = parser.getgroup("zodiax benchmarks")
     group.addoption("--bench-size", default="quick", choices=sorted(cases.SUITES))
-    group.addoption("--bench-memory", default="all", choices=["all", "none"])
+    group.addoption("--bench-memory", default="all", choices=["all", "key", "none"])
     group.addoption("--bench-budget", default=None, type=float)
+    group.addoption("--bench-problems", default=None, help="comma-separated problem ids")
 
 
 def pytest_generate_tests(metafunc):
     if "bench_case" not in metafunc.fixturenames:
         return
     size = metafunc.config.getoption("--bench-size")
+    chosen = metafunc.config.getoption("--bench-problems")
+    chosen = None if chosen is None else set(chosen.split(","))
     here = cases.available_libraries()
     params, ids = [], []
     for entry in cases.SUITES[size]:
+        if chosen is not None and entry.problem not in chosen:
+            continue
         for case in cases.cases_for(entry):
             if case.library in here:
                 params.append((entry.problem, case.id))

@@ -3,17 +3,17 @@
     python benchmarks/measure.py PROBLEM CASE
 
 builds the problem, resets the process's peak resident set size (Linux: writing ``5`` to
-``/proc/self/clear_refs``), makes the first call and two repeated calls, and prints one
+``/proc/self/clear_refs``), makes the first call and one repeated call, and prints one
 line of JSON:
 
 - ``rss_baseline_mb``: resident memory after importing and building the problem;
 - ``rss_peak_mb``: the peak resident memory above that baseline, over the first call
-  (tracing and compiling included) and the repeats;
+  (tracing and compiling included) and the repeat;
 - ``rss_repeat_peak_mb``: the peak above the memory resident after the first call, over the
-  repeats alone (memory the allocator kept from the first call is not counted again);
+  repeat alone (memory the allocator kept from the first call is not counted again);
 - ``device_peak_mb``: on an accelerator, JAX's ``peak_bytes_in_use`` above the bytes in use
   at the baseline (``None`` on CPU, where JAX does not report it);
-- ``first_call_s``: the first call in this fresh process.
+- ``first_call_fresh_s``: the first call in this fresh process.
 
 Without ``clear_refs`` (not Linux) the peak is ``ru_maxrss`` minus its value at the
 baseline, which cannot see a peak lower than the build's.
@@ -29,7 +29,7 @@ import time
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -82,7 +82,7 @@ def _device_bytes() -> tuple[int, int] | None:
     return int(stats["bytes_in_use"]), int(stats["peak_bytes_in_use"])
 
 
-def measure(problem_id: str, case_id: str, repeats: int = 2) -> dict:
+def measure(problem_id: str, case_id: str, repeats: int = 1) -> dict:
     """Measure one case; see the module's docstring for what comes back."""
     problem = problems.make_problem(problem_id)
     case = cases.parse_case_id(case_id)
@@ -106,11 +106,9 @@ def measure(problem_id: str, case_id: str, repeats: int = 2) -> dict:
     return {
         "rss_baseline_mb": round(baseline, 2),
         "rss_peak_mb": round(max(peak_first, peak_repeats) - baseline, 2),
-        "rss_repeat_peak_mb": (
-            round(peak_repeats - after_first, 2) if repeat_reset else None
-        ),
+        "rss_repeat_peak_mb": (round(peak_repeats - after_first, 2) if repeat_reset else None),
         "device_peak_mb": None if device_peak is None else round(device_peak, 2),
-        "first_call_s": round(first, 4),
+        "first_call_fresh_s": round(first, 4),
         "peak_method": "VmHWM" if reset else "ru_maxrss",
     }
 

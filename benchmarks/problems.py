@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.scipy.stats as jss
 import numpy as np
+
 import zodiax as zdx
 
 __all__ = [
@@ -192,7 +193,9 @@ def build_optics(
 
     Layers ``"aperture"`` (a normalising ``TransmissiveLayer``) and ``"wfe"`` (a
     ``BasisLayer`` of ``n_zernike`` Zernike polynomials from Noll index 4, applied as optical
-    path difference in metres). Same signature as ``zdx_examples.optics.build_optics``.
+    path difference in metres). Same signature and the same model as
+    ``zdx_examples.optics.build_optics`` (same pupil, basis and PSFs), which cannot be imported
+    beside zodiax 0.5.0.
     """
     filters = filter_bands(3) if filters is None else filters
     coords = dlu.pixel_coords(npix, diameter)

@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -47,7 +48,10 @@ def test_package_installs_alone_and_passes_its_tests(dist, tmp_path):
         "".join(f"{s} @ {(ROOT / 'packages' / s).as_uri()}\n" for s in SIBLINGS)
     )
     install = [*uv, "pip", "install", "-q", "--python", python, "--override", str(overrides)]
-    subprocess.run([*install, str(ROOT / "packages" / dist), "pytest", "hypothesis"], check=True)
+    # the test requirements of the package's own hatch environment, `hatch run <dist>:test`
+    hatch = tomllib.loads((ROOT / "hatch.toml").read_text())
+    test_requirements = hatch["envs"][dist]["dependencies"]
+    subprocess.run([*install, str(ROOT / "packages" / dist), *test_requirements], check=True)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "VIRTUAL_ENV"))}
     subprocess.run([python, "-c", f"import {import_name}"], check=True, env=env)

@@ -7,9 +7,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = {  # distribution -> (import name, tests folder)
@@ -31,7 +31,7 @@ def _uv():
 
         return [uv.find_uv_bin()]
     except ImportError:
-        pytest.fail("uv is needed to build fresh environments; hatch's test environment installs it")
+        pytest.fail("uv is needed to build fresh environments; hatch test's environment has it")
 
 
 @pytest.mark.slow
@@ -44,9 +44,7 @@ def test_package_installs_alone_and_passes_its_tests(dist, tmp_path):
     python = str(venv / "bin" / "python")
     # siblings resolve from their folders: the package's own requirements name them by range
     overrides = tmp_path / "siblings.txt"
-    overrides.write_text(
-        "".join(f"{s} @ {(ROOT / 'packages' / s).as_uri()}\n" for s in SIBLINGS)
-    )
+    overrides.write_text("".join(f"{s} @ {(ROOT / 'packages' / s).as_uri()}\n" for s in SIBLINGS))
     install = [*uv, "pip", "install", "-q", "--python", python, "--override", str(overrides)]
     # the test requirements of the package's own hatch environment, `hatch run <dist>:test`
     hatch = tomllib.loads((ROOT / "hatch.toml").read_text())
@@ -57,6 +55,9 @@ def test_package_installs_alone_and_passes_its_tests(dist, tmp_path):
     subprocess.run([python, "-c", f"import {import_name}"], check=True, env=env)
     result = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / tests)],
-        cwd=ROOT, capture_output=True, text=True, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

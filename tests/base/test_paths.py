@@ -137,7 +137,7 @@ def test_input_errors():
         zdx_base.set(tree, {"a": 1.0}, [2.0])
     with pytest.raises(TypeError, match="no value"):
         zdx_base.set(tree, "a")
-    with pytest.raises(ValueError, match="2 paths .* 3 values"):
+    with pytest.raises(ValueError, match=r"2 paths .* 3 values"):
         zdx_base.set(tree, ["a", "b"], [1.0, 2.0, 3.0])
     with pytest.raises(TypeError, match="got 3 of type int"):
         zdx_base.get(tree, 3)

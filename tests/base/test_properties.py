@@ -21,10 +21,10 @@ trees = st.recursive(
 def leaf_paths(tree, prefix=()):
     if isinstance(tree, dict):
         for k, v in tree.items():
-            yield from leaf_paths(v, prefix + (k,))
+            yield from leaf_paths(v, (*prefix, k))
     elif isinstance(tree, list):
         for i, v in enumerate(tree):
-            yield from leaf_paths(v, prefix + (str(i),))
+            yield from leaf_paths(v, (*prefix, str(i)))
     else:
         yield ".".join(prefix)
 

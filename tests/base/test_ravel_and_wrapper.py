@@ -23,8 +23,13 @@ def test_ravel_matches_ravel_pytree_and_names_every_scalar():
     assert len(names) == flat.size
     assert names[:5] == ("cov[0,0]", "cov[0,1]", "cov[1,0]", "cov[1,1]", "flux.blue")
     assert names[5:] == (
-        "position.blue[0]", "position.blue[1]", "position.red[0]", "position.red[1]",
-        "wfe[0]", "wfe[1]", "wfe[2]",
+        "position.blue[0]",
+        "position.blue[1]",
+        "position.red[0]",
+        "position.red[1]",
+        "wfe[0]",
+        "wfe[1]",
+        "wfe[2]",
     )
     # every name without its index is a path that get understands
     for name, value in zip(names, flat):

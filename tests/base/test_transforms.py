@@ -35,9 +35,9 @@ def test_grad_through_set():
 
     params = {"amplitude": 3.0, "centres.a": 0.1}
     grads = jax.grad(loss)(params)
-    expected = jax.grad(
-        lambda amp, c: jnp.sum(amp * jnp.exp(-((x - c) ** 2))), argnums=(0, 1)
-    )(3.0, 0.1)
+    expected = jax.grad(lambda amp, c: jnp.sum(amp * jnp.exp(-((x - c) ** 2))), argnums=(0, 1))(
+        3.0, 0.1
+    )
     assert jnp.allclose(grads["amplitude"], expected[0])
     assert jnp.allclose(grads["centres.a"], expected[1])
 

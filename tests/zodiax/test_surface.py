@@ -13,16 +13,31 @@ import zodiax as zdx
 
 # Every public top-level name of zodiax 0.5.0, and the package each comes from now.
 ZODIAX_05_NAMES = {
-    "Base": zdx_base, "EquinoxWrapper": zdx_base, "WrapperHolder": zdx_base,
+    "Base": zdx_base,
+    "EquinoxWrapper": zdx_base,
+    "WrapperHolder": zdx_base,
     "build_wrapper": zdx_base,
-    "calc_entropy": zdx_stats, "check_positive_semi_definite": zdx_stats,
-    "check_symmetric": zdx_stats, "chi2": zdx_stats, "chi2r": zdx_stats,
-    "chi2r_from_z": zdx_stats, "ddof": zdx_stats, "gauss_hessian": zdx_stats,
-    "loglike": zdx_stats, "mv_loglike": zdx_stats, "mv_z_score": zdx_stats,
+    "calc_entropy": zdx_stats,
+    "check_positive_semi_definite": zdx_stats,
+    "check_symmetric": zdx_stats,
+    "chi2": zdx_stats,
+    "chi2r": zdx_stats,
+    "chi2r_from_z": zdx_stats,
+    "ddof": zdx_stats,
+    "gauss_hessian": zdx_stats,
+    "loglike": zdx_stats,
+    "mv_loglike": zdx_stats,
+    "mv_z_score": zdx_stats,
     "z_score": zdx_stats,
-    "debug_nan_check": zdx_opt, "decompose": zdx_opt, "delay": zdx_opt,
-    "eigen_projection": zdx_opt, "map_optimisers": zdx_opt, "zero_nan_check": zdx_opt,
-    "hessian": zdx_batching, "hessian_to_pytree": zdx_batching, "jacobian": zdx_batching,
+    "debug_nan_check": zdx_opt,
+    "decompose": zdx_opt,
+    "delay": zdx_opt,
+    "eigen_projection": zdx_opt,
+    "map_optimisers": zdx_opt,
+    "zero_nan_check": zdx_opt,
+    "hessian": zdx_batching,
+    "hessian_to_pytree": zdx_batching,
+    "jacobian": zdx_batching,
 }
 
 
@@ -34,8 +49,12 @@ def test_zodiax_05_top_level_names_are_the_package_objects(name):
 @pytest.mark.parametrize(
     "module, package",
     [
-        ("base", zdx_base), ("stats", zdx_stats), ("batching", zdx_batching),
-        ("diffops", zdx_batching), ("optimisation", zdx_opt), ("sample", zdx_sample),
+        ("base", zdx_base),
+        ("stats", zdx_stats),
+        ("batching", zdx_batching),
+        ("diffops", zdx_batching),
+        ("optimisation", zdx_opt),
+        ("sample", zdx_sample),
     ],
 )
 def test_submodules_are_the_packages(module, package):

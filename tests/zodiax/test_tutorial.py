@@ -30,7 +30,11 @@ def figures(tmp_path_factory):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--nuts-warmup", "200", "--nuts-samples", "300"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=1500,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     out = {}

@@ -42,9 +42,7 @@ class Base(eqx.Module):
         """A copy with ``values`` added to the named leaves; see :func:`zdx_base.add`."""
         return ops.add(self, parameters, values, **updates)
 
-    def multiply(
-        self, parameters: Any = MISSING, values: Any = MISSING, /, **updates: Any
-    ) -> Any:
+    def multiply(self, parameters: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
         """A copy with the named leaves multiplied by ``values``."""
         return ops.multiply(self, parameters, values, **updates)
 

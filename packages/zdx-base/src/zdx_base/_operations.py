@@ -160,7 +160,7 @@ def _apply(
     return tree
 
 
-def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
     """A copy of ``tree`` with the leaves (or sub-trees) named by ``paths`` replaced.
 
     Accepted styles, which all agree:
@@ -217,7 +217,7 @@ def power(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: 
     return _apply("power", lambda leaf, v: leaf**v, tree, paths, values, updates)
 
 
-def min(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+def min(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
     """A copy of ``tree`` with each named leaf replaced by its elementwise minimum with ``values``.
 
     Takes the same input styles as :func:`set`.
@@ -225,10 +225,9 @@ def min(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: An
     return _apply("min", jnp.minimum, tree, paths, values, updates)
 
 
-def max(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:  # noqa: A001
+def max(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: Any) -> Any:
     """A copy of ``tree`` with each named leaf replaced by its elementwise maximum with ``values``.
 
     Takes the same input styles as :func:`set`.
     """
     return _apply("max", jnp.maximum, tree, paths, values, updates)
-

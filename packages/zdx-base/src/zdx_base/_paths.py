@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 
 class Path(tuple):
@@ -31,8 +31,8 @@ class Path(tuple):
         return "Path(" + ", ".join(repr(k) for k in self) + ")"
 
 
-PathLike = Union[str, Path]
-Paths = Union[PathLike, Sequence[Any]]
+PathLike = str | Path
+Paths = PathLike | Sequence[Any]
 
 
 def is_single_path(obj: Any) -> bool:

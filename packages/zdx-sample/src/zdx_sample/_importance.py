@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as onp
 from jax.scipy.special import gammaln
 
+from ._compare import EvidenceEstimate
 from ._pareto import pareto_khat
 
 #: Above this Pareto k-hat the importance estimate is not to be trusted (PSIS).
@@ -51,6 +52,15 @@ class ImportanceEvidence(eqx.Module):
     def reliable(self) -> bool:
         """True when ``pareto_k <= 0.7``."""
         return self.pareto_k <= KHAT_THRESHOLD
+
+    def estimate(self, method: str) -> EvidenceEstimate:
+        """This correction as one row of :func:`zdx_sample.compare`, named ``method``."""
+        return EvidenceEstimate(
+            method,
+            float(self.log_evidence),
+            float(self.log_evidence_error),
+            reliable=self.reliable,
+        )
 
 
 def _log_weights(

@@ -130,14 +130,7 @@ class LaplaceResult(eqx.Module):
             return []
         rows = [EvidenceEstimate("laplace", float(self.laplace_log_evidence), None)]
         if self.importance is not None:
-            rows.append(
-                EvidenceEstimate(
-                    "laplace+is",
-                    float(self.importance.log_evidence),
-                    float(self.importance.log_evidence_error),
-                    reliable=self.importance.reliable,
-                )
-            )
+            rows.append(self.importance.estimate("laplace+is"))
         return rows
 
     def to_inference_data(self, key: Any = None, num_samples: int = 1000):

@@ -114,14 +114,7 @@ class VariationalResult(eqx.Module):
             return []
         rows = [EvidenceEstimate("elbo", float(self.elbo), float(self.elbo_error), bound=True)]
         if self.importance is not None:
-            rows.append(
-                EvidenceEstimate(
-                    "variational+is",
-                    float(self.importance.log_evidence),
-                    float(self.importance.log_evidence_error),
-                    reliable=self.importance.reliable,
-                )
-            )
+            rows.append(self.importance.estimate("variational+is"))
         return rows
 
     def to_inference_data(self, key: Any = None, num_samples: int = 1000):

@@ -3,7 +3,9 @@
 ``Base`` is an ``equinox.Module`` with the path methods (``get``, ``set``, ``add``,
 ``multiply``, ``divide``, ``power``, ``min``, ``max``); the same operations are functions on
 any pytree (``zdx_base.set(tree, "a.b", value)``). ``ravel`` flattens a pytree into a vector
-with a name for every scalar.
+with a name for every scalar. ``save`` and ``load`` write a model to a file (equinox's
+leaf format, with the parameter names and package versions beside the leaves) and read it
+back into a skeleton of the same structure.
 """
 
 import importlib.metadata
@@ -22,6 +24,11 @@ from ._paths import resolve as resolve
 from ._ravel import Raveled as Raveled
 from ._ravel import ravel as ravel
 from ._ravel import scalar_names as scalar_names
+from ._serialise import LeafInfo as LeafInfo
+from ._serialise import SavedInfo as SavedInfo
+from ._serialise import load as load
+from ._serialise import save as save
+from ._serialise import saved_info as saved_info
 from ._wrapper import EquinoxWrapper as EquinoxWrapper
 from ._wrapper import WrapperHolder as WrapperHolder
 from ._wrapper import build_wrapper as build_wrapper

@@ -16,6 +16,8 @@ that knows the name of each scalar parameter (``zdx_base.ravel``):
   Bayes factors and a warning when estimators of the same model disagree.
 - ``to_inference_data``: any result as an ArviZ ``InferenceData`` with the parameter names
   as coordinates.
+- ``save_result`` / ``load_result``: any result to one file and back, every field kept;
+  ``save_netcdf``: the draws as an ArviZ netCDF file.
 """
 
 import importlib.metadata
@@ -26,6 +28,9 @@ from ._compare import EvidenceEstimate as EvidenceEstimate
 from ._compare import compare as compare
 from ._importance import ImportanceEvidence as ImportanceEvidence
 from ._inference_data import to_inference_data as to_inference_data
+from ._io import load_result as load_result
+from ._io import save_netcdf as save_netcdf
+from ._io import save_result as save_result
 from ._laplace import LaplaceResult as LaplaceResult
 from ._laplace import laplace as laplace
 from ._nested import NestedSamplingResult as NestedSamplingResult

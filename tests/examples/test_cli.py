@@ -98,7 +98,8 @@ def test_optics_fit_writes_figures_and_a_report(optics_report):
     for row in summary["parameters"]:
         assert f"| `{row['name']}` |" in report
     assert f"{summary['final_chi2r']:.5g}" in report
-    assert summary["files"] == [*FIGURES, "summary.json", "report.md"]
+    saved = ["fit_params.eqx", "simulation.eqx", "posterior_draws.nc"]
+    assert summary["files"] == [*FIGURES, *saved, "summary.json", "report.md"]
 
 
 def test_bad_command_line_is_refused(capsys):

@@ -114,7 +114,8 @@ def test_summary_json_is_strict_json_with_null_for_nan(written):
 def test_write_report_writes_every_figure_the_summary_and_the_report(written):
     folder, paths = written
     names = [p.name for p in paths]
-    assert names == [*report.FIGURES, "summary.json", "report.md"]
+    saved = ["fit_params.eqx", "simulation.eqx", "posterior_draws.nc"]
+    assert names == [*report.FIGURES, *saved, "summary.json", "report.md"]
     assert all(p.parent == folder and p.stat().st_size > 0 for p in paths)
     for name in report.FIGURES:
         assert matplotlib.image.imread(folder / name).ndim == 3

@@ -23,6 +23,7 @@ from ._plots import (
     plot_pulls,
     plot_z_scores,
 )
+from ._saving import save_fit, saved_files_section
 
 FIGURES = {
     "data.png": "The data per filter",
@@ -256,6 +257,7 @@ def markdown(summary: Mapping[str, Any], figures: Mapping[str, str] = FIGURES) -
         if nuts:
             line += f" {_format(row.get('nuts_mean'), 8)} ± {_format(row.get('nuts_std'), 3)} |"
         lines.append(line)
+    lines += saved_files_section(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -285,7 +287,8 @@ def write_report(
     Returns
     -------
     paths : list[pathlib.Path]
-        Every file written: the figures, then ``summary.json`` and ``report.md``.
+        Every file written: the figures, the saved fit (:func:`save_fit`), then
+        ``summary.json`` and ``report.md``.
 
     Raises
     ------
@@ -301,6 +304,7 @@ def write_report(
         path = out / name
         figure.savefig(path, dpi=dpi)
         paths.append(path)
+    paths += save_fit(result, out)
     summary = summarise(result, settings)
     summary["files"] = [p.name for p in paths] + ["summary.json", "report.md"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 
 import zdx_base
 
-from ._inference_data import to_inference_data
+from ._inference_data import draws_to_inference_data, to_inference_data
 
 FORMAT = 1
 """The newest description format this version writes and reads."""
@@ -323,7 +323,9 @@ def save_netcdf(
     The file holds :func:`to_inference_data` of ``result`` (``posterior.params`` with
     dimensions ``(chain, draw, parameter)`` and the parameter names as coordinates);
     ``arviz.from_netcdf(path)`` reads it. Keyword arguments go to ``to_inference_data``
-    (``key`` and ``num_samples`` for the Laplace and variational approximations).
+    (``key`` and ``num_samples`` for the Laplace and variational approximations). Any other
+    object with ``draws`` of shape ``(chains, draws, n)`` and ``names`` is written the same
+    way, its keyword arguments becoming attributes of the file.
 
     Returns
     -------
@@ -347,7 +349,11 @@ def save_netcdf(
         raise FileExistsError(
             f"{fn_name}: {str(path)!r} already exists; pass overwrite=True to replace it."
         )
-    data = to_inference_data(result, **kwargs)
+    draws, names = getattr(result, "draws", None), getattr(result, "names", None)
+    if not hasattr(result, "to_inference_data") and jnp.ndim(draws) == 3 and names is not None:
+        data = draws_to_inference_data(draws, tuple(names), attrs=kwargs)
+    else:
+        data = to_inference_data(result, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     data.to_netcdf(str(path))
     return path

@@ -30,6 +30,8 @@ class Observation(Base):
     filter : str
         Name of the filter, a key of ``optics.filters``.
 
+    Examples
+    --------
     >>> obs = Observation(0.0, 0.0, "blue")
     >>> obs.filter
     'blue'

@@ -10,3 +10,5 @@ from ._report import make_figures as make_figures
 from ._report import markdown as markdown
 from ._report import summarise as summarise
 from ._report import write_report as write_report
+from ._saving import load_fit as load_fit
+from ._saving import save_fit as save_fit

@@ -15,6 +15,7 @@ import hashlib
 import os
 import pathlib
 import sys
+import tempfile
 import time
 
 import jupytext
@@ -24,6 +25,12 @@ from nbconvert.preprocessors import ExecutePreprocessor
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "tutorials" / "optimisation_tutorial.py"
 NOTEBOOK = ROOT / "docs" / "tutorial" / "optimisation_tutorial.ipynb"
+KERNEL_CONFIG = """
+c.InteractiveShellApp.matplotlib = "inline"
+c.InteractiveShellApp.exec_lines = [
+    "import warnings; warnings.filterwarnings('ignore', message='IProgress not found')"
+]
+"""
 
 
 def main() -> int:
@@ -31,11 +38,16 @@ def main() -> int:
     notebook = jupytext.reads(source.decode(), fmt="py:percent")
     os.environ["ZDX_TUTORIAL_QUICK"] = "1"
     os.environ["TQDM_DISABLE"] = "1"  # progress bars would fill the page
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     clock = time.perf_counter()
-    ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(
-        notebook, {"metadata": {"path": str(SCRIPT.parent)}}
-    )
+    with tempfile.TemporaryDirectory() as ipython_dir:
+        # the kernel shows figures inline, and tqdm does not warn that widgets are missing
+        profile = pathlib.Path(ipython_dir) / "profile_default"
+        profile.mkdir()
+        (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
+        os.environ["IPYTHONDIR"] = ipython_dir
+        ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(
+            notebook, {"metadata": {"path": str(SCRIPT.parent)}}
+        )
     notebook.metadata["zdx"] = {
         "source": str(SCRIPT.relative_to(ROOT)),
         "source_sha256": hashlib.sha256(source).hexdigest(),

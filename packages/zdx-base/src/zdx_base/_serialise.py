@@ -18,7 +18,7 @@ import json
 import os
 import pathlib
 import platform
-import tempfile
+import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -215,9 +215,11 @@ def save(
             f"bools, None, lists and dicts of them): {err}."
         ) from err
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    # beside the target, so that the final move is atomic; created with the usual
+    # permissions (tempfile.mkstemp would make it readable by its owner only)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             file.write(data)
             file.write(text)
             file.write(len(text).to_bytes(8, "little"))

@@ -148,3 +148,37 @@ def test_laplace_draws_export_with_a_key(results, tmp_path):
     path = zs.save_netcdf(tmp_path / "l.nc", results["laplace"], key=0, num_samples=20)
     data = arviz.from_netcdf(path)
     assert data.posterior["params"].shape == (1, 20, 3)
+
+
+def test_fields_of_any_kind_round_trip(results, tmp_path):
+    # whatever a result type holds: nested containers, numbers, None, NumPy arrays, keys
+    odd = dataclasses.replace(
+        results["nuts"],
+        chain_method={"a": (1, 2.5, None, "x", True), "b": ["y"]},
+        divergences=[np.float32(0.5), None],
+        diverging=np.arange(6).reshape(2, 3),
+        log_density=jax.random.key(3),
+    )
+    loaded = zs.load_result(zs.save_result(tmp_path / "odd", odd), START)
+    assert loaded.chain_method == odd.chain_method
+    assert type(loaded.chain_method["a"][1]) is float and loaded.chain_method["a"][4] is True
+    assert loaded.divergences[0] == np.float32(0.5) and loaded.divergences[1] is None
+    assert loaded.divergences[0].dtype == np.float32
+    assert isinstance(loaded.diverging, np.ndarray)
+    assert np.array_equal(loaded.diverging, odd.diverging)
+    key_data = jax.random.key_data
+    assert np.array_equal(key_data(loaded.log_density), key_data(odd.log_density))
+
+
+def test_a_field_that_cannot_be_saved_is_named(results, tmp_path):
+    odd = dataclasses.replace(results["nuts"], chain_method=object())
+    with pytest.raises(TypeError, match=r"cannot save NUTSResult\.chain_method of type object"):
+        zs.save_result(tmp_path / "odd", odd)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_newer_result_format_is_refused(results, tmp_path, monkeypatch):
+    path = zs.save_result(tmp_path / "l", results["laplace"])
+    monkeypatch.setattr(zs._io, "FORMAT", 0)
+    with pytest.raises(ValueError, match=r"result format 1, written by zdx-sample .*Upgrade"):
+        zs.load_result(path, START)

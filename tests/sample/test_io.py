@@ -182,3 +182,9 @@ def test_a_newer_result_format_is_refused(results, tmp_path, monkeypatch):
     monkeypatch.setattr(zs._io, "FORMAT", 0)
     with pytest.raises(ValueError, match=r"result format 1, written by zdx-sample .*Upgrade"):
         zs.load_result(path, START)
+
+
+def test_a_function_other_than_the_unflattening_is_not_passed_off_as_it(results, tmp_path):
+    odd = dataclasses.replace(results["nuts"], chain_method=jnp.sin)
+    with pytest.raises(TypeError, match=r"cannot save NUTSResult\.chain_method of type"):
+        zs.save_result(tmp_path / "odd", odd)

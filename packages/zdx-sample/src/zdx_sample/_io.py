@@ -38,8 +38,13 @@ _TRUSTED = ("zdx_sample", "zdx_opt", "zdx_base", "zdx_batching", "zdx_stats")
 class _Writer:
     """Turns a result into a JSON description and a list of array leaves."""
 
-    def __init__(self, params_treedef):
-        self.params_treedef = params_treedef
+    def __init__(self, unravel: Any, n: int):
+        self.unravel = unravel
+        self.n = n
+        self.params_treedef = None
+        if unravel is not None:
+            self.probe = jnp.arange(1.0, n + 1.0)
+            self.params_treedef = jax.tree.structure(unravel(self.probe))
         self.leaves: list[Any] = []
 
     def add(self, value: Any) -> dict[str, Any]:
@@ -84,14 +89,27 @@ class _Writer:
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             items = {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}
             return {"kind": "dict", "items": items}
-        if callable(value) and self.params_treedef is not None:
-            # the only function a result holds: the one that unflattens a parameter vector
+        if callable(value) and self._is_unravel(value):
+            # a function cannot be saved: this one is rebuilt from the parameter skeleton
             return {"kind": "unravel"}
         raise TypeError(
             f"zdx_sample.save_result: cannot save {where} of type {type(value).__name__}: "
             "only arrays, numbers, strings, None, tuples, lists, dicts, equinox modules, "
             "parameter pytrees and the parameters' unflatten function can be saved."
         )
+
+
+    def _is_unravel(self, value: Any) -> bool:
+        """Whether ``value`` is (or does what does) the function unflattening parameters."""
+        if self.unravel is None:
+            return False
+        if value is self.unravel:
+            return True
+        try:
+            out = value(self.probe)
+        except Exception:  # not a function of a parameter vector
+            return False
+        return bool(eqx.tree_equal(out, self.unravel(self.probe)))
 
 
 class _Reader:
@@ -212,7 +230,7 @@ def save_result(path: str | os.PathLike, result: Any, *, overwrite: bool = False
         )
     unravel = _find_unravel(result)
     params = None if unravel is None else unravel(jnp.zeros(len(names)))
-    writer = _Writer(None if params is None else jax.tree.structure(params))
+    writer = _Writer(unravel, len(names))
     description = writer.encode(result, type(result).__name__)
     metadata = {
         _KEY: {

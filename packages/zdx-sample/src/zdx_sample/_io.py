@@ -98,7 +98,6 @@ class _Writer:
             "parameter pytrees and the parameters' unflatten function can be saved."
         )
 
-
     def _is_unravel(self, value: Any) -> bool:
         """Whether ``value`` is (or does what does) the function unflattening parameters."""
         if self.unravel is None:

@@ -26,6 +26,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+# map_optimisers warns about the optimisers it ignores (a deliberate difference, counted below)
+pytestmark = pytest.mark.filterwarnings("ignore:map_optimisers:UserWarning")
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RUNNER = HERE / "zodiax_calls.py"

@@ -190,12 +190,16 @@ def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: An
     Accepted styles, which all agree:
 
     - ``set(tree, "a.b", value)``;
-    - ``set(tree, ["a", ["b.c", "d.0"]], [1, 2, 3])``: one value per path (nested lists of
-      paths flatten), or ``set(tree, ["a", "b"], 0.0)``: one value for all;
+    - ``set(tree, ["a", "b"], [1, 2])``: one value per path, or ``set(tree, ["a", "b"],
+      0.0)`` (or ``[0.0]``): one value for all;
+    - ``set(tree, [["a", "b"], "d.0"], [1, 2])``: one value per entry, where an entry is a
+      path or a group of paths; a group takes one value for all its paths, or a list with
+      one value per path (``[[1, 3], 2]``);
     - ``set(tree, {"a": 1, ("b", "c"): 0.0})``: a tuple key maps several paths to one value;
     - ``set(tree, a=1, **{"b.c": 2})``.
 
-    ``None`` is a legitimate value. Mixing styles is an error.
+    A path named more than once is updated once, with the last value given for it. These
+    are zodiax 0.5's rules. ``None`` is a legitimate value. Mixing styles is an error.
 
     Raises:
         KeyError: when a path does not exist.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 import re
 from collections.abc import Callable
 from typing import Any
@@ -108,8 +109,8 @@ def parse_case_id(case_id: str) -> Case:
 @functools.cache
 def available_libraries() -> frozenset[str]:
     """``"jax"`` always; ``"zdx"`` where ``zdx_batching`` imports; ``"zodiax05"`` where
-    the installed ``zodiax`` is 0.5.x (ours, 0.6 and later, also has ``zodiax.diffops``,
-    but it is ``zdx_batching``)."""
+    the installed ``zodiax`` is the registry's 0.5.x (ours is versioned 0.5.100 and later so
+    that clients pinned to 0.5 install it, and requires ``zdx-base``)."""
     found = {"jax"}
     try:
         import zdx_batching  # noqa: F401
@@ -120,7 +121,9 @@ def available_libraries() -> frozenset[str]:
     try:
         import zodiax
 
-        if zodiax.__version__.startswith("0.5"):
+        requirements = importlib.metadata.requires("zodiax") or []
+        ours = any(r.startswith("zdx-base") for r in requirements)
+        if zodiax.__version__.startswith("0.5") and not ours:
             found.add("zodiax05")
     except ImportError:
         pass

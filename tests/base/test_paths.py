@@ -46,8 +46,8 @@ def system():
 
 def test_paths_resolve_through_fields_getattr_dicts_and_lists(system):
     assert float(system.get("scale")) == 0.5
-    assert system.get("layers.wfe.name") == "zernike"
-    assert system.get("wfe.name") == "zernike"  # through System.__getattr__
+    assert system.get("layers.wfe.name", to_array=False) == "zernike"
+    assert system.get("wfe.name", to_array=False) == "zernike"  # through System.__getattr__
     assert float(system.get("stack.1.0")) == 2.0
     assert float(system.get("stack.-1.1")) == 3.0
 
@@ -94,9 +94,11 @@ def test_get_styles():
     assert zdx_base.get(tree, ["b.c"]).dtype == jnp.zeros(()).dtype  # one path: the value
     as_dict = zdx_base.get(tree, ("b.c", "e.0"), as_dict=True)
     assert list(as_dict) == ["b.c", "e.0"]
-    # integers become float arrays; strings come back unchanged instead of raising
+    # as zodiax 0.5: integers become float arrays, strings cannot, to_array=False keeps both
     assert jnp.issubdtype(zdx_base.get(tree, "b.c").dtype, jnp.floating)
-    assert zdx_base.get(tree, "b.d") == "text"
+    with pytest.raises(ValueError, match=r"get\(\): the value at 'b\.d' is a str"):
+        zdx_base.get(tree, "b.d")
+    assert zdx_base.get(tree, "b.d", to_array=False) == "text"
     assert zdx_base.get(tree, "b.c", to_array=False) == 2
 
 

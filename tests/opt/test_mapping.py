@@ -125,7 +125,7 @@ def test_strict_names_the_parameters_without_optimiser():
 def test_bad_mappings_are_refused_clearly():
     params = {"a": 1.0, "b": 2.0}
     with pytest.raises(ValueError, match=r"'nope'.*not in `params`.*'a', 'b'"):
-        opt.map_optimisers(params, {"nope": optax.sgd(1.0)})
+        opt.map_optimisers(params, {"nope": optax.sgd(1.0)}, strict=True)
     with pytest.raises(ValueError, match="two optimisers"):
         opt.map_optimisers(params, {"a": optax.sgd(1.0), ("a", "b"): optax.sgd(2.0)})
     with pytest.raises(TypeError, match="GradientTransformation"):
@@ -134,3 +134,17 @@ def test_bad_mappings_are_refused_clearly():
         opt.map_optimisers(params, {1: optax.sgd(1.0)})
     with pytest.raises(TypeError, match="dict"):
         opt.map_optimisers(params, [optax.sgd(1.0)])
+
+
+def test_unknown_names_are_ignored_with_a_warning_unless_strict():
+    # zodiax 0.5 accepts optimisers for names that are not parameters when strict=False
+    params = {"a": jnp.ones(2), "b": jnp.zeros(1)}
+    with pytest.warns(UserWarning, match=r"'zz'.*not in `params`.*ignored"):
+        optim, state = opt.map_optimisers(params, {"a": optax.sgd(1.0), "zz": optax.adam(1.0)})
+    assert set(state.inner_states) == {"a", "<fixed>"}
+    updates, _ = optim.update({"a": jnp.ones(2), "b": jnp.ones(1)}, state, params)
+    assert jnp.array_equal(updates["a"], -jnp.ones(2))
+    assert jnp.array_equal(updates["b"], jnp.zeros(1))
+    with pytest.warns(UserWarning, match="'zz'"):  # a group of unknown names has no state
+        _, state = opt.map_optimisers(params, {"a": optax.sgd(1.0), ("zz", "yy"): optax.sgd(1.0)})
+    assert set(state.inner_states) == {"a", "<fixed>"}

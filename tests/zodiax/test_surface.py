@@ -74,6 +74,13 @@ def test_the_tutorial_imports():
     assert namespace["opt"] is zdx_opt and namespace["delay"] is zdx_opt.delay
 
 
-def test_version_is_at_least_0_6():
-    major, minor = (int(x) for x in zdx.__version__.split(".")[:2])
-    assert (major, minor) >= (0, 6)
+def test_version_satisfies_what_published_clients_ask_for():
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    version = Version(zdx.__version__)
+    clients = {"dLuxToliman 0.5.1": "==0.5.*", "dLux 0.15": ">=0.5", "virgil-astro": ">=0.4.1"}
+    for client, wanted in clients.items():
+        assert version in SpecifierSet(wanted), (client, wanted, version)
+    # above every 0.5.x patch zodiax itself may publish, so the 0.5 series resolves to ours
+    assert version > Version("0.5.99")

@@ -6,25 +6,33 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
-import numpy as onp
 
-from ._paths import PathLike, flatten_paths, is_single_path, resolve
+from ._paths import PathLike, flatten_paths, is_single_path, path_keys, resolve
 
 MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
 """Marks an argument that was not given (``None`` is a legitimate value for ``set``)."""
 
 
-def _to_array(value: Any) -> Any:
-    """Numeric leaves as arrays (integers and booleans become floats); others unchanged."""
-    if isinstance(value, (bool, int, float, complex, onp.number, onp.bool_)):
-        value = jnp.asarray(value)
-    if hasattr(value, "dtype") and hasattr(value, "shape"):
-        if jnp.issubdtype(value.dtype, jnp.inexact):
-            return jnp.asarray(value)
-        if jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.bool_):
-            return jnp.asarray(value, dtype=float)
-    return value
+def _float_leaf(leaf: Any, path: PathLike) -> Any:
+    """One leaf as a strongly typed array of JAX's default float (complex) dtype."""
+    dtype = getattr(leaf, "dtype", None)
+    is_complex = isinstance(leaf, complex) or (
+        dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
+    )
+    try:
+        return jnp.asarray(leaf, dtype=complex if is_complex else float)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"get(): the value at {path!r} is a {type(leaf).__name__} ({leaf!r:.60}), which "
+            "cannot become a float array; pass to_array=False to get it unchanged."
+        ) from err
+
+
+def _to_array(value: Any, path: PathLike) -> Any:
+    """Every leaf of ``value`` as a float array, as zodiax 0.5 returns them."""
+    return jax.tree.map(lambda leaf: _float_leaf(leaf, path), value)
 
 
 def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> Any:
@@ -35,8 +43,11 @@ def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> 
         paths: one path (``"a.b.c"`` or a :class:`Path`), or a list/tuple of paths, nested
             lists allowed.
         as_dict: return ``{path: value}`` instead of a value or a list of values.
-        to_array: numeric leaves come back as arrays (integers and booleans as floats);
-            other leaves (strings, ``None``, sub-trees) come back unchanged.
+        to_array: every leaf of the value comes back as a strongly typed array of JAX's
+            default float dtype (float64 under ``jax_enable_x64``, whatever the stored
+            dtype; complex leaves as the default complex dtype); a sub-tree keeps its
+            structure with its leaves converted; ``None`` stays ``None``. When false,
+            values come back exactly as stored.
 
     Returns:
         One value for one path (also when given as a one-element list), a list of values
@@ -46,7 +57,9 @@ def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> 
     Raises:
         KeyError: when a path does not exist, naming the path, the failing step and what
             was available there.
-        TypeError: when ``paths`` is not a path or a list of paths.
+        TypeError: when ``paths`` is not a path or a list of paths, or a leaf cannot be
+            made an array (``to_array=True``; an arbitrary object).
+        ValueError: when a leaf is a string and ``to_array`` is true.
 
     >>> import zdx_base
     >>> tree = {"position": {"blue": 1.0, "red": 2.0}, "layers": [3.0]}
@@ -54,8 +67,9 @@ def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> 
     [2.0, 3.0]
     """
     flat = flatten_paths(paths)
-    convert = _to_array if to_array else (lambda v: v)
-    values = [convert(resolve(tree, p)) for p in flat]
+    values = [resolve(tree, p) for p in flat]
+    if to_array:
+        values = [_to_array(v, p) for v, p in zip(values, flat)]
     if as_dict:
         return dict(zip(flat, values))
     if len(values) == 1:  # as zodiax 0.5: a one-path list gives the value itself
@@ -63,27 +77,54 @@ def get(tree: Any, paths: Any, as_dict: bool = False, to_array: bool = True) -> 
     return values
 
 
-def _nested_like(values: Any, paths: Any) -> list[Any] | None:
-    """Flatten ``values`` alongside a nested list of ``paths``; None if shapes differ."""
+def _pair_up(operation: str, paths: Any, values: Any) -> list[tuple[PathLike, Any]]:
+    """Pair each path with its value, group by group, as zodiax 0.5 does.
+
+    A group of paths (a list or tuple) takes a list of values of the same length (one per
+    entry, recursively), a one-element list (its value for every entry) or any other value
+    (that value for every entry).
+    """
     if is_single_path(paths):
-        return [values]
-    if not isinstance(values, (list, tuple)) or len(values) != len(paths):
-        return None
-    out: list[Any] = []
-    for v, p in zip(values, paths):
-        sub = _nested_like(v, p)
-        if sub is None:
-            return None
-        out.extend(sub)
-    return out
+        return [(paths, values)]
+    if not isinstance(paths, (list, tuple)):
+        flatten_paths(paths)  # raises the TypeError that names what a path may be
+    if isinstance(values, (list, tuple)):
+        if len(values) == len(paths):
+            groups = zip(paths, values)
+        elif len(values) == 1:
+            groups = ((p, values[0]) for p in paths)
+        else:
+            raise ValueError(
+                f"{operation}() got {len(paths)} paths {list(paths)!r} but {len(values)} "
+                "values; give one value per path, one value in a list, or a single value "
+                "for all of them."
+            )
+    else:
+        groups = ((p, values) for p in paths)
+    return [pair for p, v in groups for pair in _pair_up(operation, p, v)]
+
+
+def _once_each(pairs: list[tuple[PathLike, Any]]) -> list[tuple[PathLike, Any]]:
+    """One update per path: a path named again keeps its first place and its last value."""
+    latest: dict[tuple[Any, ...], tuple[PathLike, Any]] = {}
+    for path, value in pairs:
+        key = path_keys(path)
+        latest[key] = (latest[key][0] if key in latest else path, value)
+    return list(latest.values())
 
 
 def _updates(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tuple[PathLike, Any]]:
     """Turn every accepted input style into a list of ``(path, value)`` pairs.
 
-    Styles: ``(path, value)``; ``(paths, values)`` with one value per path or one value for
-    all; ``({path: value, (path, path): value})``; keyword arguments ``(a=1, **{"b.c": 2})``.
+    Styles: ``(path, value)``; ``(paths, values)`` with one value per path or group, one
+    value in a list, or one value for all; ``({path: value, (path, path): value})``; keyword
+    arguments ``(a=1, **{"b.c": 2})``. A path named more than once is updated once, with
+    the last value given for it (as zodiax 0.5 does).
     """
+    return _once_each(_all_pairs(operation, paths, values, kwargs))
+
+
+def _all_pairs(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tuple[PathLike, Any]]:
     if kwargs:
         if paths is not MISSING or values is not MISSING:
             raise TypeError(
@@ -102,31 +143,14 @@ def _updates(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tupl
                 f"{operation}() received both a mapping of paths to values and separate "
                 f"values {values!r}; give the mapping alone."
             )
-        pairs: list[tuple[PathLike, Any]] = []
-        for key, value in paths.items():
-            for p in flatten_paths(key):
-                pairs.append((p, value))
-        return pairs
-    flat = flatten_paths(paths)
+        return [(p, value) for key, value in paths.items() for p in flatten_paths(key)]
     if values is MISSING:
+        flatten_paths(paths)
         raise TypeError(
             f"{operation}() got the paths {paths!r} but no value; pass one value per path, "
             f"or one value for all (use None explicitly to store None)."
         )
-    if is_single_path(paths):
-        return [(paths, values)]
-    if isinstance(values, (list, tuple)):
-        # Values nested like the paths pair up leaf by leaf; otherwise one value per path.
-        nested = _nested_like(values, paths)
-        if nested is not None:
-            return list(zip(flat, nested))
-        if len(values) == len(flat):
-            return list(zip(flat, values))
-        raise ValueError(
-            f"{operation}() got {len(flat)} paths {flat!r} but {len(values)} values; give "
-            "one value per path, or a single value for all of them."
-        )
-    return [(p, values) for p in flat]
+    return _pair_up(operation, paths, values)
 
 
 def _is_none(x: Any) -> bool:
@@ -166,12 +190,16 @@ def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: An
     Accepted styles, which all agree:
 
     - ``set(tree, "a.b", value)``;
-    - ``set(tree, ["a", ["b.c", "d.0"]], [1, 2, 3])``: one value per path (nested lists of
-      paths flatten), or ``set(tree, ["a", "b"], 0.0)``: one value for all;
+    - ``set(tree, ["a", "b"], [1, 2])``: one value per path, or ``set(tree, ["a", "b"],
+      0.0)`` (or ``[0.0]``): one value for all;
+    - ``set(tree, [["a", "b"], "d.0"], [1, 2])``: one value per entry, where an entry is a
+      path or a group of paths; a group takes one value for all its paths, or a list with
+      one value per path (``[[1, 3], 2]``);
     - ``set(tree, {"a": 1, ("b", "c"): 0.0})``: a tuple key maps several paths to one value;
     - ``set(tree, a=1, **{"b.c": 2})``.
 
-    ``None`` is a legitimate value. Mixing styles is an error.
+    A path named more than once is updated once, with the last value given for it. These
+    are zodiax 0.5's rules. ``None`` is a legitimate value. Mixing styles is an error.
 
     Raises:
         KeyError: when a path does not exist.

@@ -13,10 +13,11 @@ import jax.numpy as jnp
 from ._base import Base
 
 
-class EquinoxWrapper(eqx.Module):
+class EquinoxWrapper(Base):
     """The structure of a model whose selected array leaves live elsewhere as a flat vector.
 
-    Made by :func:`build_wrapper`; :meth:`inject` puts a vector back into the model.
+    Made by :func:`build_wrapper`; :meth:`inject` puts a vector back into the model. It is a
+    :class:`Base`, so its ``static`` part can be read and changed by path.
 
     Attributes:
         static: the model with every selected leaf replaced by ``None`` (what
@@ -37,9 +38,19 @@ class EquinoxWrapper(eqx.Module):
         self.tree_def = tree_def
 
     @property
+    def sizes(self) -> list[int]:
+        """The number of scalars of each selected leaf, in flattening order."""
+        return [math.prod(s) for s in self.shapes]
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each selected leaf starts in the flat vector, then the vector's length."""
+        return [sum(self.sizes[:i]) for i in range(len(self.shapes) + 1)]
+
+    @property
     def size(self) -> int:
         """The length of the flat vector this structure expects."""
-        return sum(math.prod(s) for s in self.shapes)
+        return sum(self.sizes)
 
     def inject(self, values: jax.Array) -> Any:
         """The model rebuilt with its selected leaves taken from the flat vector ``values``.
@@ -67,6 +78,9 @@ class WrapperHolder(Base):
 
     Path operations act on ``values`` (``holder.multiply("values", 0.5)``); :attr:`build`
     gives the model back with those values. Subclass it to give the holder a ``__call__``.
+    Attributes the holder does not have are looked up on its ``structure`` (as in zodiax
+    0.5): ``holder.static`` and the path ``"static.in_features"`` both reach the model's
+    static part.
 
     >>> import equinox as eqx, jax.numpy as jnp, jax.random as jr, zdx_base
     >>> net = eqx.nn.Linear(2, 1, key=jr.key(0))
@@ -79,6 +93,17 @@ class WrapperHolder(Base):
 
     values: jax.Array
     structure: EquinoxWrapper
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "structure":
+            raise AttributeError(name)
+        try:
+            return getattr(self.structure, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r}, and neither has its "
+                f"structure ({type(self.structure).__name__})."
+            ) from None
 
     @property
     def build(self) -> Any:

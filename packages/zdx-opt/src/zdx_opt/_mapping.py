@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -64,7 +65,8 @@ def map_optimisers(
         leaf the longest (most specific) one wins.
     strict : bool, default False
         If False, parameters that no name covers stay fixed: their updates are zero and no
-        optimiser state is kept for them. If True, such parameters raise an error.
+        optimiser state is kept for them; a name that matches no parameter is ignored with
+        a warning (zodiax 0.5 accepts such names too). If True, both raise an error.
 
     Returns
     -------
@@ -82,8 +84,8 @@ def map_optimisers(
         If a key is not a name or tuple of names, or a value is not an optax
         ``GradientTransformation``.
     ValueError
-        If a name matches no parameter (the message lists the parameter names), a name is
-        given twice, or ``strict=True`` and some parameters have no optimiser (named).
+        If a name is given twice, or ``strict=True`` and a name matches no parameter (the
+        message lists the parameter names) or some parameters have no optimiser (named).
 
     Examples
     --------
@@ -124,10 +126,14 @@ def map_optimisers(
                     f"(keys {name_to_label[name]!r} and {label!r})."
                 )
             if not any(matches(leaf, name) for leaf in names):
-                raise ValueError(
+                unknown = (
                     f"`optimisers` names parameter {name!r}, which is not in `params`. "
                     f"The parameters are: {', '.join(repr(n) for n in names)}."
                 )
+                if strict:
+                    raise ValueError(unknown)
+                warnings.warn(f"map_optimisers: {unknown} It is ignored.", stacklevel=2)
+                continue
             name_to_label[name] = label
 
     fixed = FIXED_LABEL
@@ -141,6 +147,7 @@ def map_optimisers(
         else:
             labels.append(fixed)
             unmapped.append(leaf)
+    transforms = {label: t for label, t in transforms.items() if label in labels}
     if unmapped:
         if strict:
             raise ValueError(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
-import optimistix as optx
+
+if TYPE_CHECKING:  # imported when minimise() runs: it costs ~0.3 s at `import zdx_opt`
+    import optimistix as optx
 
 from ._reparam import LatentMap, reparametrise
 
@@ -120,6 +122,8 @@ def minimise(
     >>> out.params["x"]
     Array([3., 3.], dtype=float64)
     """
+    import optimistix as optx
+
     if fmat is not None and cov is not None:
         raise ValueError("minimise takes at most one of `fmat` and `cov`, got both.")
     if not callable(loss_fn):

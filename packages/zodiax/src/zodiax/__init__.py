@@ -6,20 +6,23 @@
 - the modules ``zodiax.base`` (zdx_base), ``zodiax.stats`` (zdx_stats),
   ``zodiax.batching`` and its zodiax 0.5 name ``zodiax.diffops`` (zdx_batching),
   ``zodiax.optimisation`` (zdx_opt) and ``zodiax.sample`` (zdx_sample): each is the package
-  itself, so ``zodiax.stats.z_score is zdx_stats.z_score``;
+  itself, so ``zodiax.stats.z_score is zdx_stats.z_score``. ``zodiax.sample`` (numpyro,
+  blackjax, ArviZ) is imported the first time it is used, so that ``import zodiax`` stays
+  as light as zodiax 0.5's;
 - every top-level function of zodiax 0.5 (``zdx.hessian``, ``zdx.map_optimisers``,
   ``zdx.z_score``, ...);
 - the names that zodiax 0.5 removed from 0.4 (``zdx.filter_grad``, ``zdx.get_optimiser``, ...),
   working as in zodiax 0.4.1 and warning which name replaces them.
 """
 
+import importlib
 import importlib.metadata
 import sys
+from typing import Any
 
 import zdx_base as base
 import zdx_batching as batching
 import zdx_opt as optimisation
-import zdx_sample as sample
 import zdx_stats as stats
 from zdx_base import Base as Base
 from zdx_base import EquinoxWrapper as EquinoxWrapper
@@ -63,16 +66,28 @@ from ._deprecated import sgd as sgd
 diffops = batching
 """zodiax 0.5's name for :mod:`zodiax.batching`."""
 
-# `import zodiax.stats` and `from zodiax.optimisation import delay` find the packages too.
+# `import zodiax.stats` and `from zodiax.optimisation import delay` find the packages too
+# (`zodiax.sample` is a small module file that puts zdx_sample in its place when imported).
 for _name, _module in {
     "base": base,
     "stats": stats,
     "batching": batching,
     "diffops": batching,
     "optimisation": optimisation,
-    "sample": sample,
 }.items():
     sys.modules[f"{__name__}.{_name}"] = _module
 del _name, _module
+
+
+def __getattr__(name: str) -> Any:
+    """``zodiax.sample``: zdx_sample, imported on first use (it loads the sampling stack)."""
+    if name == "sample":
+        return importlib.import_module(f"{__name__}.sample")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "sample"])
+
 
 __version__ = importlib.metadata.version("zodiax")

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 import zdx_base
+import zdx_batching
 
 __all__ = [
     "adam",
@@ -37,47 +38,84 @@ __all__ = [
     "sgd",
 ]
 
-_REPLACEMENTS = {
-    "filter_jit": "equinox.filter_jit",
+REPLACEMENTS: dict[str, tuple[str, str]] = {
+    # name: (the zodiax 0.4 call, what to write instead). The one source of the replacement
+    # text: the warnings, the docstrings and the README's migration table come from here
+    # (tests/zodiax/test_deprecated.py checks the README against migration_table()).
+    "filter_jit": ("zdx.filter_jit(fn)", "`equinox.filter_jit(fn)`"),
     "filter_grad": (
-        "equinox.filter_grad (or jax.grad over a dict of parameters that the function puts "
-        "into the model with zodiax.Base.set)"
+        "zdx.filter_grad(paths)(fn)",
+        "`equinox.filter_grad`, or `jax.grad` of `lambda params: fn(model.set(params), ...)` "
+        "where `params = model.get(paths, as_dict=True)`",
     ),
     "filter_value_and_grad": (
-        "equinox.filter_value_and_grad (or jax.value_and_grad over a dict of parameters that "
-        "the function puts into the model with zodiax.Base.set)"
+        "zdx.filter_value_and_grad(paths)(fn)",
+        "`equinox.filter_value_and_grad`, or `jax.value_and_grad` over the same `params` dict",
     ),
-    "apply_updates": "equinox.apply_updates (or optax.apply_updates on a dict of parameters)",
-    "get_optimiser": "zodiax.optimisation.map_optimisers",
+    "apply_updates": (
+        "zdx.apply_updates(model, updates)",
+        "`equinox.apply_updates(model, updates)`, or `optax.apply_updates(params, updates)` "
+        "on the `params` dict followed by `model.set(params)`",
+    ),
+    "get_optimiser": (
+        "zdx.get_optimiser(model, paths, optimisers)",
+        "`optim, state = zodiax.optimisation.map_optimisers(params, {path: optimiser, ...})`",
+    ),
     "sgd": (
-        "optax.sgd with momentum=0.6, nesterov=True and a zodiax.optimisation.delay learning rate"
+        "zdx.sgd(lr, start)",
+        "`optax.sgd(zodiax.optimisation.delay(lr, start - 1), momentum=0.6, nesterov=True)`",
     ),
-    "adam": "optax.adam with a zodiax.optimisation.delay learning rate",
-    "scheduler": "zodiax.optimisation.delay (or optax.piecewise_constant_schedule)",
+    "adam": ("zdx.adam(lr, start)", "`optax.adam(zodiax.optimisation.delay(lr, start - 1))`"),
+    "scheduler": (
+        "zdx.scheduler(lr, start, *(step, multiplier))",
+        "`zodiax.optimisation.delay(lr, start - 1)`. For the multipliers, use "
+        "`optax.piecewise_constant_schedule` or `optax.join_schedules`",
+    ),
     "set_array": (
-        "zdx_base.set(tree, paths, zdx_base.get(tree, paths)), as zodiax.Base.get returns "
-        "float arrays"
+        "zdx.set_array(model, paths)",
+        "`model.set(paths, model.get(paths))`, because `get` returns float arrays "
+        "(`zdx_base.set` / `zdx_base.get` on any pytree)",
     ),
     "boolean_filter": (
-        "zdx_base.set(jax.tree.map(lambda _: False, tree), paths, True) (or equinox.tree_at)"
+        "zdx.boolean_filter(model, paths)",
+        "`zdx_base.set(jax.tree.map(lambda _: False, model), paths, True)`, or `equinox.tree_at`",
     ),
     "fisher_matrix": (
-        "zodiax.batching.hessian of the log-likelihood over a dict of parameters, negated"
+        "zdx.fisher_matrix(model, paths, loglike, *args)",
+        "`-H`, with `H, _ = zodiax.batching.hessian(lambda p: loglike(model.set(p), *args), "
+        "model.get(paths, as_dict=True))`",
     ),
     "covariance_matrix": (
-        "jax.numpy.linalg.inv of the negated zodiax.batching.hessian of the log-likelihood"
+        "zdx.covariance_matrix(model, paths, loglike, *args)",
+        "`jax.numpy.linalg.inv(-H)` with the same `H`",
     ),
 }
 
 
+def migration_table() -> str:
+    """The README's table of the zodiax 0.4 names and their replacements, in markdown."""
+    rows = [f"| `{old}` | {new} |" for old, new in REPLACEMENTS.values()]
+    return "\n".join(["| zodiax 0.4 name | replacement |", "|---|---|", *rows])
+
+
 def _warn(name: str) -> None:
     """Emit the deprecation warning of ``name``, pointing at the caller's line."""
+    replacement = REPLACEMENTS[name][1].replace("`", "")
     warnings.warn(
         f"zodiax.{name} is deprecated since zodiax 0.5 and will be removed in a future "
-        f"release; use {_REPLACEMENTS[name]} instead.",
+        f"release; use {replacement} instead.",
         DeprecationWarning,
         stacklevel=3,
     )
+
+
+def _note_replacement(function: Callable) -> Callable:
+    """Append the ``.. deprecated::`` note, from :data:`REPLACEMENTS`, to the docstring."""
+    replacement = REPLACEMENTS[function.__name__][1].replace("`", "``")
+    function.__doc__ = (function.__doc__ or "").rstrip() + (
+        f"\n\n    .. deprecated:: 0.5\n        Use {replacement}.\n"
+    )
+    return function
 
 
 # --------------------------------------------------------------------------- paths
@@ -149,6 +187,7 @@ def _boolean_filter(pytree: Any, paths: list[Any], inverse: bool) -> Any:
     return zdx_base.set(flags, paths, not inverse)
 
 
+@_note_replacement
 def boolean_filter(pytree: Any, parameters: Any, inverse: bool = False) -> Any:
     """A tree of booleans shaped like ``pytree``: ``True`` at ``parameters``, else ``False``.
 
@@ -156,9 +195,6 @@ def boolean_filter(pytree: Any, parameters: Any, inverse: bool = False) -> Any:
     boolean_filter(pytree, paths))`` splits the named parameters from the rest. A path that
     names a sub-tree (a layer, a dict) puts a single ``True`` there, which selects the whole
     sub-tree.
-
-    .. deprecated:: 0.5
-        Use ``zdx_base.set(jax.tree.map(lambda _: False, tree), paths, True)``.
 
     Parameters
     ----------
@@ -190,6 +226,7 @@ def boolean_filter(pytree: Any, parameters: Any, inverse: bool = False) -> Any:
     return _boolean_filter(pytree, _flat_paths(parameters, "boolean_filter"), inverse)
 
 
+@_note_replacement
 def set_array(pytree: Any, parameters: Any = None) -> Any:
     """``pytree`` with the numeric leaves at ``parameters`` turned into float arrays.
 
@@ -198,10 +235,6 @@ def set_array(pytree: Any, parameters: Any = None) -> Any:
     dtype and complex values stay complex. A path that names a sub-tree converts every
     numeric leaf in it and leaves the others (strings, functions) alone. Arrays have a
     ``shape`` and are differentiated by the equinox filters, which plain numbers are not.
-
-    .. deprecated:: 0.5
-        Use ``zdx_base.set(tree, paths, zdx_base.get(tree, paths))``: ``get`` returns float
-        arrays.
 
     Parameters
     ----------
@@ -236,13 +269,11 @@ def set_array(pytree: Any, parameters: Any = None) -> Any:
 # ------------------------------------------------------------------------ transforms
 
 
+@_note_replacement
 def filter_jit(fun: Callable | None = None, **jit_kwargs: Any) -> Callable:
     """``equinox.filter_jit``: compile ``fun``, tracing its arrays and keeping the rest static.
 
     Usable as ``@filter_jit`` or ``@filter_jit(donate="all")``.
-
-    .. deprecated:: 0.5
-        Use ``equinox.filter_jit``.
 
     Parameters
     ----------
@@ -289,6 +320,7 @@ def _by_paths(
     return decorate if fun is None else decorate(fun)
 
 
+@_note_replacement
 def filter_grad(parameters: Any, fun: Callable | None = None, **grad_kwargs: Any) -> Callable:
     """Differentiate a function of a pytree with respect to the leaves at ``parameters`` only.
 
@@ -300,10 +332,6 @@ def filter_grad(parameters: Any, fun: Callable | None = None, **grad_kwargs: Any
     named parameter gets a gradient.
 
     Usable as ``@filter_grad("a.b")`` or ``filter_grad("a.b", fun)``.
-
-    .. deprecated:: 0.5
-        Use ``equinox.filter_grad``, or ``jax.grad`` of a function of a dict of parameters
-        that it puts into the model with ``zodiax.Base.set``.
 
     Parameters
     ----------
@@ -339,16 +367,13 @@ def filter_grad(parameters: Any, fun: Callable | None = None, **grad_kwargs: Any
     return _by_paths(eqx.filter_grad, "filter_grad", parameters, fun, grad_kwargs)
 
 
+@_note_replacement
 def filter_value_and_grad(
     parameters: Any, fun: Callable | None = None, **grad_kwargs: Any
 ) -> Callable:
     """Like :func:`filter_grad`, also returning the function's value: ``(value, grads)``.
 
     With ``has_aux=True`` the result is ``((value, aux), grads)``.
-
-    .. deprecated:: 0.5
-        Use ``equinox.filter_value_and_grad``, or ``jax.value_and_grad`` of a function of a
-        dict of parameters that it puts into the model with ``zodiax.Base.set``.
 
     Parameters
     ----------
@@ -378,11 +403,9 @@ def filter_value_and_grad(
     )
 
 
+@_note_replacement
 def apply_updates(model: Any, updates: Any) -> Any:
     """``model`` with ``updates`` added leaf by leaf; leaves whose update is ``None`` stay.
-
-    .. deprecated:: 0.5
-        Use ``equinox.apply_updates`` (or ``optax.apply_updates`` on a dict of parameters).
 
     Parameters
     ----------
@@ -449,6 +472,7 @@ def _scheduler(lr: Any, start: Any, changes: Sequence[Any], function: str) -> op
     return schedule
 
 
+@_note_replacement
 def scheduler(lr: float, start: int, *changes: tuple[int, float]) -> optax.Schedule:
     """A learning-rate schedule: zero before step ``start``, then ``lr``, rescaled at steps.
 
@@ -456,12 +480,6 @@ def scheduler(lr: float, start: int, *changes: tuple[int, float]) -> optax.Sched
     ``(step, multiplier)`` pair with ``step <= count``, and ``0`` while ``count < start``
     (optax counts the first update as step 0). Use it to hold parameters still until others
     have settled.
-
-    .. deprecated:: 0.5
-        Use ``zodiax.optimisation.delay``: ``delay(lr, start - 1)`` is this schedule
-        without multipliers (``delay`` is still zero at its own ``start`` step). Use
-        ``optax.piecewise_constant_schedule`` or ``optax.join_schedules`` for the
-        multipliers.
 
     Parameters
     ----------
@@ -493,15 +511,12 @@ def scheduler(lr: float, start: int, *changes: tuple[int, float]) -> optax.Sched
     return _scheduler(lr, start, changes, "scheduler")
 
 
+@_note_replacement
 def sgd(lr: float, start: int, *changes: tuple[int, float]) -> optax.GradientTransformation:
     """``optax.sgd`` with Nesterov momentum 0.6 and the learning rate of :func:`scheduler`.
 
     The rate is zero before step ``start``; the momentum still accumulates the gradients
     of those steps, as it did in zodiax 0.4.
-
-    .. deprecated:: 0.5
-        Use ``optax.sgd(zodiax.optimisation.delay(lr, start - 1), momentum=0.6,
-        nesterov=True)`` (or ``lr`` itself when ``start`` is 0).
 
     Parameters
     ----------
@@ -525,12 +540,9 @@ def sgd(lr: float, start: int, *changes: tuple[int, float]) -> optax.GradientTra
     return optax.sgd(_scheduler(lr, start, changes, "sgd"), momentum=0.6, nesterov=True)
 
 
+@_note_replacement
 def adam(lr: float, start: int, *changes: tuple[int, float]) -> optax.GradientTransformation:
     """``optax.adam`` with the learning rate of :func:`scheduler` (zero before ``start``).
-
-    .. deprecated:: 0.5
-        Use ``optax.adam(zodiax.optimisation.delay(lr, start - 1))`` (or ``lr`` itself
-        when ``start`` is 0).
 
     Parameters
     ----------
@@ -558,6 +570,7 @@ def _is_transformation(obj: Any) -> bool:
     return callable(getattr(obj, "init", None)) and callable(getattr(obj, "update", None))
 
 
+@_note_replacement
 def get_optimiser(pytree: Any, parameters: Any, optimisers: Any) -> tuple[Any, Any]:
     """One optax optimiser per parameter (or group of parameters); every other leaf frozen.
 
@@ -567,9 +580,6 @@ def get_optimiser(pytree: Any, parameters: Any, optimisers: Any) -> tuple[Any, A
     built, so give the optimiser the gradients of :func:`filter_grad` (or
     :func:`filter_value_and_grad`) over the same ``parameters``, and apply its updates with
     :func:`apply_updates`.
-
-    .. deprecated:: 0.5
-        Use ``zodiax.optimisation.map_optimisers``.
 
     Parameters
     ----------
@@ -730,7 +740,33 @@ def _fisher(
     )
 
 
-@eqx.filter_jit
+class _ShiftedLoglike(eqx.Module):
+    """``loglike_fn`` as a function of one flat vector of shifts added to the parameters.
+
+    A module, so that zdx-batching keeps one compiled Hessian per log-likelihood, tree
+    structure, paths and shapes: the arrays it holds are arguments of that program.
+    """
+
+    loglike_fn: Callable = eqx.field(static=True)
+    pytree: Any
+    paths: tuple = eqx.field(static=True)
+    shapes: tuple = eqx.field(static=True)
+    args: tuple
+    kwargs: tuple  # (name, value) pairs: zdx-batching keys a dict field by identity
+
+    def __call__(self, flat: jax.Array) -> jax.Array:
+        shifted, start = [], 0
+        for path, shape in zip(self.paths, self.shapes):
+            value = zdx_base.get(self.pytree, path, to_array=False)
+            size = math.prod(shape)
+            shift = flat[start : start + size].reshape(shape)
+            shifted.append(value + jnp.broadcast_to(shift, value.shape))
+            start += size
+        return self.loglike_fn(
+            zdx_base.set(self.pytree, list(self.paths), shifted), *self.args, **dict(self.kwargs)
+        )
+
+
 def _hessian_of_shift(
     loglike_fn: Callable,
     pytree: Any,
@@ -741,34 +777,24 @@ def _hessian_of_shift(
     kwargs: dict,
     function: str,
 ) -> jax.Array:
-    """The Hessian of the log-likelihood with respect to shifts of the parameters.
-
-    Compiled once per log-likelihood, tree structure, paths and shapes (``equinox``
-    keeps the functions, paths and shapes static and traces the arrays).
-    """
-    values = [zdx_base.get(pytree, path, to_array=False) for path in paths]
-    origin, unravel, _ = zdx_base.ravel([jnp.zeros(shape, dtype=float) for shape in shapes])
-
-    def loglike_of_shift(flat: jax.Array) -> jax.Array:
-        shifted = [
-            value + jnp.broadcast_to(shift, value.shape)
-            for value, shift in zip(values, unravel(flat))
-        ]
-        return loglike_fn(zdx_base.set(pytree, list(paths), shifted), *args, **kwargs)
-
-    out = jax.eval_shape(loglike_of_shift, origin)
-    if jnp.shape(out) != ():
-        raise TypeError(
-            f"{function}(): `loglike_fn` must return a scalar log-likelihood, but it returned "
-            f"an array of shape {jnp.shape(out)}."
-        )
-    if save_memory:
-        # One Hessian column at a time: a Hessian-vector product per basis vector.
-        _, hvp = jax.linearize(jax.grad(loglike_of_shift), origin)
-        return jax.lax.map(hvp, jnp.eye(origin.size, dtype=origin.dtype)).T
-    return jax.hessian(loglike_of_shift)(origin)
+    """The Hessian of the log-likelihood with respect to shifts of the parameters, from
+    ``zdx_batching.hessian`` (one column per block when ``save_memory``)."""
+    shifted = _ShiftedLoglike(loglike_fn, pytree, paths, shapes, args, tuple(kwargs.items()))
+    origin = jnp.zeros(sum(math.prod(shape) for shape in shapes), dtype=float)
+    try:
+        hessian, _ = zdx_batching.hessian(shifted, origin, origin.size if save_memory else 1)
+    except ValueError:
+        out = jax.eval_shape(shifted, origin)
+        if jnp.shape(out) != ():  # zodiax 0.4 raised TypeError here
+            raise TypeError(
+                f"{function}(): `loglike_fn` must return a scalar log-likelihood, but it "
+                f"returned an array of shape {jnp.shape(out)}."
+            ) from None
+        raise
+    return hessian
 
 
+@_note_replacement
 def fisher_matrix(
     pytree: Any,
     parameters: Any,
@@ -789,10 +815,6 @@ def fisher_matrix(
     differentiates with respect to one shift added to every element of ``"wfe"`` rather
     than to each element. The shape must broadcast onto the parameter's shape; keys that
     are not in ``parameters`` are ignored.
-
-    .. deprecated:: 0.5
-        Use ``zodiax.batching.hessian`` of the log-likelihood over a dict of parameters;
-        the Fisher matrix is minus that Hessian.
 
     Parameters
     ----------
@@ -849,6 +871,7 @@ def fisher_matrix(
     )
 
 
+@_note_replacement
 def covariance_matrix(
     pytree: Any,
     parameters: Any,
@@ -861,10 +884,6 @@ def covariance_matrix(
     """The inverse of :func:`fisher_matrix`: the Laplace covariance of ``parameters``.
 
     Takes the same arguments as :func:`fisher_matrix`.
-
-    .. deprecated:: 0.5
-        Use ``jax.numpy.linalg.inv`` of the Fisher matrix, which is minus the
-        ``zodiax.batching.hessian`` of the log-likelihood.
 
     Returns
     -------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import zdx_batching as batching
-import zdx_batching._run as run
+import zdx_batching._program as program_module
 from zdx_batching._checks import parse_memory
 from zdx_batching._memory import choose_block
 
@@ -42,7 +42,7 @@ class Bar:
 @pytest.fixture
 def bars(monkeypatch):
     Bar.made = []
-    monkeypatch.setattr(run, "progress_bar", Bar)
+    monkeypatch.setattr(program_module, "progress_bar", Bar)
     return Bar.made
 
 
@@ -58,7 +58,7 @@ def measurements(monkeypatch):
 
         return choose_block(name, limit, largest, recorded)
 
-    monkeypatch.setattr(run, "choose_block", spy)
+    monkeypatch.setattr(program_module, "choose_block", spy)
     return seen
 
 

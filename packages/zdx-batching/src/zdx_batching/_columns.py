@@ -4,11 +4,14 @@ A matrix with ``n`` columns (one per parameter) is computed ``block`` columns at
 block ``k`` holds the columns ``k * block, ..., k * block + block - 1``; columns past ``n``
 (padding when ``n`` is not a multiple of the block size) are computed from zero tangents
 and dropped. All blocks run inside one compiled program, in a ``lax.scan``, so nothing is
-re-dispatched from Python between blocks. Within a block the products are vmapped; on CPU
-they are evaluated ``CPU_CHUNK`` columns at a time (``lax.map`` with ``batch_size``), which
-keeps the working set in cache and is faster there. With several devices the blocks are dealt out
-over a one-dimensional mesh with ``shard_map``: each device runs its share of the blocks
-and the result is gathered and replicated on every device.
+re-dispatched from Python between blocks. Within a block the products are vmapped (or, when
+the plan says so, evaluated ``chunk`` columns at a time with ``lax.map``). With several
+devices the blocks are dealt out over a one-dimensional mesh with ``shard_map``: each
+device runs its share of the blocks and the result is gathered and replicated on every
+device.
+
+Each kind of result is a :class:`Columns`: the Jacobian, the Fisher matrix, the Hessian, its
+diagonal, and a Hessian-vector product (one "column" whose tangent is the given vector).
 """
 
 from __future__ import annotations
@@ -31,24 +34,26 @@ except ImportError:  # pragma: no cover - older jax
     _VMA_FLAG = "check_rep"
 
 _AXIS = "blocks"
-# On CPU the products of a block are evaluated this many columns at a time.
-CPU_CHUNK = 4
 
 
 class Plan(NamedTuple):
-    """``blocks`` blocks of ``block`` columns, ``blocks`` a multiple of ``len(devices)``."""
+    """``blocks`` blocks of ``block`` columns, ``blocks`` a multiple of ``len(devices)``;
+    within a block, ``chunk`` columns at a time (``None``: the whole block at once)."""
 
     n: int
     block: int
     blocks: int
     devices: tuple
+    chunk: int | None = None
 
     @property
     def padded(self) -> int:
         return self.block * self.blocks
 
 
-def plan_blocks(n: int, nbatches: int, devices: tuple, block: int | None = None) -> Plan:
+def plan_blocks(
+    n: int, nbatches: int, devices: tuple, block: int | None = None, chunk: int | None = None
+) -> Plan:
     """Choose the block layout for ``n`` columns.
 
     ``block`` defaults to ``ceil(n / max(nbatches, len(devices)))``: at least
@@ -59,7 +64,9 @@ def plan_blocks(n: int, nbatches: int, devices: tuple, block: int | None = None)
         block = -(-n // max(nbatches, min(ndev, n)))
     needed = -(-n // block)
     blocks = -(-needed // ndev) * ndev
-    return Plan(n, int(block), int(blocks), devices)
+    if chunk is not None and chunk >= block:
+        chunk = None
+    return Plan(n, int(block), int(blocks), devices, chunk)
 
 
 def largest_block(n: int, nbatches: int, devices: tuple) -> int:
@@ -89,6 +96,10 @@ class Columns:
     def prepare(self, f_flat: Callable, x_flat: jax.Array) -> Any:
         raise NotImplementedError
 
+    def tangents(self, cols: jax.Array, n: int, dtype: Any, vector: Any) -> jax.Array:
+        """The tangent vectors of a block: the basis vectors ``e_k`` of its columns."""
+        return jax.nn.one_hot(cols, n, dtype=dtype)
+
     def select(self, rows: jax.Array, columns: jax.Array) -> jax.Array:
         return rows
 
@@ -115,63 +126,59 @@ def as_output(name: str, out: Any) -> jax.Array:
 
 def run_blocks(
     columns: Columns,
-    f_flat_of: Callable[[tuple], Callable],
-    x_flat_of: Callable[[tuple], jax.Array],
-    args: tuple,
+    f_flat_of: Callable[[Any], Callable],
+    x_flat_of: Callable[[Any], jax.Array],
+    inputs: Any,
+    vector: Any,
     plan: Plan,
     tick: Callable | None,
 ) -> jax.Array:
     """Compute every block of ``columns`` and return the finished result (traceable).
 
-    ``args`` are the program's dynamic inputs; ``f_flat_of(args)`` and ``x_flat_of(args)``
-    rebuild the flat function and the flat parameters from them, so that the same code runs
-    on one device or inside ``shard_map`` (which gets ``args`` replicated).
+    ``inputs`` are the program's inputs; ``f_flat_of(inputs)`` and ``x_flat_of(inputs)``
+    rebuild the flat function and the flat parameters from them, so that the same code
+    runs on one device or inside ``shard_map`` (which gets ``inputs`` replicated).
+    ``vector`` is the tangent of a Hessian-vector product (``None`` otherwise).
     """
     n, block = plan.n, plan.block
-    chunk = cpu_chunk(plan.devices)
 
-    def local(args: tuple, block_ids: jax.Array) -> jax.Array:
-        x_flat = x_flat_of(args)
-        ctx = columns.prepare(f_flat_of(args), x_flat)
+    def local(inputs: Any, vector: Any, block_ids: jax.Array) -> jax.Array:
+        x_flat = x_flat_of(inputs)
+        product = columns.prepare(f_flat_of(inputs), x_flat)
         offsets = jnp.arange(block)
 
         def step(carry: None, k: jax.Array) -> tuple[None, jax.Array]:
             cols = k * block + offsets
-            basis = jax.nn.one_hot(cols, n, dtype=x_flat.dtype)
-            if chunk is None or chunk >= block:
-                rows = jax.vmap(ctx)(basis)
-            else:  # a few columns at a time: kinder to CPU caches, and less memory
-                rows = jax.lax.map(ctx, basis, batch_size=chunk)
+            basis = columns.tangents(cols, x_flat.shape[0], x_flat.dtype, vector)
+            if plan.chunk is None:
+                rows = jax.vmap(product)(basis)
+            else:  # a few columns at a time: less memory, kinder to caches
+                rows = jax.lax.map(product, basis, batch_size=plan.chunk)
             out = columns.select(rows, cols)
             if tick is not None:
                 jax.debug.callback(tick, k)
             return carry, out
 
-        _, outs = jax.lax.scan(step, None, block_ids)
+        if plan.blocks // len(plan.devices) == 1:  # one block: no loop around it
+            outs = step(None, block_ids[0])[1][None]
+        else:
+            _, outs = jax.lax.scan(step, None, block_ids)
         return outs.reshape((-1, *outs.shape[2:]))
 
     block_ids = jnp.arange(plan.blocks)
     if len(plan.devices) == 1:
-        stacked = local(args, block_ids)
+        stacked = local(inputs, vector, block_ids)
     else:
         mesh = Mesh(np.asarray(plan.devices), (_AXIS,))
         sharded = _shard_map(
             local,
             mesh=mesh,
-            in_specs=(PartitionSpec(), PartitionSpec(_AXIS)),
+            in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(_AXIS)),
             out_specs=PartitionSpec(_AXIS),
             **{_VMA_FLAG: False},
         )
-        stacked = sharded(args, block_ids)
+        stacked = sharded(inputs, vector, block_ids)
     return columns.finish(stacked, n)
-
-
-def cpu_chunk(devices: tuple) -> int | None:
-    """Columns evaluated together inside a block: all of them on accelerators, a few on
-    CPUs, where one block of many tangents at once runs out of cache (and is slower)."""
-    if devices and getattr(devices[0], "platform", "cpu") == "cpu":
-        return CPU_CHUNK
-    return None
 
 
 def replicated(devices: tuple) -> NamedSharding | None:
@@ -245,3 +252,16 @@ class DiagonalColumns(HessianColumns):
 
     def finish(self, stacked: jax.Array, n: int) -> jax.Array:
         return stacked[:n]
+
+
+class HvpColumns(HessianColumns):
+    """One "column": the Hessian-vector product ``H v`` for the given tangent ``v``."""
+
+    name = "hvp"
+
+    def tangents(self, cols: jax.Array, n: int, dtype: Any, vector: Any) -> jax.Array:
+        # Column 0 is v; padding columns (one block per device) are zeros.
+        return jnp.where((cols == 0)[:, None], vector.astype(dtype)[None, :], 0)
+
+    def finish(self, stacked: jax.Array, n: int) -> jax.Array:
+        return stacked[0]

@@ -20,8 +20,29 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-WORKER = textwrap.dedent(
+# The problem, shared by the workers and the single-process reference.
+PROBLEM = textwrap.dedent(
     """
+    import jax.numpy as jnp
+
+    x = {"a": jnp.linspace(0.1, 1.0, 5), "b": 1.5, "m": jnp.array([[1.0, 2.0], [3.0, -4.0]])}
+    args = {"data": jnp.array([0.3, -0.2, 0.1, 0.5, 0.9])}
+
+
+    def loss(p, args):
+        coupling = jnp.sum(p["m"] ** 3) * p["a"][0]
+        return jnp.sum(jnp.sin(p["a"] - args["data"]) ** 2 * p["b"]) + coupling
+
+
+    def resid(p, args):
+        first = jnp.tanh(p["a"] * p["b"]) - args["data"]
+        return jnp.concatenate([first, jnp.ravel(p["m"] * p["a"][1])])
+    """
+)
+
+WORKER = (
+    textwrap.dedent(
+        """
     import json, sys
     import jax
     jax.config.update("jax_enable_x64", True)
@@ -30,18 +51,12 @@ WORKER = textwrap.dedent(
         coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2])
     )
     import numpy as np
-    import jax.numpy as jnp
     import zdx_batching as batching
-
-    x = {"a": jnp.linspace(0.1, 1.0, 5), "b": 1.5, "m": jnp.array([[1.0, 2.0], [3.0, -4.0]])}
-    args = {"data": jnp.array([0.3, -0.2, 0.1, 0.5, 0.9])}
-
-    def loss(p, args):
-        return jnp.sum(jnp.sin(p["a"] - args["data"]) ** 2 * p["b"]) + jnp.sum(p["m"] ** 3) * p["a"][0]
-
-    def resid(p, args):
-        return jnp.concatenate([jnp.tanh(p["a"] * p["b"]) - args["data"], jnp.ravel(p["m"] * p["a"][1])])
-
+    """
+    )
+    + PROBLEM
+    + textwrap.dedent(
+        """
     out = {"devices": len(jax.devices()), "processes": jax.process_count()}
     out["hessian"] = np.asarray(batching.hessian(loss, x, 3, args=args)[0]).tolist()
     out["jacobian"] = np.asarray(batching.jacobian(resid, x, 2, args=args)[0]).tolist()
@@ -51,17 +66,8 @@ WORKER = textwrap.dedent(
     print("RESULT " + json.dumps(out), flush=True)
     jax.distributed.shutdown()
     """
-)
-
-
-def _loss(p, args):
-    return jnp.sum(jnp.sin(p["a"] - args["data"]) ** 2 * p["b"]) + jnp.sum(p["m"] ** 3) * p["a"][0]
-
-
-def _resid(p, args):
-    return jnp.concatenate(
-        [jnp.tanh(p["a"] * p["b"]) - args["data"], jnp.ravel(p["m"] * p["a"][1])]
     )
+)
 
 
 def _free_port() -> int:
@@ -104,11 +110,12 @@ def results():
 
 @pytest.fixture(scope="module")
 def expected():
-    x = {"a": jnp.linspace(0.1, 1.0, 5), "b": 1.5, "m": jnp.array([[1.0, 2.0], [3.0, -4.0]])}
-    args = {"data": jnp.array([0.3, -0.2, 0.1, 0.5, 0.9])}
+    problem: dict = {}
+    exec(PROBLEM, problem)
+    x, args, loss, resid = (problem[name] for name in ("x", "args", "loss", "resid"))
     x_flat, unravel = ravel_pytree(x)
-    H = jax.hessian(lambda z: _loss(unravel(z), args))(x_flat)
-    J = jax.jacfwd(lambda z: _resid(unravel(z), args))(x_flat)
+    H = jax.hessian(lambda z: loss(unravel(z), args))(x_flat)
+    J = jax.jacfwd(lambda z: resid(unravel(z), args))(x_flat)
     return {
         "hessian": H,
         "jacobian": J,

@@ -34,6 +34,8 @@ except ImportError:  # pragma: no cover - older jax
     _VMA_FLAG = "check_rep"
 
 _AXIS = "blocks"
+# Within a block on CPU, columns are evaluated this many at a time (kinder to caches).
+CPU_CHUNK = 4
 
 
 class Plan(NamedTuple):
@@ -64,6 +66,8 @@ def plan_blocks(
         block = -(-n // max(nbatches, min(ndev, n)))
     needed = -(-n // block)
     blocks = -(-needed // ndev) * ndev
+    if chunk is None and blocks > 1 and getattr(devices[0], "platform", "cpu") == "cpu":
+        chunk = CPU_CHUNK
     if chunk is not None and chunk >= block:
         chunk = None
     return Plan(n, int(block), int(blocks), devices, chunk)
@@ -99,6 +103,16 @@ class Columns:
     def tangents(self, cols: jax.Array, n: int, dtype: Any, vector: Any) -> jax.Array:
         """The tangent vectors of a block: the basis vectors ``e_k`` of its columns."""
         return jax.nn.one_hot(cols, n, dtype=dtype)
+
+    def finite(self, result: Any, xp: Any = jnp) -> Any:
+        """Whether ``result`` holds no NaN or inf (a sum overflowing counts too), with
+        ``xp`` numpy (on the host) or ``jax.numpy`` (traceable)."""
+        return xp.isfinite(xp.sum(result))
+
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        """The whole result in one go, as JAX's own transformation computes it (used for
+        a single block of every column on one device); ``None`` if there is none."""
+        return None
 
     def select(self, rows: jax.Array, columns: jax.Array) -> jax.Array:
         return rows
@@ -165,6 +179,14 @@ def run_blocks(
             _, outs = jax.lax.scan(step, None, block_ids)
         return outs.reshape((-1, *outs.shape[2:]))
 
+    if len(plan.devices) == 1 and plan.blocks == 1 and block == n:
+        # Every column at once: exactly JAX's own program (its constant basis lets XLA
+        # simplify the products), as fast as jax.hessian / jax.jacfwd.
+        whole = columns.all_at_once(f_flat_of(inputs), x_flat_of(inputs))
+        if whole is not None:
+            if tick is not None:
+                jax.debug.callback(tick, jnp.zeros((), int))
+            return whole
     block_ids = jnp.arange(plan.blocks)
     if len(plan.devices) == 1:
         stacked = local(inputs, vector, block_ids)
@@ -197,6 +219,9 @@ class JacobianColumns(Columns):
         _, jvp = jax.linearize(f_flat, x_flat)
         return jvp
 
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        return jax.jacfwd(f_flat)(x_flat)
+
     def finish(self, stacked: jax.Array, n: int) -> jax.Array:
         return jnp.moveaxis(stacked[:n], 0, -1)
 
@@ -214,6 +239,16 @@ class FisherColumns(JacobianColumns):
         # Padding rows of J are exact zeros: multiply first, cut afterwards.
         F = jnp.matmul(stacked, stacked.T, precision=jax.lax.Precision.HIGHEST)
         return F[:n, :n]
+
+    def finite(self, result: Any, xp: Any = jnp) -> Any:
+        # F[k, k] is the squared norm of column k of J: any NaN or inf of J shows there,
+        # and checking n numbers costs nothing next to the matrix.
+        return xp.isfinite(xp.sum(xp.diagonal(result)))
+
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        J = jax.jacfwd(f_flat)(x_flat)
+        J = J.reshape(-1, J.shape[-1])
+        return jnp.matmul(J.T, J, precision=jax.lax.Precision.HIGHEST)
 
 
 class HessianColumns(Columns):
@@ -236,6 +271,15 @@ class HessianColumns(Columns):
         _, hvp = jax.linearize(jax.grad(f_flat), x_flat)
         return hvp
 
+    def finite(self, result: Any, xp: Any = jnp) -> Any:
+        # The diagonal only (a full pass over n * n numbers would cost as much as the
+        # Hessian of a cheap function): a NaN or inf in column k almost always reaches
+        # H[k, k].
+        return xp.isfinite(xp.sum(xp.diagonal(result)))
+
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        return jax.hessian(f_flat)(x_flat)
+
     def finish(self, stacked: jax.Array, n: int) -> jax.Array:
         # Row k of the stack is H e_k, the k-th column: transpose to jax.hessian's layout.
         return stacked[:n].T
@@ -253,6 +297,12 @@ class DiagonalColumns(HessianColumns):
     def finish(self, stacked: jax.Array, n: int) -> jax.Array:
         return stacked[:n]
 
+    def finite(self, result: Any, xp: Any = jnp) -> Any:
+        return xp.isfinite(xp.sum(result))
+
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        return jnp.diag(jax.hessian(f_flat)(x_flat))
+
 
 class HvpColumns(HessianColumns):
     """One "column": the Hessian-vector product ``H v`` for the given tangent ``v``."""
@@ -265,3 +315,9 @@ class HvpColumns(HessianColumns):
 
     def finish(self, stacked: jax.Array, n: int) -> jax.Array:
         return stacked[0]
+
+    def finite(self, result: Any, xp: Any = jnp) -> Any:
+        return xp.isfinite(xp.sum(result))
+
+    def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
+        return None

@@ -20,14 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from . import _cache, _program
 from ._capture import Capture, Opaque, Traced, capture, capture_with_entries, changed_entries
 from ._columns import plan_blocks
 from ._flat import abstract
 from ._precision import warn_if_float32, warn_if_not_finite
-from ._program import Program, global_inputs
+from ._program import Program, global_inputs, is_finite
 from ._request import Request
 
 # Raised while tracing when ``f`` needs a concrete value of something it captured.
@@ -62,8 +61,8 @@ def compute(request: Request) -> tuple[jax.Array, bool | None]:
         bake_key = (setting, described.key)
         if described.leaves and _cache.needs_baking(bake_key):
             described = capture(pair, bake=True, state=state)
-    except Traced:
-        return _inline(request)
+    except Traced:  # f captures values of an outer trace: that trace compiles
+        return _inline(request, traced=True)
     except Opaque:
         return _fresh(request, devices, None)
     baked = not described.leaves
@@ -99,8 +98,7 @@ def _fresh(request: Request, devices: tuple, described: Capture | None) -> tuple
     program = Program(request, _function_of(request, described), devices)
     inputs = _inputs(request, described, devices)
     program.build(inputs)
-    result, finite = program(inputs)
-    return result, bool(finite)
+    return program(inputs)
 
 
 def _cached(
@@ -109,8 +107,7 @@ def _cached(
     program = _cache.lookup(_program_key(setting, described))
     inputs = _inputs(request, described, devices)
     if program is not None:
-        result, finite = program(inputs)
-        return result, bool(finite)
+        return program(inputs)
     pair, state = (request.f, request.args), _cache.state_entries()
     _, before = capture_with_entries(pair, bake=baked, state=state)
     program = Program(request, _function_of(request, described), devices)
@@ -123,17 +120,17 @@ def _cached(
             _cache.remember_state(changed)
         final = capture(pair, bake=baked, state=_cache.state_entries())
     except (Opaque, Traced):
-        return result, bool(finite)
+        return result, finite
     _cache.store(_program_key(setting, final), program)
-    return result, bool(finite)
+    return result, finite
 
 
-def _inline(request: Request) -> tuple[jax.Array, bool | None]:
+def _inline(request: Request, traced: bool = False) -> tuple[jax.Array, bool | None]:
     """The blocks run op by op (``jit=False``) or inside an outer trace, on one device."""
     devices = (jax.devices()[0],)
     plan = plan_blocks(request.ncolumns, request.nbatches, devices)
     program = Program(request, _function_of(request, None), devices)
-    traced = request.traced
+    traced = traced or request.traced
     show = request.progress and not traced
     bar = _program.progress_bar(request.columns.name, plan.blocks) if show else None
 
@@ -152,7 +149,7 @@ def _inline(request: Request) -> tuple[jax.Array, bool | None]:
             bar.close()
     if traced:
         return result, None
-    return result, bool(jnp.all(jnp.isfinite(result)))
+    return result, is_finite(request.columns, result)
 
 
 def evaluate(request: Request) -> jax.Array:

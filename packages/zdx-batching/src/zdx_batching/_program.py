@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
 from ._memory import choose_block, footprint
@@ -63,17 +63,11 @@ class Program:
         return program
 
     def _jitted(self, plan: Plan) -> Callable:
-        tick = self._tick if self.request.progress else None
-        inner = self.traceable(plan, tick)
-
-        def program(x_leaves: tuple, leaves: tuple, vector: Any) -> tuple:
-            result = inner(x_leaves, leaves, vector)
-            return result, jnp.all(jnp.isfinite(result))
-
+        program = self.traceable(plan, self._tick if self.request.progress else None)
         sharding = replicated(self.devices)
         if sharding is None:
             return jax.jit(program)
-        return jax.jit(program, out_shardings=(sharding, sharding))
+        return jax.jit(program, out_shardings=sharding)
 
     def build(self, inputs: tuple) -> None:
         """Choose the plan and compile (with ``max_memory``: the largest block that fits,
@@ -95,32 +89,47 @@ class Program:
         self.plan = self._plan(block)
         self._run = compiled[block]
 
-    def __call__(self, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, inputs: tuple) -> tuple[jax.Array, bool]:
         """Run the program on ``(x_leaves, leaves, vector)``: the result and whether it is
         finite."""
         if self.request.progress:
             self._bar = progress_bar(self.request.columns.name, self.plan.blocks)
         result = None
         try:
-            result, finite = self._run(*inputs)
+            result = self._run(*inputs)
         finally:
             self._close_bar(result)
-        return result, finite
+        return result, is_finite(self.request.columns, result)
 
     def _tick(self, _: Any) -> None:
         if self._bar is not None:
             self._bar.update(1)
 
     def _close_bar(self, result: Any) -> None:
-        bar, self._bar = self._bar, None
+        bar = self._bar
         if bar is None:
             return
-        try:
+        try:  # the ticks arrive while the program runs: wait for them, then close
             if result is not None:
                 jax.block_until_ready(result)
             jax.effects_barrier()
         finally:
+            self._bar = None
             bar.close()
+
+
+_FINITE_CHECKS: dict = {}
+
+
+def is_finite(columns: Any, result: jax.Array) -> bool:
+    """``columns.finite(result)``: with numpy on a CPU result (a view, no copy; a second
+    output of the main program would cost more than the check), else compiled."""
+    if all(device.platform == "cpu" for device in result.sharding.device_set):
+        return bool(columns.finite(np.asarray(result), np))
+    kind = type(columns)
+    if kind not in _FINITE_CHECKS:
+        _FINITE_CHECKS[kind] = jax.jit(columns.finite)
+    return bool(_FINITE_CHECKS[kind](result))
 
 
 def global_inputs(inputs: Any, devices: tuple) -> Any:

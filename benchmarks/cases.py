@@ -255,8 +255,8 @@ class Entry:
     """A problem of a suite, and what is timed on it.
 
     ``f`` and ``jax.hessian`` always; ``zdx_batching.hessian`` at each of ``nbatches``
-    (``None``: the default settings) and with ``max_memory`` if given; ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then
-    ``J^T J``) at ``nbatches=5`` if ``fisher``; ``zdx_batching.hessian_diagonal`` at
+    (``None``: the default settings) and with ``max_memory`` if given;
+    ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then ``J^T J``) at ``nbatches=5`` if ``fisher``; ``zdx_batching.hessian_diagonal`` at
     ``nbatches=5`` if ``diagonal``; zodiax 0.5's ``hessian`` at each of ``nbatches_05``
     (default: the same as ``nbatches``).
     """

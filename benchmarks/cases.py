@@ -256,9 +256,10 @@ class Entry:
 
     ``f`` and ``jax.hessian`` always; ``zdx_batching.hessian`` at each of ``nbatches``
     (``None``: the default settings) and with ``max_memory`` if given;
-    ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then ``J^T J``) at ``nbatches=5`` if ``fisher``; ``zdx_batching.hessian_diagonal`` at
-    ``nbatches=5`` if ``diagonal``; zodiax 0.5's ``hessian`` at each of ``nbatches_05``
-    (default: the same as ``nbatches``).
+    ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then ``J^T J``) at ``nbatches=5``
+    if ``fisher``; ``zdx_batching.hessian_diagonal`` at ``nbatches=5`` if ``diagonal``;
+    zodiax 0.5's ``hessian`` at each of ``nbatches_05`` (default: the same as
+    ``nbatches``, leaving out ``None``).
     """
 
     problem: str

@@ -34,13 +34,18 @@ except ImportError:  # pragma: no cover - older jax
     _VMA_FLAG = "check_rep"
 
 _AXIS = "blocks"
-# Within a block on CPU, columns are evaluated this many at a time (kinder to caches).
+# On CPU, when a block's working set would not stay in cache, its columns are evaluated
+# this many at a time; "would not stay" is a block of columns whose largest intermediate
+# values (one column's product each) take more than _CACHE_BYTES together.
 CPU_CHUNK = 4
+_CACHE_BYTES = 8 * 2**20
 
 
 class Plan(NamedTuple):
     """``blocks`` blocks of ``block`` columns, ``blocks`` a multiple of ``len(devices)``;
-    within a block, ``chunk`` columns at a time (``None``: the whole block at once)."""
+    within a block, at most ``chunk`` columns at a time (``None``: the whole block; on
+    CPU with several blocks per device ``CPU_CHUNK``, used only when the block's working
+    set would not stay in cache)."""
 
     n: int
     block: int
@@ -66,11 +71,31 @@ def plan_blocks(
         block = -(-n // max(nbatches, min(ndev, n)))
     needed = -(-n // block)
     blocks = -(-needed // ndev) * ndev
-    if chunk is None and blocks > 1 and getattr(devices[0], "platform", "cpu") == "cpu":
-        chunk = CPU_CHUNK
+    if chunk is None and blocks > ndev and getattr(devices[0], "platform", "cpu") == "cpu":
+        chunk = CPU_CHUNK  # at most: run_blocks keeps cheap blocks whole
     if chunk is not None and chunk >= block:
         chunk = None
     return Plan(n, int(block), int(blocks), devices, chunk)
+
+
+def largest_intermediate(product: Callable, tangent: jax.Array) -> int:
+    """Bytes of the largest value one column's product makes (from its jaxpr: the linear
+    map only is traced, not ``f``)."""
+    jaxpr = jax.make_jaxpr(product)(tangent).jaxpr
+    largest = 0
+    stack = [jaxpr]
+    while stack:
+        current = stack.pop()
+        for eqn in current.eqns:
+            for var in eqn.outvars:
+                dtype = getattr(var.aval, "dtype", None)
+                itemsize = getattr(dtype, "itemsize", 0)
+                largest = max(largest, int(getattr(var.aval, "size", 0) * itemsize))
+            for param in eqn.params.values():
+                inner = getattr(param, "jaxpr", param)
+                if hasattr(inner, "eqns"):  # a nested jaxpr (scan, cond, pjit...)
+                    stack.append(inner)
+    return largest
 
 
 def largest_block(n: int, nbatches: int, devices: tuple) -> int:
@@ -160,14 +185,19 @@ def run_blocks(
         x_flat = x_flat_of(inputs)
         product = columns.prepare(f_flat_of(inputs), x_flat)
         offsets = jnp.arange(block)
+        chunk = plan.chunk
+        if chunk is not None:  # chunks only when the whole block would not stay in cache
+            first = columns.tangents(offsets[:1], x_flat.shape[0], x_flat.dtype, vector)[0]
+            if block * largest_intermediate(product, first) <= _CACHE_BYTES:
+                chunk = None
 
         def step(carry: None, k: jax.Array) -> tuple[None, jax.Array]:
             cols = k * block + offsets
             basis = columns.tangents(cols, x_flat.shape[0], x_flat.dtype, vector)
-            if plan.chunk is None:
+            if chunk is None:
                 rows = jax.vmap(product)(basis)
             else:  # a few columns at a time: less memory, kinder to caches
-                rows = jax.lax.map(product, basis, batch_size=plan.chunk)
+                rows = jax.lax.map(product, basis, batch_size=chunk)
             out = columns.select(rows, cols)
             if tick is not None:
                 jax.debug.callback(tick, k)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
-from ._memory import choose_block, footprint
+from ._memory import choose_block, fixed_bytes, footprint
 from ._request import Request
 
 
@@ -85,7 +85,12 @@ class Program:
             return footprint(program, request.columns.name)
 
         largest = largest_block(request.ncolumns, request.nbatches, self.devices)
-        block, _ = choose_block(request.columns.name, request.limit, largest, measure)
+        name = request.columns.name
+
+        def fixed() -> int:
+            return fixed_bytes(compiled[largest], name)
+
+        block, _ = choose_block(name, request.limit, largest, measure, fixed)
         self.plan = self._plan(block)
         self._run = compiled[block]
 

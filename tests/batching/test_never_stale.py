@@ -371,3 +371,22 @@ def test_a_counter_the_function_keeps_on_self_does_not_hide_a_data_change():
     np.testing.assert_allclose(
         np.asarray(batching.hessian(m.nll, X)[0]), np.asarray(fresh("hessian", m.nll)), rtol=1e-12
     )
+
+
+def test_an_object_that_refers_to_itself_is_traced_again_rather_than_followed_forever():
+    class Node:
+        def __init__(self):
+            self.me = self
+            self.offset = 1.0
+
+        def nll(self, p):
+            return jnp.sum((p["a"] - self.offset) ** 2) * p["b"] ** 2
+
+    node = Node()
+    batching.hessian(node.nll, X)
+    node.offset = -2.0
+    np.testing.assert_allclose(
+        np.asarray(batching.hessian(node.nll, X)[0]),
+        np.asarray(fresh("hessian", node.nll)),
+        rtol=1e-12,
+    )

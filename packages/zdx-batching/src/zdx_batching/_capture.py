@@ -39,6 +39,8 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 _SCALARS = (int, float, complex, str, bytes, bool, type(None), np.generic, type(Ellipsis))
 # How deep module-level functions are followed (f -> loss -> helper -> ...).
 _GLOBAL_DEPTH = 4
+# How deep containers, pytrees and objects are followed before giving up (uncacheable).
+_MAX_DEPTH = 64
 
 
 class Opaque(Exception):
@@ -172,15 +174,21 @@ def _capture(value: Any, walk: _Walk) -> Capture:
         return Capture(("class", class_key(value, walk)), (), None)
     if isinstance(value, types.ModuleType):
         return Capture(ById(value), (), None)
-    tree = _tree(value, walk)
-    if tree is not None:
-        return tree
-    if not type(value).__flags__ & _HEAP_TYPE or _is_jax_callable(value):
-        # C functions, ufuncs, and jax.jit / custom_jvp wrappers: taken as globals are
-        return Capture(ById(value), (), None)
-    if _is_plain_object(value):
-        return _plain_object(value, walk)
-    raise Opaque(type(value).__name__)
+    if id(value) in walk.active or len(walk.active) > _MAX_DEPTH:
+        raise Opaque("a cycle, or nesting too deep")  # cannot be compared safely
+    walk.active.add(id(value))
+    try:
+        tree = _tree(value, walk)
+        if tree is not None:
+            return tree
+        if not type(value).__flags__ & _HEAP_TYPE or _is_jax_callable(value):
+            # C functions, ufuncs, and jax.jit / custom_jvp wrappers: taken as globals are
+            return Capture(ById(value), (), None)
+        if _is_plain_object(value):
+            return _plain_object(value, walk)
+        raise Opaque(type(value).__name__)
+    finally:
+        walk.active.discard(id(value))
 
 
 def _array(value: Any, walk: _Walk) -> Capture:

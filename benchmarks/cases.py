@@ -257,16 +257,17 @@ def reference_check(case: Case, result: Any, reference: Any) -> str | None:
 class Entry:
     """A problem of a suite, and what is timed on it.
 
-    ``f`` and ``jax.hessian`` always; ``zdx_batching.hessian`` at each of ``nbatches`` and
-    with ``max_memory`` if given; ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then
-    ``J^T J``) at ``nbatches=5`` if ``fisher``; ``zdx_batching.hessian_diagonal`` at
-    ``nbatches=5`` if ``diagonal``; zodiax 0.5's ``hessian`` at each of ``nbatches_05``
-    (default: the same as ``nbatches``).
+    ``f`` and ``jax.hessian`` always; ``zdx_batching.hessian`` at each of ``nbatches``
+    (``None``: the default settings) and with ``max_memory`` if given;
+    ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then ``J^T J``) at ``nbatches=5``
+    if ``fisher``; ``zdx_batching.hessian_diagonal`` at ``nbatches=5`` if ``diagonal``;
+    zodiax 0.5's ``hessian`` at each of ``nbatches_05`` (default: the same as
+    ``nbatches``, leaving out ``None``).
     """
 
     problem: str
     n: int
-    nbatches: tuple[int, ...] = (5,)
+    nbatches: tuple[int | None, ...] = (5,)
     max_memory: str | None = None
     fisher: bool = True
     diagonal: bool = False
@@ -289,18 +290,22 @@ KEY_CASES = frozenset(
 # pixels is the one of the README's targets; nbatches sweeps show memory against nbatches.
 SUITES: dict[str, tuple[Entry, ...]] = {
     "quick": (
-        Entry("optics-z7-f3-npix64", 16, (1, 5), "32MB", diagonal=True),
-        Entry("smooth-n300", 300, (5,), fisher=False),
+        Entry("optics-z7-f3-npix64", 16, (None, 5), "32MB", diagonal=True),
+        Entry("smooth-n300", 300, (None, 5), fisher=False),
+        Entry("separable-n1000", 1000, (None,), fisher=False),
+        Entry("coupled-n300", 300, (None,), fisher=False),
     ),
     "full": (
-        Entry("optics-z7-f3-npix64", 16),
-        Entry("optics-z50-f3-npix64", 59),
-        Entry("optics-z200-f3-npix64", 209),
-        Entry("optics-z50-f3-npix128", 59, (1, 5, 59), "100MB", diagonal=True),
-        Entry("smooth-n100", 100),
-        Entry("smooth-n300", 300),
-        Entry("smooth-n1000", 1000),
-        Entry("smooth-n3000", 3000, (1, 5, 20, 100), "200MB", diagonal=True),
+        Entry("optics-z7-f3-npix64", 16, (None, 5)),
+        Entry("optics-z50-f3-npix64", 59, (None, 5)),
+        Entry("optics-z200-f3-npix64", 209, (None, 5)),
+        Entry("optics-z50-f3-npix128", 59, (None, 1, 5, 59), "100MB", diagonal=True),
+        Entry("smooth-n100", 100, (None, 5)),
+        Entry("smooth-n300", 300, (None, 5)),
+        Entry("smooth-n1000", 1000, (None, 5)),
+        Entry("smooth-n3000", 3000, (None, 5, 20, 100), "200MB", diagonal=True),
+        Entry("separable-n1000", 1000, (None, 5)),
+        Entry("coupled-n300", 300, (None, 5)),
     ),
 }
 
@@ -317,7 +322,8 @@ def cases_for(entry: Entry) -> list[Case]:
     if entry.diagonal:
         cases.append(Case("zdx", "diagonal", 5))
     for nb in entry.nbatches if entry.nbatches_05 is None else entry.nbatches_05:
-        cases.append(Case("zodiax05", "hessian", nb))
+        if nb is not None:  # zodiax 0.5's default is nbatches=1, named as such
+            cases.append(Case("zodiax05", "hessian", nb))
     if entry.fisher:
         cases.append(Case("zodiax05", "fisher", 5))
     return cases

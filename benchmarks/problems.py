@@ -43,9 +43,11 @@ import zodiax as zdx
 __all__ = [
     "Problem",
     "build_optics",
+    "coupled_problem",
     "make_problem",
     "optics_problem",
     "parse_problem_id",
+    "separable_problem",
     "smooth_problem",
 ]
 
@@ -346,10 +348,68 @@ def smooth_problem(n: int = 1000, m: int = 256) -> Problem:
 
 
 # --------------------------------------------------------------------------------------
+# Cheap functions: where a few columns at a time lose to all columns at once.
+
+
+def separable_loss(params, args):
+    """``sum(cosh(x) + x^4 / 4 - d x)``: a diagonal Hessian, each term cheap."""
+    x = params["x"]
+    return jnp.sum(jnp.cosh(x) + 0.25 * x**4 - args * x)
+
+
+def separable_residuals(params, args):
+    """``(sinh(x) - d) / 0.1``: a diagonal Jacobian."""
+    return (jnp.sinh(params["x"]) - args) / 0.1
+
+
+def separable_problem(n: int = 1000) -> Problem:
+    """The separable function of ``n`` parameters (seed 1)."""
+    k1, k2 = jr.split(jr.key(1), 2)
+    return Problem(
+        id=f"separable-n{n}",
+        family="separable",
+        n=n,
+        x={"x": 0.3 * jr.normal(k1, (n,))},
+        loss_fn=separable_loss,
+        residual_fn=separable_residuals,
+        args=jr.normal(k2, (n,)),
+        description=f"separable cheap function, {n} parameters (diagonal Hessian)",
+    )
+
+
+def coupled_residuals(params, args):
+    """A Rosenbrock chain plus one term coupling every parameter."""
+    x = params["x"]
+    chain = 10.0 * (x[1:] - x[:-1] ** 2)
+    return jnp.concatenate([chain, 1.0 - x[:-1], jnp.sum(args * jnp.sin(x))[None]])
+
+
+def coupled_loss(params, args):
+    """Half the sum of squares of :func:`coupled_residuals`: a dense Hessian."""
+    return 0.5 * jnp.sum(coupled_residuals(params, args) ** 2)
+
+
+def coupled_problem(n: int = 300) -> Problem:
+    """The coupled cheap function of ``n`` parameters (seed 2)."""
+    k1, k2 = jr.split(jr.key(2), 2)
+    return Problem(
+        id=f"coupled-n{n}",
+        family="coupled",
+        n=n,
+        x={"x": 1.0 + 0.1 * jr.normal(k1, (n,))},
+        loss_fn=coupled_loss,
+        residual_fn=coupled_residuals,
+        args=jr.normal(k2, (n,)) / math.sqrt(n),
+        description=f"Rosenbrock chain plus a global coupling, {n} parameters (dense Hessian)",
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Problems by name.
 
 _OPTICS_ID = re.compile(r"^optics-z(\d+)-f(\d+)-npix(\d+)$")
-_SMOOTH_ID = re.compile(r"^smooth-n(\d+)$")
+_SIZED_ID = re.compile(r"^(smooth|separable|coupled)-n(\d+)$")
+_SIZED = {"smooth": smooth_problem, "separable": separable_problem, "coupled": coupled_problem}
 
 
 def parse_problem_id(problem_id: str) -> tuple[str, dict]:
@@ -358,12 +418,12 @@ def parse_problem_id(problem_id: str) -> tuple[str, dict]:
     if match:
         z, f, npix = (int(g) for g in match.groups())
         return "optics", {"n_zernike": z, "n_filters": f, "npix": npix}
-    match = _SMOOTH_ID.match(problem_id)
+    match = _SIZED_ID.match(problem_id)
     if match:
-        return "smooth", {"n": int(match.group(1))}
+        return match.group(1), {"n": int(match.group(2))}
     raise ValueError(
         f"Unknown problem {problem_id!r}: expected 'optics-z<terms>-f<filters>-npix<pixels>' "
-        "or 'smooth-n<parameters>'."
+        "or '<smooth|separable|coupled>-n<parameters>'."
     )
 
 
@@ -374,6 +434,6 @@ def make_problem(problem_id: str) -> Problem:
     """Build (once per process) the problem named ``problem_id``."""
     if problem_id not in _BUILT:
         family, kwargs = parse_problem_id(problem_id)
-        build = optics_problem if family == "optics" else smooth_problem
+        build = optics_problem if family == "optics" else _SIZED[family]
         _BUILT[problem_id] = build(**kwargs)
     return _BUILT[problem_id]

@@ -264,7 +264,7 @@ def _series_key(problem: str) -> tuple[str, str]:
     """Problems of one family that differ only in size: ``("optics", "f3-npix64")``."""
     if problem.startswith("optics"):
         return "optics", re.sub(r"^optics-z\d+-", "", problem)
-    return "smooth", ""
+    return re.sub(r"-n\d+$", "", problem), ""  # smooth, separable, coupled
 
 
 _PLOTTED = (

@@ -45,8 +45,8 @@ def _chosen_blocks() -> int | None:
     try:
         from zdx_batching import _cache
 
-        entry = next(reversed(_cache._entries.values()))
-        return int(entry.plan.blocks)
+        program = next(reversed(_cache._programs.values()))
+        return int(program.plan.blocks)
     except Exception:  # private details: absent in other versions
         return None
 

@@ -69,7 +69,7 @@ SCRIPT = textwrap.dedent(
             pass
 
     bars = []
-    batching._run.progress_bar = Bar
+    batching._program.progress_bar = Bar
     H, _ = batching.hessian(loss, x, nbatches=3, progress=True)
     out["progress"] = [bars[0].total, bars[0].n, float(jnp.max(jnp.abs(H - H_ref)))]
     print("RESULT " + json.dumps(out))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import zdx_batching as batching
-import zdx_batching._run as run
+import zdx_batching._program as program_module
 from zdx_batching._checks import parse_memory
 from zdx_batching._memory import choose_block
 
@@ -42,7 +42,7 @@ class Bar:
 @pytest.fixture
 def bars(monkeypatch):
     Bar.made = []
-    monkeypatch.setattr(run, "progress_bar", Bar)
+    monkeypatch.setattr(program_module, "progress_bar", Bar)
     return Bar.made
 
 
@@ -51,14 +51,14 @@ def measurements(monkeypatch):
     """Record the block sizes tried by max_memory and their footprints in bytes."""
     seen: dict = {}
 
-    def spy(name, limit, largest, measure):
+    def spy(name, limit, largest, measure, fixed=None):
         def recorded(block):
             seen[block] = measure(block)
             return seen[block]
 
-        return choose_block(name, limit, largest, recorded)
+        return choose_block(name, limit, largest, recorded, fixed)
 
-    monkeypatch.setattr(run, "choose_block", spy)
+    monkeypatch.setattr(program_module, "choose_block", spy)
     return seen
 
 
@@ -99,6 +99,17 @@ def test_the_search_finds_the_largest_block_that_fits():
     assert len(seen) <= 6
     with pytest.raises(ValueError, match="one column needs 1100 bytes"):
         choose_block("hessian", 1050, 20, linear)
+
+
+def test_a_line_from_the_fixed_part_finds_a_block_with_two_compiles():
+    def linear(block):
+        return 1000 + 100 * block
+
+    block, seen = choose_block("hessian", 1750, 20, linear, fixed=lambda: 1000)
+    assert block == 7 and sorted(seen) == [7, 20]
+    # a fixed part that is too optimistic falls back to the measured line
+    block, seen = choose_block("hessian", 1750, 20, linear, fixed=lambda: 0)
+    assert block == 7 and linear(block) <= 1750
 
 
 def test_a_large_bound_keeps_one_block_and_a_progress_bar_counts_it(expected, bars, measurements):

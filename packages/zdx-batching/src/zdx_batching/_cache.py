@@ -1,78 +1,101 @@
-"""The cache of compiled programs, so that a repeated call neither traces nor compiles.
+"""The cache of compiled programs, and apart from it what was learnt about functions.
 
-An entry is keyed on everything a compiled program depends on:
+Programs are keyed on everything they depend on (see ``_engine.py``): what is computed
+and its options, the devices and JAX settings, the structure, shapes and dtypes of ``x``,
+and the description of the function and its ``args`` (``_capture.py``: a static part
+compared by value, and the shapes and dtypes of the array leaves that are inputs of the
+program). At most ``_MAX_ENTRIES`` programs are kept, least recently used first out.
 
-* what is computed (``"hessian"``, ``"fisher"``...) and the options (``checkpoint``,
-  ``nbatches`` or ``max_memory``, ``progress``, the devices);
-* the structure, shapes and dtypes of ``x``;
-* the static description of ``f`` (see ``_closure.py``: its code, the Python values it
-  captures, the identity of module-level objects it uses) and the shapes and dtypes of the
-  arrays it captures, which are passed to the program as arguments;
-* the JAX settings that change how a function traces (``jax_enable_x64``...).
-
-Entries are kept in least-recently-used order, at most ``_MAX_ENTRIES`` of them.
+Separately, two small records of what was learnt about functions: the kinds that need
+their captured arrays baked in (they take concrete values of them), so that later calls
+go straight there; and the entries of containers that functions write while traced (call
+counters), which are their state rather than their inputs.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
 from typing import Any
 
 _MAX_ENTRIES = 64
-_entries: collections.OrderedDict = collections.OrderedDict()
+_MAX_FLAGS = 1024
+_programs: collections.OrderedDict = collections.OrderedDict()
+_baking: collections.OrderedDict = collections.OrderedDict()
+# (id(container), entry) -> container: entries a function writes itself (kept alive so
+# that the id is not reused while it is listed).
+_state: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
 
 
 def lookup(key: Any) -> Any:
-    """Return the entry stored under ``key``, or ``None``."""
+    """The program stored under ``key``, or ``None`` (also for keys that cannot be
+    hashed or compared: such calls are never cached)."""
     with _lock:
         try:
-            entry = _entries[key]
-        except (KeyError, TypeError):
+            program = _programs[key]
+        except Exception:  # KeyError, or a key that cannot be hashed or compared
             _stats["misses"] += 1
             return None
-        _entries.move_to_end(key)
+        _programs.move_to_end(key)
         _stats["hits"] += 1
-        return entry
+        return program
 
 
-def contains(key: Any) -> bool:
-    """Whether ``key`` is stored (not counted as a hit or a miss)."""
+def store(key: Any, program: Any) -> None:
+    """Keep ``program`` under ``key`` (nothing happens for a key that cannot be hashed),
+    forgetting the least recently used beyond the limit."""
     with _lock:
         try:
-            return key in _entries
-        except TypeError:
+            _programs[key] = program
+        except Exception:
+            return
+        _programs.move_to_end(key)
+        while len(_programs) > _MAX_ENTRIES:
+            _programs.popitem(last=False)
+
+
+def needs_baking(key: Any) -> bool:
+    """Whether functions of this kind were found to need their arrays baked in."""
+    with _lock:
+        try:
+            return key in _baking
+        except Exception:
             return False
 
 
-def store(key: Any, entry: Any) -> None:
-    """Keep ``entry`` under ``key``, forgetting the least recently used beyond the limit."""
+def remember_baking(key: Any) -> None:
+    """Record that functions of this kind need their arrays baked in."""
     with _lock:
-        _entries[key] = entry
-        _entries.move_to_end(key)
-        while len(_entries) > _MAX_ENTRIES:
-            _entries.popitem(last=False)
+        try:
+            _baking[key] = True
+        except Exception:
+            return
+        while len(_baking) > _MAX_FLAGS:
+            _baking.popitem(last=False)
 
 
-def get_or_create(key: Any, create: Callable[[], Any]) -> Any:
-    """Return the entry under ``key``, creating and storing it on a miss."""
-    entry = lookup(key)
-    if entry is None:
-        entry = create()
-        store(key, entry)
-    return entry
+def state_entries() -> collections.OrderedDict:
+    """The ``(id(container), entry)`` pairs known to be written by functions themselves."""
+    return _state
+
+
+def remember_state(changed: list) -> None:
+    """Record ``(container, entry)`` pairs that a function changed while traced."""
+    with _lock:
+        for container, entry in changed:
+            _state[(id(container), entry)] = container
+        while len(_state) > _MAX_FLAGS:
+            _state.popitem(last=False)
 
 
 def clear_cache() -> None:
     """Forget every compiled program of ``zdx_batching``.
 
     The next call of :func:`hessian`, :func:`jacobian`, :func:`fisher`,
-    :func:`hessian_diagonal` or :func:`hvp` traces and compiles again. Useful to free the
-    memory the programs hold, or after changing an object that a function captures in
-    place (compiled programs hold the values they were traced with, as ``jax.jit`` does).
+    :func:`hessian_diagonal` or :func:`hvp` traces and compiles again. Useful to free
+    the memory the programs hold.
 
     Examples
     --------
@@ -80,7 +103,9 @@ def clear_cache() -> None:
     >>> zdx_batching.clear_cache()
     """
     with _lock:
-        _entries.clear()
+        _programs.clear()
+        _baking.clear()
+        _state.clear()
         _stats["hits"] = 0
         _stats["misses"] = 0
 
@@ -100,7 +125,7 @@ def cache_info() -> dict:
     """
     with _lock:
         return {
-            "entries": len(_entries),
+            "entries": len(_programs),
             "max_entries": _MAX_ENTRIES,
             "hits": _stats["hits"],
             "misses": _stats["misses"],

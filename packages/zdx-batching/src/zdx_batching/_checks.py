@@ -91,12 +91,26 @@ def parse_memory(name: str, max_memory: Any) -> int | None:
     return int(value)
 
 
+def _is_float_array(leaf: Any) -> bool:
+    if type(leaf) is float:
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return (
+        isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+        and dtype is not None
+        and np.issubdtype(dtype, np.floating)
+    )
+
+
 def check_parameters(name: str, x: Any) -> tuple[list, Any]:
     """Flatten ``x`` and check that every leaf is a real floating-point array or float.
 
     Returns the leaves and the tree definition; raises ``TypeError`` naming the path of
     the first leaf that derivatives cannot be taken with respect to.
     """
+    leaves, treedef = jax.tree_util.tree_flatten(x)
+    if leaves and all(_is_float_array(leaf) for leaf in leaves):  # the usual case, fast
+        return leaves, treedef
     with_paths, treedef = jax.tree_util.tree_flatten_with_path(x)
     leaves = []
     for path, leaf in with_paths:

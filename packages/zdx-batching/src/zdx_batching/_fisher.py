@@ -7,8 +7,10 @@ from typing import Any
 
 import jax
 
-from ._blocks import FisherColumns
-from ._run import run_columns
+from ._columns import FisherColumns
+from ._engine import evaluate
+from ._flat import make_unflatten
+from ._request import make_request
 
 
 def fisher(
@@ -18,6 +20,7 @@ def fisher(
     jit: bool = True,
     checkpoint: bool = False,
     *,
+    args: Any = None,
     max_memory: int | str | None = None,
     progress: bool = False,
 ) -> tuple[jax.Array, Callable[[Any], Any]]:
@@ -42,7 +45,7 @@ def fisher(
         How many blocks the ``n`` columns of ``J`` are split into
         (``1 <= nbatches <= n``). More blocks, less peak memory for the products; the
         whole ``J`` (``f(x).size * n`` numbers) is held once.
-    jit, checkpoint, max_memory, progress
+    jit, checkpoint, args, max_memory, progress
         As for :func:`jacobian`.
 
     Returns
@@ -71,13 +74,15 @@ def fisher(
     >>> F.shape
     (2, 2)
     """
-    return run_columns(
+    request = make_request(
         FisherColumns(),
         f,
         x,
+        args=args,
         nbatches=nbatches,
         jit=jit,
         checkpoint=checkpoint,
         max_memory=max_memory,
         progress=progress,
     )
+    return evaluate(request), make_unflatten(request.layout)

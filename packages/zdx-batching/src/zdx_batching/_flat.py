@@ -55,13 +55,19 @@ def layout_of(name: str, x: Any) -> tuple[Layout, list]:
     """Check ``x`` and describe its flat coordinates; also return its leaves."""
     leaves, treedef = check_parameters(name, x)
     shapes = tuple(tuple(np.shape(leaf)) for leaf in leaves)
-    dtypes = tuple(np.dtype(jnp.result_type(leaf)) for leaf in leaves)
+    dtypes = tuple(_dtype(leaf) for leaf in leaves)
     sizes = tuple(math.prod(shape) for shape in shapes)
     n = sum(sizes)
     if n == 0:
         raise ValueError(f"{name}: x has no parameters (every leaf is empty): got {x!r:.80}.")
-    dtype = np.dtype(jnp.result_type(*leaves))
+    dtype = dtypes[0] if len(set(dtypes)) == 1 else np.dtype(jnp.result_type(*leaves))
     return Layout(treedef, shapes, dtypes, sizes, dtype, n), leaves
+
+
+def _dtype(leaf: Any) -> np.dtype:
+    if isinstance(leaf, float):
+        return np.dtype(jnp.result_type(float))
+    return np.dtype(leaf.dtype)
 
 
 def make_unflatten(layout: Layout) -> Callable[[Any], Any]:

@@ -7,8 +7,10 @@ from typing import Any
 
 import jax
 
-from ._blocks import DiagonalColumns, HessianColumns
-from ._run import run_columns, run_hvp
+from ._columns import DiagonalColumns, HessianColumns, HvpColumns
+from ._engine import evaluate
+from ._flat import make_unflatten
+from ._request import make_request
 
 
 def hessian(
@@ -18,6 +20,7 @@ def hessian(
     jit: bool = True,
     checkpoint: bool = False,
     *,
+    args: Any = None,
     max_memory: int | str | None = None,
     progress: bool = False,
 ) -> tuple[jax.Array, Callable[[Any], Any]]:
@@ -33,7 +36,8 @@ def hessian(
     Parameters
     ----------
     f
-        A function of ``x`` returning a real scalar (e.g. a negative log-likelihood).
+        A function of ``x`` (or of ``x, args``) returning a real scalar (e.g. a negative
+        log-likelihood).
     x
         The point: any pytree (dict, list, tuple, ``equinox.Module``...) whose leaves are
         floating-point arrays or floats. Its ``n`` scalars are ordered as by
@@ -53,6 +57,11 @@ def hessian(
         memory analysis (with at least ``nbatches`` blocks). Needs ``jit=True``.
     progress
         Show a ``tqdm`` progress bar over the column blocks.
+    args
+        Data for ``f``, any pytree (arrays, numbers, ``equinox`` modules...): given, ``f``
+        is called as ``f(x, args)`` (optimistix's convention). Its arrays are inputs of
+        the compiled program, so new data of the same shapes runs the same program.
+        Keyword only; ``None`` (the default) calls ``f(x)``.
 
     Returns
     -------
@@ -91,16 +100,18 @@ def hessian(
     >>> unflatten(H[0])["b"]
     Array(2., dtype=float64)
     """
-    return run_columns(
+    request = make_request(
         HessianColumns(),
         f,
         x,
+        args=args,
         nbatches=nbatches,
         jit=jit,
         checkpoint=checkpoint,
         max_memory=max_memory,
         progress=progress,
     )
+    return evaluate(request), make_unflatten(request.layout)
 
 
 def hessian_diagonal(
@@ -110,6 +121,7 @@ def hessian_diagonal(
     jit: bool = True,
     checkpoint: bool = False,
     *,
+    args: Any = None,
     max_memory: int | str | None = None,
     progress: bool = False,
 ) -> tuple[jax.Array, Callable[[Any], Any]]:
@@ -121,7 +133,7 @@ def hessian_diagonal(
 
     Parameters
     ----------
-    f, x, nbatches, jit, checkpoint, max_memory, progress
+    f, x, nbatches, jit, checkpoint, args, max_memory, progress
         As for :func:`hessian`.
 
     Returns
@@ -143,16 +155,18 @@ def hessian_diagonal(
     >>> d
     Array([ 6., 12.], dtype=float64)
     """
-    return run_columns(
+    request = make_request(
         DiagonalColumns(),
         f,
         x,
+        args=args,
         nbatches=nbatches,
         jit=jit,
         checkpoint=checkpoint,
         max_memory=max_memory,
         progress=progress,
     )
+    return evaluate(request), make_unflatten(request.layout)
 
 
 def hvp(
@@ -161,11 +175,14 @@ def hvp(
     v: Any,
     jit: bool = True,
     checkpoint: bool = False,
+    *,
+    args: Any = None,
 ) -> Any:
     """The Hessian-vector product ``H(x) v`` of a scalar ``f``, without forming ``H``.
 
     Computed forward-over-reverse (``jax.jvp`` of ``jax.grad(f)``) in one cached
-    compiled program, at about the cost of two gradients.
+    compiled program, at about the cost of two gradients: the same machinery as
+    :func:`hessian`, with one column whose tangent is ``v``.
 
     Parameters
     ----------
@@ -176,7 +193,7 @@ def hvp(
     v
         The vector: a pytree with the structure and leaf shapes of ``x``, or a flat
         array of shape ``(n,)`` in ``ravel_pytree`` order.
-    jit, checkpoint
+    jit, checkpoint, args
         As for :func:`hessian`.
 
     Returns
@@ -196,4 +213,6 @@ def hvp(
     >>> hvp(f, x, {"a": jnp.array([1.0, 0.0]), "b": 0.0})["b"]
     Array(1., dtype=float64)
     """
-    return run_hvp(f, x, v, jit=jit, checkpoint=checkpoint)
+    request = make_request(HvpColumns(), f, x, args=args, jit=jit, checkpoint=checkpoint, v=v)
+    product = evaluate(request)
+    return product if request.vector_given_flat else request.layout.unravel(product)

@@ -7,8 +7,10 @@ from typing import Any
 
 import jax
 
-from ._blocks import JacobianColumns
-from ._run import run_columns
+from ._columns import JacobianColumns
+from ._engine import evaluate
+from ._flat import make_unflatten
+from ._request import make_request
 
 
 def jacobian(
@@ -18,6 +20,7 @@ def jacobian(
     jit: bool = True,
     checkpoint: bool = False,
     *,
+    args: Any = None,
     max_memory: int | str | None = None,
     progress: bool = False,
 ) -> tuple[jax.Array, Callable[[Any], Any]]:
@@ -51,6 +54,9 @@ def jacobian(
         program's memory analysis (with at least ``nbatches`` blocks). Needs ``jit=True``.
     progress
         Show a ``tqdm`` progress bar over the column blocks.
+    args
+        Data for ``f``: given, ``f`` is called as ``f(x, args)``; its arrays are inputs
+        of the compiled program (see :func:`hessian`). Keyword only.
 
     Returns
     -------
@@ -77,13 +83,15 @@ def jacobian(
     >>> J.shape
     (2, 3)
     """
-    return run_columns(
+    request = make_request(
         JacobianColumns(),
         f,
         x,
+        args=args,
         nbatches=nbatches,
         jit=jit,
         checkpoint=checkpoint,
         max_memory=max_memory,
         progress=progress,
     )
+    return evaluate(request), make_unflatten(request.layout)

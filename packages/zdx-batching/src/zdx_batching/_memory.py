@@ -12,6 +12,9 @@ bytes counted are what one device holds while the program runs::
    done, with a single compile;
 2. one column per block; if even that does not fit, ``max_memory`` is too small and a
    ``ValueError`` says how many bytes one column needs;
+   (before that, a line from the part that does not grow with the block, inputs and
+   result, through the first measurement proposes a block: if it fits, it is taken, after
+   two compiles in all);
 3. otherwise a straight line through the two measurements (memory grows about linearly
    with the block size) proposes the largest block that fits; it is compiled and checked,
    and the line is redrawn through the new point until a block fits (at most a few
@@ -40,14 +43,7 @@ def describe_bytes(count: float) -> str:
 
 def footprint(compiled: object, name: str) -> int:
     """Bytes one device holds while ``compiled`` runs, from XLA's memory analysis."""
-    stats = compiled.memory_analysis()
-    if isinstance(stats, (list, tuple)):  # older jax: one entry per device
-        stats = stats[0] if stats else None
-    if stats is None:
-        raise RuntimeError(
-            f"{name}: this JAX backend gives no memory analysis of compiled programs, so "
-            "max_memory cannot be used here; choose nbatches instead."
-        )
+    stats = _stats(compiled, name)
     return int(
         stats.argument_size_in_bytes
         + stats.output_size_in_bytes
@@ -56,13 +52,39 @@ def footprint(compiled: object, name: str) -> int:
     )
 
 
+def fixed_bytes(compiled: object, name: str) -> int:
+    """The part of the footprint that does not grow with the block size: inputs and
+    result."""
+    stats = _stats(compiled, name)
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes)
+
+
+def _stats(compiled: object, name: str) -> object:
+    stats = compiled.memory_analysis()
+    if isinstance(stats, (list, tuple)):  # older jax: one entry per device
+        stats = stats[0] if stats else None
+    if stats is None:
+        raise RuntimeError(
+            f"{name}: this JAX backend gives no memory analysis of compiled programs, so "
+            "max_memory cannot be used here; choose nbatches instead."
+        )
+    return stats
+
+
 def choose_block(
-    name: str, limit: int, largest: int, measure: Callable[[int], int]
+    name: str,
+    limit: int,
+    largest: int,
+    measure: Callable[[int], int],
+    fixed: Callable[[], int] | None = None,
 ) -> tuple[int, dict]:
     """The largest block size in ``[1, largest]`` whose program fits in ``limit`` bytes.
 
     ``measure(block)`` compiles the program for ``block`` columns per block and returns
-    its footprint in bytes. Returns the block size and every measurement made.
+    its footprint in bytes. With ``fixed()`` (the bytes of the first program that do not
+    grow with the block: inputs and result), a line from that part through the first
+    measurement proposes a block at once, so that a bound that the largest block exceeds
+    usually costs two compiles. Returns the block size and every measurement made.
     """
     seen: dict[int, int] = {}
 
@@ -73,6 +95,12 @@ def choose_block(
 
     if probe(largest) <= limit:
         return largest, seen
+    if fixed is not None and largest > 1:
+        base = fixed()
+        if base < limit < seen[largest]:
+            guess = int((limit - base) / (seen[largest] - base) * largest)
+            if 1 < guess < largest and probe(guess) <= limit:
+                return guess, seen
     if largest == 1 or probe(1) > limit:
         raise ValueError(
             f"{name}: max_memory={limit} bytes ({describe_bytes(limit)}) is too small for "

@@ -1,0 +1,146 @@
+"""One compiled program: build it (choosing the block plan), measure its memory, call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
+from ._memory import choose_block, fixed_bytes, footprint
+from ._request import Request
+
+
+def progress_bar(name: str, total: int) -> Any:
+    """The ``tqdm`` bar shown with ``progress=True``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{name} column blocks", unit="block", leave=False)
+
+
+class Program:
+    """The program computing ``request`` for functions read as ``function_of(leaves)``.
+
+    ``function_of`` maps the captured leaves (inputs of the program) to ``(f, args)``;
+    it is called while tracing. :meth:`build` picks the plan (searching the block size
+    when ``max_memory`` is given) and compiles; calling the object runs it.
+    """
+
+    def __init__(self, request: Request, function_of: Callable, devices: tuple):
+        self.request = request
+        self.function_of = function_of
+        self.devices = devices
+        self.plan: Plan | None = None
+        self._run: Callable | None = None
+        self._bar: Any = None
+
+    def _plan(self, block: int | None = None) -> Plan:
+        request = self.request
+        return plan_blocks(request.ncolumns, request.nbatches, self.devices, block)
+
+    def traceable(self, plan: Plan, tick: Callable | None) -> Callable:
+        """``(x_leaves, leaves, vector) -> result`` for ``plan`` (not compiled)."""
+        request = self.request
+        columns, layout = request.columns, request.layout
+
+        def f_flat_of(inputs: tuple) -> Callable:
+            f, args = self.function_of(inputs[1])
+
+            def f_flat(z: jax.Array) -> jax.Array:
+                return columns.check_output(request.call(f, args, layout.unravel(z)))
+
+            return jax.checkpoint(f_flat) if request.checkpoint else f_flat
+
+        def x_flat_of(inputs: tuple) -> jax.Array:
+            return layout.ravel(list(inputs[0]))
+
+        def program(x_leaves: tuple, leaves: tuple, vector: Any) -> jax.Array:
+            inputs = (x_leaves, leaves)
+            return run_blocks(columns, f_flat_of, x_flat_of, inputs, vector, plan, tick)
+
+        return program
+
+    def _jitted(self, plan: Plan) -> Callable:
+        program = self.traceable(plan, self._tick if self.request.progress else None)
+        sharding = replicated(self.devices)
+        if sharding is None:
+            return jax.jit(program)
+        return jax.jit(program, out_shardings=sharding)
+
+    def build(self, inputs: tuple) -> None:
+        """Choose the plan and compile (with ``max_memory``: the largest block that fits,
+        from the compiled programs' memory analysis; the chosen one is kept)."""
+        request = self.request
+        if request.limit is None:
+            self.plan = self._plan()
+            self._run = self._jitted(self.plan)
+            return
+        compiled: dict = {}
+
+        def measure(block: int) -> int:
+            program = self._jitted(self._plan(block)).lower(*inputs).compile()
+            compiled[block] = program
+            return footprint(program, request.columns.name)
+
+        largest = largest_block(request.ncolumns, request.nbatches, self.devices)
+        name = request.columns.name
+
+        def fixed() -> int:
+            return fixed_bytes(compiled[largest], name)
+
+        block, _ = choose_block(name, request.limit, largest, measure, fixed)
+        self.plan = self._plan(block)
+        self._run = compiled[block]
+
+    def __call__(self, inputs: tuple) -> tuple[jax.Array, bool]:
+        """Run the program on ``(x_leaves, leaves, vector)``: the result and whether it is
+        finite."""
+        if self.request.progress:
+            self._bar = progress_bar(self.request.columns.name, self.plan.blocks)
+        result = None
+        try:
+            result = self._run(*inputs)
+        finally:
+            self._close_bar(result)
+        return result, is_finite(self.request.columns, result)
+
+    def _tick(self, _: Any) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _close_bar(self, result: Any) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        try:  # the ticks arrive while the program runs: wait for them, then close
+            if result is not None:
+                jax.block_until_ready(result)
+            jax.effects_barrier()
+        finally:
+            self._bar = None
+            bar.close()
+
+
+_FINITE_CHECKS: dict = {}
+
+
+def is_finite(columns: Any, result: jax.Array) -> bool:
+    """``columns.finite(result)``: with numpy on a CPU result (a view, no copy; a second
+    output of the main program would cost more than the check), else compiled."""
+    if all(device.platform == "cpu" for device in result.sharding.device_set):
+        return bool(columns.finite(np.asarray(result), np))
+    kind = type(columns)
+    if kind not in _FINITE_CHECKS:
+        _FINITE_CHECKS[kind] = jax.jit(columns.finite)
+    return bool(_FINITE_CHECKS[kind](result))
+
+
+def global_inputs(inputs: Any, devices: tuple) -> Any:
+    """With several devices, every input as an array replicated over all of them (with
+    several processes, ``jax.distributed``, each passes the same values: SPMD)."""
+    sharding = replicated(devices)
+    if sharding is None:
+        return inputs
+    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, sharding), inputs)

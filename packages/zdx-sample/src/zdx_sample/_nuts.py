@@ -167,7 +167,9 @@ _starts = eqx.filter_jit(overdispersed_starts)
 
 def _check_probability(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(f"nuts: `{name}` must be a number strictly between 0 and 1, got {value!r}.")
+        raise ValueError(
+            f"nuts: `{name}` must be a number strictly between 0 and 1, got {value!r}."
+        )
     return float(value)
 
 

@@ -128,9 +128,7 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
             _progress.report(done, s.report_every, offset + done, divergences)
 
     def warm_one(chain: _Chain, slow):
-        chain, info = _transition(
-            density, chain, jnp.exp(chain.step.log_step), s.max_doublings
-        )
+        chain, info = _transition(density, chain, jnp.exp(chain.step.log_step), s.max_doublings)
         step = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
         u = chain.factor @ chain.state.position
         window = jax.tree.map(

@@ -21,7 +21,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from zdx_opt import LatentMap
 
-from ._prior import Prior, is_distribution
+from ._posterior import LogPosterior
 
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
@@ -38,27 +38,20 @@ _AXIS = "chains"
 
 class LatentDensity(eqx.Module):
     """The log posterior density (up to a constant) of a latent vector ``u``:
-    ``log_likelihood(p) + log prior(p)`` at ``p = unravel(x0 + P @ u)``.
+    ``log_posterior(unravel(x0 + P @ u))``.
 
     A pytree whose arrays are the whitening and the prior's parameters, so that a
     compiled sampler is reused when only those change.
     """
 
-    log_likelihood: Callable[[Any], Any]
-    prior: Any
+    log_posterior: LogPosterior
     latent_map: LatentMap
 
     def params(self, u: jax.Array) -> Any:
         return self.latent_map.unravel(self.latent_map.x0 + self.latent_map.projection @ u)
 
     def __call__(self, u: jax.Array) -> jax.Array:
-        params = self.params(u)
-        value = jnp.asarray(self.log_likelihood(params), u.dtype)
-        if self.prior is not None:
-            dists = jax.tree.leaves(self.prior, is_leaf=is_distribution)
-            treedef = jax.tree.structure(self.prior, is_leaf=is_distribution)
-            value = value + Prior(self.prior, [], dists, treedef).log_density(params)
-        return value
+        return jnp.asarray(self.log_posterior(self.params(u)), u.dtype)
 
 
 def overdispersed_starts(density: LatentDensity, key: jax.Array, num: int) -> jax.Array:

@@ -276,9 +276,7 @@ def nuts(
     mat, source = curvature("nuts", post, fisher)
     positive_definite("nuts", mat, source, post.names)
     latent_map = whitening(post, mat)
-    density = LatentDensity(
-        post.log_likelihood, None if post.prior is None else post.prior.tree, latent_map
-    )
+    density = LatentDensity(post.log_posterior(), latent_map)
 
     init_key, run_key = jax.random.split(key)
     starts = _starts(density, init_key, num_chains)

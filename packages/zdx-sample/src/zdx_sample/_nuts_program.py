@@ -88,6 +88,21 @@ def _close_window(chain: _Chain, dense: bool) -> _Chain:
     )
 
 
+def over_chains(fn, num: int, in_axes=0):
+    """``jax.vmap(fn, in_axes)`` for a batch of ``num`` chains; for one chain, ``fn`` on
+    that chain alone (a batched ``while_loop`` of one is slower than a plain one)."""
+    if num > 1:
+        return jax.vmap(fn, in_axes=in_axes)
+    axes = in_axes if isinstance(in_axes, tuple) else None
+
+    def single(*args):
+        spec = axes or (in_axes,) * len(args)
+        args = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, spec)]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return single
+
+
 def initial_step_size(dim: int) -> float:
     """A first step size for a unit normal in ``dim`` dimensions (leapfrog error
     grows like ``dim ** (1/4)``); dual averaging takes it from there."""
@@ -121,7 +136,7 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
             gradients=jnp.ones((), jnp.int32),
         )
 
-    chains = jax.vmap(start)(keys, starts)
+    chains = over_chains(start, num)(keys, starts)
 
     def report(done, divergences):
         if s.report_every:
@@ -140,9 +155,9 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
 
     def warm(chains, xs):
         i, slow, end = xs
-        chains = jax.vmap(warm_one, in_axes=(0, None))(chains, slow)
+        chains = over_chains(warm_one, num, (0, None))(chains, slow)
         chains = jax.lax.cond(
-            end, jax.vmap(lambda c: _close_window(c, s.dense)), lambda c: c, chains
+            end, over_chains(lambda c: _close_window(c, s.dense), num), lambda c: c, chains
         )
         report(i + 1, _progress.zero_divergences())
         return chains, None
@@ -168,7 +183,7 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
 
     def draw(carry, i):
         chains, divergences = carry
-        chains, out = jax.vmap(draw_one)(chains, step_size)
+        chains, out = over_chains(draw_one, num)(chains, step_size)
         divergences = divergences + jnp.sum(out[2]).astype(jnp.int32)
         report(s.num_warmup + i + 1, divergences)
         return (chains, divergences), out

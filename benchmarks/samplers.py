@@ -57,7 +57,7 @@ SIZES = {
         "targets": ["gauss10", "gauss100", "logistic10", "optics"],
     },
 }
-SAMPLERS = ["zdx-nuts", "numpyro", "blackjax"]
+SAMPLERS = ["zdx-nuts", "zdx-mams", "numpyro", "blackjax"]
 
 
 # ----------------------------------------------------------------------------- targets
@@ -213,8 +213,13 @@ def run_blackjax(target: Target, key, num_warmup, num_samples, chains):
     return np.asarray(draws), int(jnp.sum(steps))
 
 
+def run_zdx_mams(target: Target, key, num_warmup, num_samples, chains):
+    return run_zdx(target, key, num_warmup, num_samples, chains, method="mams")
+
+
 RUNNERS = {
     "zdx-nuts": run_zdx,
+    "zdx-mams": run_zdx_mams,
     "numpyro": run_numpyro,
     "blackjax": run_blackjax,
 }

@@ -20,12 +20,14 @@ from ._chains import LatentDensity, choose_chain_method, overdispersed_starts, r
 from ._checks import as_key, check_positive_int
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
-from ._nuts_program import NUTSSettings
 from ._posterior import curvature, positive_definite, setup, whitening
+from ._program import Settings
 
 __all__ = ["NUTSResult", "choose_chain_method", "nuts"]
 
-METHODS = ("nuts",)
+METHODS = ("nuts", "mams")
+# The mean acceptance probability each method tunes its step size to, by default.
+TARGET_ACCEPT = {"nuts": 0.8, "mams": 0.9}
 
 
 class NUTSResult(eqx.Module):
@@ -57,13 +59,14 @@ class NUTSResult(eqx.Module):
         How the chains ran: ``"parallel"`` (spread over devices), ``"vectorized"`` (all
         at once on one device) or ``"sequential"`` (one after another).
     integration_steps : Array
-        ``(num_chains, num_samples)`` the gradient evaluations of each kept transition.
+        ``(num_chains, num_samples)`` the gradient evaluations of each kept transition
+        (NUTS: its leapfrog steps; MAMS: two per McLachlan step).
     warmup_gradients : Array
         ``(num_chains,)`` the gradient evaluations of each chain's warm-up (and start).
     step_size : Array
         ``(num_chains,)`` the step size each chain sampled with.
     method : str
-        The sampler: ``"nuts"``.
+        The sampler: ``"nuts"`` or ``"mams"``.
     """
 
     samples: Any
@@ -186,7 +189,7 @@ def nuts(
     progress: bool = True,
     chain_method: str | None = None,
     optimise: bool = False,
-    target_accept_prob: float = 0.8,
+    target_accept_prob: float | None = None,
     max_tree_depth: int = 10,
     dense_mass: bool = True,
     method: str = "nuts",
@@ -230,14 +233,21 @@ def nuts(
         >= num_chains``, else ``"vectorized"``.
     optimise : bool, default False
         Move ``params`` to the posterior mode first (optimistix BFGS).
-    target_accept_prob : float, default 0.8
-        The mean acceptance probability the step size is tuned to.
+    target_accept_prob : float, optional
+        The mean acceptance probability the step size is tuned to: default 0.8 for NUTS,
+        0.9 for MAMS.
     max_tree_depth : int, default 10
-        At most ``2 ** max_tree_depth - 1`` gradient evaluations per transition.
+        At most ``2 ** max_tree_depth - 1`` integration steps per transition.
     dense_mass : bool, default True
         Adapt a dense inverse metric in the whitened space (else a diagonal one).
-    method : {"nuts"}, default "nuts"
-        The sampler.
+    method : {"nuts", "mams"}, default "nuts"
+        The sampler. ``"mams"`` is the Metropolis-adjusted microcanonical sampler
+        (Robnik, Cohn-Gordon & Seljak 2025; blackjax's ``adjusted_mclmc_dynamic``): each
+        transition draws a new unit-norm velocity, follows isokinetic dynamics for a
+        random number of steps around ``sqrt(k) / step_size`` (``k`` latent dimensions)
+        and is accepted or rejected by a Metropolis test, so its draws are exact like
+        NUTS's. Its step size is tuned to ``target_accept_prob`` (0.9) and its metric as
+        NUTS's.
 
     Returns
     -------
@@ -269,6 +279,8 @@ def nuts(
     num_samples = check_positive_int(num_samples, "num_samples", minimum=4)
     num_chains = check_positive_int(num_chains, "num_chains")
     max_tree_depth = check_positive_int(max_tree_depth, "max_tree_depth")
+    if target_accept_prob is None:
+        target_accept_prob = TARGET_ACCEPT[method]
     target_accept_prob = _check_probability(target_accept_prob, "target_accept_prob")
     chain_method = choose_chain_method(num_chains, chain_method)
     key = as_key(key)
@@ -281,7 +293,8 @@ def nuts(
     init_key, run_key = jax.random.split(key)
     starts = _starts(density, init_key, num_chains)
     steps_per_chain = num_warmup + num_samples
-    settings = NUTSSettings(
+    settings = Settings(
+        method=method,
         num_warmup=num_warmup,
         num_samples=num_samples,
         target_accept=target_accept_prob,
@@ -291,7 +304,7 @@ def nuts(
     )
     sequential = chain_method == "sequential" and num_chains > 1
     total = steps_per_chain * (num_chains if sequential else 1)
-    desc = f"nuts, {num_chains} chain(s)"
+    desc = f"{method}, {num_chains} chain(s)"
     with _progress.progress_bar(total, desc, bool(progress)):
         out = run_chains(
             settings,
@@ -329,7 +342,7 @@ def _result(out: dict, latent_map: LatentMap, names, chain_method: str, method: 
         log_density=out["log_density"],
         latent_map=latent_map,
         chain_method=chain_method,
-        integration_steps=out["integration_steps"],
+        integration_steps=out["gradients"],
         warmup_gradients=out["warmup_gradients"],
         step_size=out["step_size"],
         method=method,

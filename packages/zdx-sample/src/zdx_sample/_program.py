@@ -1,6 +1,10 @@
-"""NUTS warm-up and sampling of a batch of chains in one compiled program.
+"""Warm-up and sampling of a batch of chains in one compiled program: NUTS or MAMS.
 
-The transitions are blackjax's NUTS kernel (multinomial, iterative). Each chain runs in
+The transitions are blackjax's kernels: NUTS (multinomial, iterative), or the
+Metropolis-adjusted microcanonical sampler (MAMS, ``adjusted_mclmc_dynamic``: isokinetic
+dynamics with the McLachlan integrator, a full momentum refresh and a Metropolis test
+per proposal, and a random number of integration steps around ``L / step_size``). Each
+chain runs in
 coordinates ``v`` with ``u = L v``, where ``u`` is the whitened latent vector and
 ``L`` the Cholesky factor of the covariance adapted during warm-up: NUTS with a unit
 metric in ``v`` is NUTS with the dense inverse metric ``L L^T`` in ``u``, without a
@@ -17,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from blackjax.mcmc import adjusted_mclmc_dynamic as bj_mams
 from blackjax.mcmc import hmc as bj_hmc
 from blackjax.mcmc import nuts as bj_nuts
 from jax.scipy.linalg import solve_triangular
@@ -26,9 +31,14 @@ from . import _progress, _warmup
 DIVERGENCE_THRESHOLD = 1000.0
 
 
-class NUTSSettings(NamedTuple):
-    """The static settings of one compiled program (hashable)."""
+class Settings(NamedTuple):
+    """The static settings of one compiled program (hashable).
 
+    ``method`` is ``"nuts"`` or ``"mams"``; ``max_doublings`` bounds a transition at
+    ``2 ** max_doublings - 1`` integration steps for both.
+    """
+
+    method: str
     num_warmup: int
     num_samples: int
     target_accept: float
@@ -37,7 +47,7 @@ class NUTSSettings(NamedTuple):
     report_every: int  # 0: no progress reports
 
     def __call__(self, density, starts, keys, offset):
-        return run_nuts(self, density, starts, keys, offset)
+        return run(self, density, starts, keys, offset)
 
 
 class _Chain(NamedTuple):
@@ -49,21 +59,49 @@ class _Chain(NamedTuple):
     gradients: jax.Array  # gradient evaluations so far
 
 
-def _transition(density, chain: _Chain, step_size, max_doublings):
+def trajectory_length(dim: int) -> float:
+    """MAMS's trajectory length in the adapted coordinates, where the posterior is close
+    to a unit normal: ``sqrt(dim)``, the square root of the sum of the variances."""
+    return float(dim) ** 0.5
+
+
+def _mams_steps(key: jax.Array, mean_steps: jax.Array, cap: jax.Array) -> jax.Array:
+    """A random number of integration steps, uniform on ``1 .. 2 mean_steps`` (capped)."""
+    steps = jnp.ceil(jax.random.uniform(key) * 2.0 * mean_steps)
+    return jnp.clip(steps, 1, cap).astype(jnp.int32)
+
+
+def _init_state(method: str, u, log_density, key):
+    if method == "nuts":
+        return bj_hmc.init(u, log_density)
+    return bj_mams.init(u, log_density, key)
+
+
+def _transition(density, chain: _Chain, step_size, s: Settings):
     key, sub = jax.random.split(chain.key)
     factor = chain.factor
 
     def log_density_v(v):
         return density(factor @ v)
 
-    kernel = bj_nuts.build_kernel(divergence_threshold=DIVERGENCE_THRESHOLD)
-    ones = jnp.ones(factor.shape[0], factor.dtype)
-    state, info = kernel(
-        sub, chain.state, log_density_v, step_size, ones, max_num_doublings=max_doublings
-    )
-    chain = chain._replace(
-        key=key, state=state, gradients=chain.gradients + info.num_integration_steps
-    )
+    if s.method == "nuts":
+        kernel = bj_nuts.build_kernel(divergence_threshold=DIVERGENCE_THRESHOLD)
+        ones = jnp.ones(factor.shape[0], factor.dtype)
+        state, info = kernel(
+            sub, chain.state, log_density_v, step_size, ones, max_num_doublings=s.max_doublings
+        )
+        gradients = info.num_integration_steps
+    else:
+        kernel = bj_mams.build_kernel(
+            integration_steps_fn=_mams_steps, divergence_threshold=DIVERGENCE_THRESHOLD
+        )
+        mean_steps = trajectory_length(factor.shape[0]) / step_size
+        cap = jnp.asarray(2**s.max_doublings - 1, jnp.int32)
+        state, info = kernel(
+            sub, chain.state, log_density_v, step_size, integration_steps_params=(mean_steps, cap)
+        )
+        gradients = 2 * info.num_integration_steps  # two gradients per McLachlan step
+    chain = chain._replace(key=key, state=state, gradients=chain.gradients + gradients)
     return chain, info
 
 
@@ -72,8 +110,8 @@ def _move_to_factor(chain: _Chain, factor: jax.Array) -> _Chain:
     old = chain.factor
     u = old @ chain.state.position
     grad_u = solve_triangular(old.T, chain.state.logdensity_grad, lower=False)
-    state = bj_hmc.HMCState(
-        solve_triangular(factor, u, lower=True), chain.state.logdensity, factor.T @ grad_u
+    state = chain.state._replace(
+        position=solve_triangular(factor, u, lower=True), logdensity_grad=factor.T @ grad_u
     )
     return chain._replace(state=state, factor=factor)
 
@@ -103,32 +141,36 @@ def over_chains(fn, num: int, in_axes=0):
     return single
 
 
-def initial_step_size(dim: int) -> float:
-    """A first step size for a unit normal in ``dim`` dimensions (leapfrog error
-    grows like ``dim ** (1/4)``); dual averaging takes it from there."""
-    return float(min(1.0, 1.5 * dim**-0.25))
+def initial_step_size(method: str, dim: int) -> float:
+    """A first step size for a unit normal in ``dim`` dimensions; dual averaging takes it
+    from there. NUTS: leapfrog errors grow like ``dim ** (1/4)``. MAMS: a fifth of the
+    trajectory length (the velocity has unit norm)."""
+    if method == "nuts":
+        return float(min(1.0, 1.5 * dim**-0.25))
+    return 0.2 * trajectory_length(dim)
 
 
-def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
+def run(settings: Settings, density, starts, keys, offset):
     """Warm up and sample ``starts.shape[0]`` chains (traceable; see module docstring).
 
     Returns
     -------
     dict
         ``latent`` ``(chains, draws, k)``, ``log_density``, ``diverging`` and
-        ``integration_steps`` ``(chains, draws)``, ``step_size`` ``(chains,)``,
+        ``gradients`` ``(chains, draws)``, ``step_size`` ``(chains,)``,
         ``warmup_gradients`` ``(chains,)`` (including the first gradient).
     """
     s = settings
     num, dim = starts.shape
     dtype = starts.dtype
     eye = jnp.eye(dim, dtype=dtype)
-    step0 = initial_step_size(dim)
+    step0 = initial_step_size(s.method, dim)
 
     def start(key, u):
-        state = bj_hmc.init(u, density)
+        key, sub = jax.random.split(jax.random.wrap_key_data(key))
+        state = _init_state(s.method, u, density, sub)
         return _Chain(
-            key=jax.random.wrap_key_data(key),
+            key=key,
             state=state,
             factor=eye,
             step=_warmup.dual_averaging_start(jnp.asarray(step0, dtype)),
@@ -143,7 +185,7 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
             _progress.report(done, s.report_every, offset + done, divergences)
 
     def warm_one(chain: _Chain, slow):
-        chain, info = _transition(density, chain, jnp.exp(chain.step.log_step), s.max_doublings)
+        chain, info = _transition(density, chain, jnp.exp(chain.step.log_step), s)
         step = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
         u = chain.factor @ chain.state.position
         window = jax.tree.map(
@@ -172,12 +214,13 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
         step_size = jnp.full((num,), step0, dtype)
 
     def draw_one(chain: _Chain, eps):
-        chain, info = _transition(density, chain, eps, s.max_doublings)
+        before = chain.gradients
+        chain, info = _transition(density, chain, eps, s)
         out = (
             chain.factor @ chain.state.position,
             chain.state.logdensity,
             info.is_divergent,
-            info.num_integration_steps,
+            chain.gradients - before,
         )
         return chain, out
 
@@ -196,7 +239,7 @@ def run_nuts(settings: NUTSSettings, density, starts, keys, offset):
         "latent": jnp.swapaxes(latent, 0, 1),
         "log_density": jnp.swapaxes(logp, 0, 1),
         "diverging": jnp.swapaxes(diverging, 0, 1),
-        "integration_steps": jnp.swapaxes(steps, 0, 1),
+        "gradients": jnp.swapaxes(steps, 0, 1),
         "step_size": step_size,
         "warmup_gradients": warmup_gradients,
     }

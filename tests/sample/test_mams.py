@@ -96,7 +96,7 @@ class _Observations(eqx.Module):
     noise: float = 0.5
 
     def __call__(self, params):
-        return jnp.sum(stats.norm.logpdf(0.0) - 0.5 * ((self.y - params["theta"]) / self.noise) ** 2)
+        return -0.5 * jnp.sum(((self.y - params["theta"]) / self.noise) ** 2)
 
 
 def _ranks(method: str, replications: int, thin: int, seed: int = 0) -> np.ndarray:

@@ -48,13 +48,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 SIZES = {
-    "quick": {"num_warmup": 300, "num_samples": 1000, "targets": ["gauss10", "logistic10"]},
+    "quick": {
+        "num_warmup": 300,
+        "num_samples": 1000,
+        "targets": ["gauss10", "logistic10"],
+        "chain_counts": (1, 8),
+    },
     "full": {
         "num_warmup": 1000,
         "num_samples": 4000,
         "targets": ["gauss10", "gauss100", "logistic10", "optics"],
+        "chain_counts": (1, 4, 16, 64),
     },
 }
+# A zdx sampler that misses these on a target with known widths fails the run.
+MAX_SD_ERROR = 0.15
+MAX_R_HAT = 1.05
 SAMPLERS = ["zdx-nuts", "zdx-mams", "numpyro", "blackjax"]
 
 
@@ -253,6 +262,41 @@ def measure(target: Target, sampler: str, num_warmup, num_samples, chains) -> di
     return row
 
 
+def chain_scaling(num_warmup, num_samples, counts) -> dict:
+    """``zdx_sample.nuts`` on ``gauss10`` with more and more chains in one call."""
+    target = TARGETS["gauss10"]()
+    rows = []
+    for chains in counts:
+        row = measure(target, "zdx-nuts", num_warmup, num_samples, chains)
+        rows.append(row)
+        print(
+            f"gauss10 x {chains:>3} chains: {row['seconds']:7.3f} s, "
+            f"{1000 * row['seconds'] / chains:6.1f} ms per chain, min ESS "
+            f"{row['min_ess_bulk']:8.0f}",
+            flush=True,
+        )
+    return {
+        "target": "gauss10",
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "rows": rows,
+    }
+
+
+def failures(rows: list[dict]) -> list[str]:
+    """What a zdx sampler got wrong (known widths, R-hat), for the exit status."""
+    wrong = []
+    for row in rows:
+        if not row["sampler"].startswith("zdx"):
+            continue
+        name = f"{row['sampler']} on {row['target']} ({row['chains']} chain(s))"
+        if row.get("max_sd_error", 0.0) > MAX_SD_ERROR:
+            wrong.append(f"{name}: marginal widths off by {row['max_sd_error']:.2f}")
+        if row["max_r_hat"] > MAX_R_HAT:
+            wrong.append(f"{name}: R-hat {row['max_r_hat']:.3f}")
+    return wrong
+
+
 def machine_folder() -> str:
     from machine import machine_name
 
@@ -265,6 +309,9 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", default=None, help="comma-separated target ids")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--chains", type=int, default=1)
+    parser.add_argument(
+        "--no-scaling", action="store_true", help="skip the many-chains measurement"
+    )
     parser.add_argument("--out", default=None, help="JSON file (default: results folder)")
     options = parser.parse_args(argv)
     size = SIZES[options.size]
@@ -286,6 +333,9 @@ def main(argv=None) -> int:
                 + (f", sd err {row['max_sd_error']:.3f}" if "max_sd_error" in row else ""),
                 flush=True,
             )
+    scaling = None
+    if not options.no_scaling and "zdx-nuts" in samplers:
+        scaling = chain_scaling(size["num_warmup"], size["num_samples"], size["chain_counts"])
     out = options.out
     if out is None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -293,9 +343,28 @@ def main(argv=None) -> int:
         os.makedirs(folder, exist_ok=True)
         out = os.path.join(folder, f"samplers_{options.size}_{stamp}.json")
     with open(out, "w") as f:
-        json.dump({"size": options.size, "jax": jax.__version__, "rows": rows}, f, indent=1)
+        json.dump(
+            {
+                "size": options.size,
+                "versions": versions(),
+                "rows": rows,
+                "chain_scaling": scaling,
+            },
+            f,
+            indent=1,
+        )
     print(f"wrote {out}")
-    return 0
+    wrong = failures(rows + (scaling["rows"] if scaling else []))
+    for line in wrong:
+        print(f"FAILED: {line}")
+    return 1 if wrong else 0
+
+
+def versions() -> dict:
+    import importlib.metadata
+
+    names = ("jax", "blackjax", "numpyro", "zdx-sample")
+    return {name: importlib.metadata.version(name) for name in names}
 
 
 if __name__ == "__main__":

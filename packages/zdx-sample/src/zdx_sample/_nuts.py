@@ -244,7 +244,7 @@ def nuts(
         The sampler. ``"mams"`` is the Metropolis-adjusted microcanonical sampler
         (Robnik, Cohn-Gordon & Seljak 2025; blackjax's ``adjusted_mclmc_dynamic``): each
         transition draws a new unit-norm velocity, follows isokinetic dynamics for a
-        random number of steps around ``sqrt(k) / step_size`` (``k`` latent dimensions)
+        random number of steps around ``2 sqrt(k) / step_size`` (``k`` latent dimensions)
         and is accepted or rejected by a Metropolis test, so its draws are exact like
         NUTS's. Its step size is tuned to ``target_accept_prob`` (0.9) and its metric as
         NUTS's.

@@ -60,9 +60,11 @@ class _Chain(NamedTuple):
 
 
 def trajectory_length(dim: int) -> float:
-    """MAMS's trajectory length in the adapted coordinates, where the posterior is close
-    to a unit normal: ``sqrt(dim)``, the square root of the sum of the variances."""
-    return float(dim) ** 0.5
+    """MAMS's mean trajectory length in the adapted coordinates, where the posterior is
+    close to a unit normal: ``2 sqrt(dim)``, twice the square root of the sum of the
+    variances. (Of 1, 2 and 4 times ``sqrt(dim)``, 2 gave the most effective draws per
+    gradient on a 10-D and a 100-D Gaussian and a 10-D logistic regression.)"""
+    return 2.0 * float(dim) ** 0.5
 
 
 def _mams_steps(key: jax.Array, mean_steps: jax.Array, cap: jax.Array) -> jax.Array:
@@ -143,11 +145,11 @@ def over_chains(fn, num: int, in_axes=0):
 
 def initial_step_size(method: str, dim: int) -> float:
     """A first step size for a unit normal in ``dim`` dimensions; dual averaging takes it
-    from there. NUTS: leapfrog errors grow like ``dim ** (1/4)``. MAMS: a fifth of the
+    from there. NUTS: leapfrog errors grow like ``dim ** (1/4)``. MAMS: a tenth of the
     trajectory length (the velocity has unit norm)."""
     if method == "nuts":
         return float(min(1.0, 1.5 * dim**-0.25))
-    return 0.2 * trajectory_length(dim)
+    return 0.1 * trajectory_length(dim)
 
 
 def run(settings: Settings, density, starts, keys, offset):

@@ -54,17 +54,6 @@ class LatentDensity(eqx.Module):
         return jnp.asarray(self.log_posterior(self.params(u)), u.dtype)
 
 
-def overdispersed_starts(density: LatentDensity, key: jax.Array, num: int) -> jax.Array:
-    """``num`` starts ``u ~ N(0, I)`` (traceable), pulled towards 0 where the posterior
-    density is zero or not finite; 0 itself when four pulls do not help."""
-    dim = density.latent_map.dim
-    u = jax.random.normal(key, (num, dim), density.latent_map.x0.dtype)
-    energy = jax.vmap(density)
-    for _ in range(4):
-        u = jnp.where(jnp.isfinite(energy(u))[:, None], u, 0.1 * u)
-    return jnp.where(jnp.isfinite(energy(u))[:, None], u, 0.0)
-
-
 def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
     """``"parallel"`` when there are at least ``num_chains`` devices, else ``"vectorized"``
     (a single chain runs ``"sequential"``)."""

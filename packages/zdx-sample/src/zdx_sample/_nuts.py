@@ -16,7 +16,7 @@ import numpy as onp
 from zdx_opt import LatentMap
 
 from . import _progress
-from ._chains import LatentDensity, choose_chain_method, overdispersed_starts, run_chains
+from ._chains import LatentDensity, choose_chain_method, run_chains
 from ._checks import as_key, check_positive_int
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
@@ -165,9 +165,6 @@ def _to_physical(latent_map: LatentMap, latent: jax.Array) -> tuple[jax.Array, A
     return draws, jax.vmap(latent_map.unravel)(draws.reshape(chains * num, -1))
 
 
-_starts = eqx.filter_jit(overdispersed_starts)
-
-
 def _check_probability(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
         raise ValueError(
@@ -291,7 +288,7 @@ def nuts(
     density = LatentDensity(post.log_posterior(), latent_map)
 
     init_key, run_key = jax.random.split(key)
-    starts = _starts(density, init_key, num_chains)
+    starts = jax.random.normal(init_key, (num_chains, latent_map.dim), post.x0.dtype)
     steps_per_chain = num_warmup + num_samples
     settings = Settings(
         method=method,

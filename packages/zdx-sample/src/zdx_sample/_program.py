@@ -11,8 +11,9 @@ metric in ``v`` is NUTS with the dense inverse metric ``L L^T`` in ``u``, withou
 Cholesky factorisation at every transition. ``L`` changes only at the end of a slow
 warm-up window, where the chain state is moved to the new coordinates.
 
-The steps run in ``lax.scan`` with the chains ``vmap``-ed inside a step, so the progress
-reports and the window ends (shared by all chains) stay outside the vectorised code.
+Warm-up and sampling steps run in one ``lax.scan`` with the chains ``vmap``-ed inside a
+step, so the progress reports and the window ends (shared by all chains) stay outside the
+vectorised code, and the transition is compiled once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as onp
 from blackjax.mcmc import adjusted_mclmc_dynamic as bj_mams
 from blackjax.mcmc import hmc as bj_hmc
 from blackjax.mcmc import nuts as bj_nuts
@@ -57,6 +59,7 @@ class _Chain(NamedTuple):
     step: _warmup.DualAveraging
     window: _warmup.Welford
     gradients: jax.Array  # gradient evaluations so far
+    sampling_step: jax.Array  # the step size to sample with (the warm-up's average)
 
 
 def trajectory_length(dim: int) -> float:
@@ -152,8 +155,25 @@ def initial_step_size(method: str, dim: int) -> float:
     return 0.1 * trajectory_length(dim)
 
 
+def pulled_inside(density, u: jax.Array) -> jax.Array:
+    """``u`` pulled towards 0 (four times by a factor 10) while the posterior density there
+    is zero or not finite; 0 itself when that does not help."""
+
+    def pull(_, u):
+        return jnp.where(jnp.isfinite(density(u)), u, 0.1 * u)
+
+    u = jax.lax.fori_loop(0, 4, pull, u)
+    return jnp.where(jnp.isfinite(density(u)), u, jnp.zeros_like(u))
+
+
 def run(settings: Settings, density, starts, keys, offset):
     """Warm up and sample ``starts.shape[0]`` chains (traceable; see module docstring).
+
+    ``starts`` are overdispersed latent starts (draws of ``N(0, I)``), pulled inside the
+    posterior's support by :func:`pulled_inside`.
+
+    Warm-up and sampling are one ``lax.scan`` over ``num_warmup + num_samples`` steps, so
+    the transition (and the model's gradient) is compiled once.
 
     Returns
     -------
@@ -166,82 +186,73 @@ def run(settings: Settings, density, starts, keys, offset):
     num, dim = starts.shape
     dtype = starts.dtype
     eye = jnp.eye(dim, dtype=dtype)
-    step0 = initial_step_size(s.method, dim)
+    step0 = jnp.asarray(initial_step_size(s.method, dim), dtype)
 
     def start(key, u):
         key, sub = jax.random.split(jax.random.wrap_key_data(key))
-        state = _init_state(s.method, u, density, sub)
+        state = _init_state(s.method, pulled_inside(density, u), density, sub)
         return _Chain(
             key=key,
             state=state,
             factor=eye,
-            step=_warmup.dual_averaging_start(jnp.asarray(step0, dtype)),
+            step=_warmup.dual_averaging_start(step0),
             window=_warmup.welford_start(dim, dtype),
             gradients=jnp.ones((), jnp.int32),
+            sampling_step=step0,
         )
 
     chains = over_chains(start, num)(keys, starts)
 
-    def report(done, divergences):
-        if s.report_every:
-            _progress.report(done, s.report_every, offset + done, divergences)
-
-    def warm_one(chain: _Chain, slow):
-        chain, info = _transition(density, chain, jnp.exp(chain.step.log_step), s)
-        step = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
+    def one(chain: _Chain, slow, sampling):
+        before = chain.gradients
+        eps = jnp.where(sampling, chain.sampling_step, jnp.exp(chain.step.log_step))
+        chain, info = _transition(density, chain, eps, s)
+        adapted = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
+        step = jax.tree.map(lambda old, new: jnp.where(sampling, old, new), chain.step, adapted)
         u = chain.factor @ chain.state.position
         window = jax.tree.map(
             lambda new, old: jnp.where(slow, new, old),
             _warmup.welford_update(chain.window, u),
             chain.window,
         )
-        return chain._replace(step=step, window=window)
+        chain = chain._replace(
+            step=step,
+            window=window,
+            sampling_step=jnp.where(sampling, chain.sampling_step, jnp.exp(step.log_step_avg)),
+        )
+        out = (u, chain.state.logdensity, info.is_divergent, chain.gradients - before)
+        return chain, out
 
-    def warm(chains, xs):
-        i, slow, end = xs
-        chains = over_chains(warm_one, num, (0, None))(chains, slow)
+    def step(carry, xs):
+        chains, divergences = carry
+        i, slow, end, sampling = xs
+        chains, out = over_chains(one, num, (0, None, None))(chains, slow, sampling)
         chains = jax.lax.cond(
             end, over_chains(lambda c: _close_window(c, s.dense), num), lambda c: c, chains
         )
-        report(i + 1, _progress.zero_divergences())
-        return chains, None
-
-    if s.num_warmup:
-        slow, end = _warmup.window_schedule(s.num_warmup)
-        chains, _ = jax.lax.scan(
-            warm, chains, (jnp.arange(s.num_warmup), jnp.asarray(slow), jnp.asarray(end))
-        )
-        step_size = jnp.exp(chains.step.log_step_avg)
-    else:
-        step_size = jnp.full((num,), step0, dtype)
-
-    def draw_one(chain: _Chain, eps):
-        before = chain.gradients
-        chain, info = _transition(density, chain, eps, s)
-        out = (
-            chain.factor @ chain.state.position,
-            chain.state.logdensity,
-            info.is_divergent,
-            chain.gradients - before,
-        )
-        return chain, out
-
-    def draw(carry, i):
-        chains, divergences = carry
-        chains, out = over_chains(draw_one, num)(chains, step_size)
-        divergences = divergences + jnp.sum(out[2]).astype(jnp.int32)
-        report(s.num_warmup + i + 1, divergences)
+        divergences = divergences + jnp.where(sampling, jnp.sum(out[2]), 0).astype(jnp.int32)
+        if s.report_every:
+            _progress.report(i + 1, s.report_every, offset + i + 1, divergences)
         return (chains, divergences), out
 
-    warmup_gradients = chains.gradients
-    _, (latent, logp, diverging, steps) = jax.lax.scan(
-        draw, (chains, _progress.zero_divergences()), jnp.arange(s.num_samples)
+    slow, end = _warmup.window_schedule(s.num_warmup)
+    total = s.num_warmup + s.num_samples
+    padding = onp.zeros(s.num_samples, bool)
+    xs = (
+        jnp.arange(total),
+        jnp.asarray(onp.concatenate([slow, padding])),
+        jnp.asarray(onp.concatenate([end, padding])),
+        jnp.asarray(onp.arange(total) >= s.num_warmup),
     )
+    (chains, _), (latent, logp, diverging, steps) = jax.lax.scan(
+        step, (chains, _progress.zero_divergences()), xs
+    )
+    kept = slice(s.num_warmup, None)
     return {
-        "latent": jnp.swapaxes(latent, 0, 1),
-        "log_density": jnp.swapaxes(logp, 0, 1),
-        "diverging": jnp.swapaxes(diverging, 0, 1),
-        "gradients": jnp.swapaxes(steps, 0, 1),
-        "step_size": step_size,
-        "warmup_gradients": warmup_gradients,
+        "latent": jnp.swapaxes(latent[kept], 0, 1),
+        "log_density": jnp.swapaxes(logp[kept], 0, 1),
+        "diverging": jnp.swapaxes(diverging[kept], 0, 1),
+        "gradients": jnp.swapaxes(steps[kept], 0, 1),
+        "step_size": chains.sampling_step,
+        "warmup_gradients": 1 + jnp.sum(steps[: s.num_warmup], axis=0),
     }

@@ -456,6 +456,12 @@ def report_for(folder: str, size: str | None) -> tuple[str, str] | None:
     for caption, name in plots:
         lines.append(f"![{caption}](results/{machine}/{name})")
         lines.append("")
+    # The sampler section (benchmarks/samplers.py): ESS per second and per gradient.
+    from samplers_report import sampler_section
+
+    samplers = sampler_section(folder, size)
+    if samplers:
+        lines += [samplers, ""]
     markdown = "\n".join(lines)
     with open(os.path.join(folder, f"report_{size}.md"), "w") as stream:
         stream.write(markdown.replace("](results/" + machine + "/", "]("))

@@ -7,8 +7,10 @@ that knows the name of each scalar parameter (``zdx_base.ravel``):
 
 - ``laplace``: the Gaussian approximation at the posterior mode, its Laplace evidence,
   and an importance-sampling correction (Student-t proposal) with its Pareto k-hat.
-- ``nuts``: numpyro NUTS in the whitened latent space ``params = x0 + P u``; draws in
-  physical units with R-hat, bulk ESS and divergences.
+- ``nuts``: NUTS in the whitened latent space ``params = x0 + P u``, warm-up and
+  sampling of every chain in one compiled program (blackjax transitions); draws in
+  physical units with R-hat, bulk ESS, divergences and gradient counts.
+  ``method="mams"`` runs the Metropolis-adjusted microcanonical sampler instead.
 - ``nested_sampling``: the evidence and posterior by blackjax's nested slice sampler.
 - ``variational``: numpyro SVI with a full-rank Gaussian in the whitened space, started
   from the Laplace solution; the ELBO and the importance-corrected evidence.

@@ -1,7 +1,9 @@
-"""NUTS (numpyro) in the whitened latent space ``params = x0 + P u``."""
+"""NUTS in the whitened latent space ``params = x0 + P u``: warm-up and sampling of all
+chains in one compiled program."""
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -10,16 +12,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from numpyro.infer import MCMC, NUTS
 
 from zdx_opt import LatentMap
 
+from . import _progress
+from ._chains import LatentDensity, choose_chain_method, run_chains
 from ._checks import as_key, check_positive_int
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
 from ._posterior import curvature, positive_definite, setup, whitening
+from ._program import Settings
 
-_CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+__all__ = ["NUTSResult", "choose_chain_method", "nuts"]
+
+METHODS = ("nuts", "mams")
+# The mean acceptance probability each method tunes its step size to, by default.
+TARGET_ACCEPT = {"nuts": 0.8, "mams": 0.9}
 
 
 class NUTSResult(eqx.Module):
@@ -48,8 +56,17 @@ class NUTSResult(eqx.Module):
     latent_map : zdx_opt.LatentMap
         The whitening map ``u -> params`` the chains ran in.
     chain_method : str
-        How the chains ran: ``"parallel"`` (one per device), ``"vectorized"`` or
-        ``"sequential"``.
+        How the chains ran: ``"parallel"`` (spread over devices), ``"vectorized"`` (all
+        at once on one device) or ``"sequential"`` (one after another).
+    integration_steps : Array
+        ``(num_chains, num_samples)`` the gradient evaluations of each kept transition
+        (NUTS: its leapfrog steps; MAMS: two per McLachlan step).
+    warmup_gradients : Array
+        ``(num_chains,)`` the gradient evaluations of each chain's warm-up (and start).
+    step_size : Array
+        ``(num_chains,)`` the step size each chain sampled with.
+    method : str
+        The sampler: ``"nuts"`` or ``"mams"``.
     """
 
     samples: Any
@@ -62,6 +79,10 @@ class NUTSResult(eqx.Module):
     log_density: jax.Array
     latent_map: LatentMap
     chain_method: str = eqx.field(static=True)
+    integration_steps: jax.Array
+    warmup_gradients: jax.Array
+    step_size: jax.Array
+    method: str = eqx.field(static=True)
 
     @property
     def num_chains(self) -> int:
@@ -75,6 +96,11 @@ class NUTSResult(eqx.Module):
     @property
     def num_divergences(self) -> int:
         return int(jnp.sum(self.divergences))
+
+    @property
+    def num_gradient_evaluations(self) -> int:
+        """Gradient evaluations of the whole run, warm-up included, over all chains."""
+        return int(jnp.sum(self.integration_steps) + jnp.sum(self.warmup_gradients))
 
     @property
     def mean(self) -> Any:
@@ -123,31 +149,13 @@ class NUTSResult(eqx.Module):
         return draws_to_inference_data(
             self.draws,
             self.names,
-            sample_stats={"diverging": self.diverging, "lp": self.log_density},
-            attrs={"estimator": "nuts", "chain_method": self.chain_method},
+            sample_stats={
+                "diverging": self.diverging,
+                "lp": self.log_density,
+                "n_steps": self.integration_steps,
+            },
+            attrs={"estimator": self.method, "chain_method": self.chain_method},
         )
-
-
-def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
-    """``"parallel"`` when there are at least ``num_chains`` devices, else ``"vectorized"``
-    (a single chain runs ``"sequential"``)."""
-    if chain_method is not None:
-        if chain_method not in _CHAIN_METHODS:
-            raise ValueError(
-                f"`chain_method` must be one of {_CHAIN_METHODS} or None, got {chain_method!r}."
-            )
-        return chain_method
-    if num_chains == 1:
-        return "sequential"
-    return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
-
-
-class _Potential(eqx.Module):
-    log_density: Callable[[Any], jax.Array]
-    latent_map: LatentMap
-
-    def __call__(self, u: jax.Array) -> jax.Array:
-        return -self.log_density(self.latent_map(u))
 
 
 @eqx.filter_jit
@@ -157,18 +165,12 @@ def _to_physical(latent_map: LatentMap, latent: jax.Array) -> tuple[jax.Array, A
     return draws, jax.vmap(latent_map.unravel)(draws.reshape(chains * num, -1))
 
 
-def _initial_points(
-    potential: _Potential, key: jax.Array, num_chains: int, k: int, dtype
-) -> jax.Array:
-    """Overdispersed starts ``u ~ N(0, I)``, pulled towards 0 where the posterior is zero."""
-    u = jax.random.normal(key, (num_chains, k), dtype)
-    energy = jax.jit(jax.vmap(potential))
-    for _ in range(4):
-        bad = ~jnp.isfinite(energy(u))
-        if not bool(jnp.any(bad)):
-            break
-        u = jnp.where(bad[:, None], 0.1 * u, u)
-    return jnp.where(jnp.isfinite(energy(u))[:, None], u, 0.0)
+def _check_probability(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(
+            f"nuts: `{name}` must be a number strictly between 0 and 1, got {value!r}."
+        )
+    return float(value)
 
 
 def nuts(
@@ -184,18 +186,26 @@ def nuts(
     progress: bool = True,
     chain_method: str | None = None,
     optimise: bool = False,
-    target_accept_prob: float = 0.8,
+    target_accept_prob: float | None = None,
     max_tree_depth: int = 10,
-    dense_mass: bool = False,
+    dense_mass: bool = True,
+    method: str = "nuts",
 ) -> NUTSResult:
-    """Sample the posterior ``likelihood x prior`` with numpyro's NUTS in whitened coordinates.
+    """Sample the posterior ``likelihood x prior`` with NUTS in whitened coordinates.
 
     The chains run on the latent vector ``u`` of ``params = x0 + P @ u``, where ``x0`` is
     ``params`` and ``P`` whitens the posterior Fisher matrix ``F`` at ``x0``
     (``P.T @ F @ P = I``, ``zdx_opt.eigen_projection``): the posterior is then close to a
-    unit normal, the easiest target for NUTS. The potential is
-    ``-(log_likelihood + log prior)`` of the parameters (the constant ``log |det P|`` is
+    unit normal, the easiest target for NUTS. The log density is
+    ``log_likelihood + log prior`` of the parameters (the constant ``log |det P|`` is
     left out). Draws are returned in physical units.
+
+    Warm-up and sampling of every chain run as one compiled program (blackjax's NUTS
+    transitions in ``lax.scan``, the chains vectorised inside each step, or spread over
+    devices), reused when ``nuts`` is called again with the same ``log_likelihood`` and
+    shapes. The warm-up follows Stan's windows: dual averaging of the step size towards
+    ``target_accept_prob`` and, in the slow windows, the covariance of the draws in the
+    whitened space (shrunk towards the identity) as the inverse metric.
 
     Parameters
     ----------
@@ -214,20 +224,33 @@ def nuts(
     key : PRNG key or int, optional
         Default ``jax.random.key(0)``.
     progress : bool, default True
-        Show numpyro's progress bar.
+        Show a progress bar (moved about 50 times over the run, from inside the program).
     chain_method : {"parallel", "vectorized", "sequential"}, optional
         Default: ``"parallel"`` (chains spread over devices) when ``jax.local_device_count()
         >= num_chains``, else ``"vectorized"``.
     optimise : bool, default False
         Move ``params`` to the posterior mode first (optimistix BFGS).
-    target_accept_prob, max_tree_depth, dense_mass
-        Passed to ``numpyro.infer.NUTS``.
+    target_accept_prob : float, optional
+        The mean acceptance probability the step size is tuned to: default 0.8 for NUTS,
+        0.9 for MAMS.
+    max_tree_depth : int, default 10
+        At most ``2 ** max_tree_depth - 1`` integration steps per transition.
+    dense_mass : bool, default True
+        Adapt a dense inverse metric in the whitened space (else a diagonal one).
+    method : {"nuts", "mams"}, default "nuts"
+        The sampler. ``"mams"`` is the Metropolis-adjusted microcanonical sampler
+        (Robnik, Cohn-Gordon & Seljak 2025; blackjax's ``adjusted_mclmc_dynamic``): each
+        transition draws a new unit-norm velocity, follows isokinetic dynamics for a
+        random number of steps around ``2 sqrt(k) / step_size`` (``k`` latent dimensions)
+        and is accepted or rejected by a Metropolis test, so its draws are exact like
+        NUTS's. Its step size is tuned to ``target_accept_prob`` (0.9) and its metric as
+        NUTS's.
 
     Returns
     -------
     NUTSResult
         ``samples`` (pytree, leading sample axis), ``r_hat``, ``ess_bulk``,
-        ``divergences``, ``summary()``, ``to_inference_data()``.
+        ``divergences``, ``integration_steps``, ``summary()``, ``to_inference_data()``.
 
     Raises
     ------
@@ -247,69 +270,77 @@ def nuts(
     >>> res.samples["x"].shape
     (200, 2)
     """
+    if method not in METHODS:
+        raise ValueError(f"nuts: `method` must be one of {METHODS}, got {method!r}.")
     num_warmup = check_positive_int(num_warmup, "num_warmup", minimum=0)
     num_samples = check_positive_int(num_samples, "num_samples", minimum=4)
     num_chains = check_positive_int(num_chains, "num_chains")
-    method = choose_chain_method(num_chains, chain_method)
+    max_tree_depth = check_positive_int(max_tree_depth, "max_tree_depth")
+    if target_accept_prob is None:
+        target_accept_prob = TARGET_ACCEPT[method]
+    target_accept_prob = _check_probability(target_accept_prob, "target_accept_prob")
+    chain_method = choose_chain_method(num_chains, chain_method)
     key = as_key(key)
     post = setup("nuts", log_likelihood, params, prior, optimise=optimise)
     mat, source = curvature("nuts", post, fisher)
     positive_definite("nuts", mat, source, post.names)
     latent_map = whitening(post, mat)
-    potential = _Potential(post.log_density, latent_map)
-    k = latent_map.dim
+    density = LatentDensity(post.log_posterior(), latent_map)
 
     init_key, run_key = jax.random.split(key)
-    init = _initial_points(potential, init_key, num_chains, k, post.x0.dtype)
-    kernel = NUTS(
-        # numpyro also calls the potential outside jit at the start: keep that one program
-        potential_fn=jax.jit(lambda u: potential(u)),
-        target_accept_prob=target_accept_prob,
-        max_tree_depth=max_tree_depth,
-        dense_mass=dense_mass,
-    )
-    mcmc = MCMC(
-        kernel,
+    starts = jax.random.normal(init_key, (num_chains, latent_map.dim), post.x0.dtype)
+    steps_per_chain = num_warmup + num_samples
+    settings = Settings(
+        method=method,
         num_warmup=num_warmup,
         num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=method,
-        progress_bar=bool(progress),
+        target_accept=target_accept_prob,
+        max_doublings=max_tree_depth,
+        dense=bool(dense_mass),
+        report_every=_progress.report_interval(steps_per_chain) if progress else 0,
     )
-    with warnings.catch_warnings():
-        # numpyro warns when chains are not "parallel" over devices; that choice is ours
-        warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
-        mcmc.run(
-            run_key,
-            init_params=init if num_chains > 1 else init[0],
-            extra_fields=("potential_energy", "diverging"),
+    sequential = chain_method == "sequential" and num_chains > 1
+    total = steps_per_chain * (num_chains if sequential else 1)
+    desc = f"{method}, {num_chains} chain(s)"
+    with _progress.progress_bar(total, desc, bool(progress)):
+        out = run_chains(
+            settings,
+            density,
+            starts,
+            jax.random.split(run_key, num_chains),
+            chain_method,
+            steps_per_chain,
         )
-    latent = jnp.asarray(mcmc.get_samples(group_by_chain=True)).reshape(num_chains, num_samples, k)
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    diverging = jnp.asarray(extra["diverging"]).reshape(num_chains, num_samples)
-    energy = jnp.asarray(extra["potential_energy"]).reshape(num_chains, num_samples)
+    return _result(out, latent_map, post.names, chain_method, method)
 
-    draws, samples = _to_physical(latent_map, latent)
+
+def _result(out: dict, latent_map: LatentMap, names, chain_method: str, method: str):
+    draws, samples = _to_physical(latent_map, out["latent"])
     r_hat, ess = rhat_and_ess(onp.asarray(draws))
-    divergences = jnp.asarray(onp.sum(onp.asarray(diverging), axis=1))
-    total = int(onp.sum(onp.asarray(divergences)))
+    diverging = out["diverging"]
+    divergences = jnp.sum(diverging, axis=1)
+    total = int(jnp.sum(divergences))
     if total:
         warnings.warn(
-            f"nuts: {total} of {num_chains * num_samples} transitions diverged; the draws "
+            f"{method}: {total} of {diverging.size} transitions diverged; the draws "
             "may be biased (try a larger target_accept_prob, or check the posterior for "
             "sharp edges and funnels).",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return NUTSResult(
         samples=samples,
         draws=draws,
-        names=post.names,
+        names=names,
         r_hat=jnp.asarray(r_hat),
         ess_bulk=jnp.asarray(ess),
         divergences=divergences,
         diverging=diverging,
-        log_density=-energy,
+        log_density=out["log_density"],
         latent_map=latent_map,
-        chain_method=method,
+        chain_method=chain_method,
+        integration_steps=out["gradients"],
+        warmup_gradients=out["warmup_gradients"],
+        step_size=out["step_size"],
+        method=method,
     )

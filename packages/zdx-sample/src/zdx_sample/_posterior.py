@@ -18,7 +18,27 @@ import zdx_batching
 from zdx_opt import reparametrise
 
 from ._checks import check_callable, scalar_value
-from ._prior import Prior, check_prior
+from ._prior import Prior, check_prior, is_distribution
+
+
+class LogPosterior(eqx.Module):
+    """``sign * (log_likelihood(params) + log prior(params))`` as a pytree (the prior's
+    arrays are leaves), so that compiled programs built on it are reused from call to call.
+    """
+
+    log_likelihood: Callable[[Any], Any]
+    prior: Any  # a pytree of numpyro distributions, or None for a flat prior
+    sign: float = eqx.field(static=True, default=1.0)
+
+    def log_prior(self, params: Any) -> jax.Array:
+        if self.prior is None:
+            return jnp.zeros(())
+        dists = jax.tree.leaves(self.prior, is_leaf=is_distribution)
+        treedef = jax.tree.structure(self.prior, is_leaf=is_distribution)
+        return Prior(self.prior, [], dists, treedef).log_density(params)
+
+    def __call__(self, params: Any) -> jax.Array:
+        return self.sign * (self.log_likelihood(params) + self.log_prior(params))
 
 
 class Posterior:
@@ -50,6 +70,11 @@ class Posterior:
 
     def log_prior(self, params: Any) -> jax.Array:
         return jnp.zeros(()) if self.prior is None else self.prior.log_density(params)
+
+    def log_posterior(self, sign: float = 1.0) -> LogPosterior:
+        """``sign`` times the unnormalised log posterior, as a :class:`LogPosterior`."""
+        prior = None if self.prior is None else self.prior.tree
+        return LogPosterior(self.log_likelihood, prior, sign)
 
     def log_density(self, params: Any) -> jax.Array:
         """``log L(params) + log prior(params)``, the unnormalised log posterior."""
@@ -115,16 +140,20 @@ def setup(
     return post
 
 
-def _check_start(fn_name: str, post: Posterior, where: str = "the start point `params`") -> None:
-    def values(params):
-        value = post.log_likelihood(params)
-        if post.prior is None:
-            return value, jnp.zeros(()), ()
-        leaves = post.prior.treedef.flatten_up_to(params)
-        inside = tuple(jnp.all(d.support(jnp.asarray(x))) for d, x in zip(post.prior.dists, leaves))
-        return value, post.prior.log_density(params), inside
+@eqx.filter_jit
+def _start_values(log_posterior: LogPosterior, params: Any):
+    value = log_posterior.log_likelihood(params)
+    if log_posterior.prior is None:
+        return value, jnp.zeros(()), ()
+    dists = jax.tree.leaves(log_posterior.prior, is_leaf=is_distribution)
+    treedef = jax.tree.structure(log_posterior.prior, is_leaf=is_distribution)
+    leaves = treedef.flatten_up_to(params)
+    inside = tuple(jnp.all(d.support(jnp.asarray(x))) for d, x in zip(dists, leaves))
+    return value, log_posterior.log_prior(params), inside
 
-    value, logp, inside = jax.jit(values)(post.params)
+
+def _check_start(fn_name: str, post: Posterior, where: str = "the start point `params`") -> None:
+    value, logp, inside = _start_values(post.log_posterior(), post.params)
     value = scalar_value(value, "`log_likelihood(params)`")
     if not bool(jnp.isfinite(value)):
         raise ValueError(
@@ -221,7 +250,7 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.nd
         source = "the Hessian of the negative log posterior at `params`"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN is reported below
-            hess, _ = zdx_batching.hessian(lambda p: -post.log_density(p), post.params)
+            hess, _ = zdx_batching.hessian(post.log_posterior(-1.0), post.params)
         hess = onp.asarray(hess)
         if not onp.all(onp.isfinite(hess)):
             raise ValueError(

@@ -1,0 +1,81 @@
+"""The sampler section of the benchmark report, from the newest ``samplers_<size>_*.json``.
+
+Imports nothing but the standard library, so that ``report.py`` can use it anywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+SAMPLER_NAMES = {
+    "zdx-nuts": "`zdx_sample.nuts`",
+    "zdx-mams": '`zdx_sample.nuts(method="mams")`',
+    "numpyro": "numpyro NUTS (dense)",
+    "blackjax": "blackjax window_adaptation + NUTS (dense)",
+}
+
+
+def newest_samplers(folder: str, size: str) -> str | None:
+    found = sorted(glob.glob(os.path.join(folder, f"samplers_{size}_*.json")))
+    return found[-1] if found else None
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def sampler_section(folder: str, size: str) -> str | None:
+    """Markdown for the newest sampler results of ``size`` (or of the other size when
+    there are none), or None when the folder has no sampler results."""
+    path = newest_samplers(folder, size)
+    if path is None:
+        path = newest_samplers(folder, "quick" if size == "full" else "full")
+    if path is None:
+        return None
+    with open(path) as stream:
+        results = json.load(stream)
+    rows = results["rows"]
+    lines = [
+        f"#### Samplers ({results['size']} size, `{os.path.basename(path)}`)",
+        "",
+        "One chain per sampler (or as stated), warm-up then kept draws, timed on the second "
+        "(compiled) call; ESS is the smallest bulk ESS over the coordinates (the same "
+        "estimator for every sampler); gradients are those of the kept draws; `sd error` "
+        "is the largest relative error of the marginal standard deviations where they are "
+        "known. `benchmarks/samplers.py` describes the targets.",
+        "",
+        "| target | sampler | chains | warm-up + draws | time | min ESS | ESS/s | "
+        "ESS/gradient | max R-hat | sd error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['target']} | {SAMPLER_NAMES.get(row['sampler'], row['sampler'])} | "
+            f"{row['chains']} | {row['num_warmup']} + {row['num_samples']} | "
+            f"{row['seconds']:.3f} s | {row['min_ess_bulk']:.0f} | "
+            f"{_fmt(row['ess_per_second'])} | {row['ess_per_gradient']:.3f} | "
+            f"{row['max_r_hat']:.3f} | {_fmt(row.get('max_sd_error'), 2)} |"
+        )
+    scaling = results.get("chain_scaling")
+    if scaling:
+        lines += [
+            "",
+            f"Many chains of `{scaling['target']}` in one call of `zdx_sample.nuts` "
+            f"({scaling['num_warmup']} + {scaling['num_samples']} each, second call):",
+            "",
+            "| chains | time | time per chain | min ESS | ESS/s |",
+            "|---|---|---|---|---|",
+        ]
+        for row in scaling["rows"]:
+            lines.append(
+                f"| {row['chains']} | {row['seconds']:.3f} s | "
+                f"{1000 * row['seconds'] / row['chains']:.1f} ms | {row['min_ess_bulk']:.0f} | "
+                f"{_fmt(row['min_ess_bulk'] / row['seconds'])} |"
+            )
+    return "\n".join(lines)

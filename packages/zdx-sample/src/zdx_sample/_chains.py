@@ -1,0 +1,133 @@
+"""Running a compiled sampler over many chains: vectorised, over devices, or one by one.
+
+A sampler here is a function ``local(density, starts, keys, offset) -> outputs`` that
+runs a batch of chains (leading axis of ``starts`` and ``keys``) from warm-up to the
+last draw in one program. :func:`run_chains` compiles it once per shape and settings and
+runs it: all chains at once (``"vectorized"``), the chains split over devices with
+``shard_map`` (``"parallel"``), or one chain after another through the same compiled
+program (``"sequential"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as onp
+from jax.sharding import Mesh, PartitionSpec
+
+from zdx_opt import LatentMap
+
+from ._posterior import LogPosterior
+
+try:  # jax >= 0.6
+    from jax import shard_map as _shard_map
+
+    _VMA_FLAG = "check_vma"
+except ImportError:  # pragma: no cover - older jax
+    from jax.experimental.shard_map import shard_map as _shard_map
+
+    _VMA_FLAG = "check_rep"
+
+CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+_AXIS = "chains"
+
+
+class LatentDensity(eqx.Module):
+    """The log posterior density (up to a constant) of a latent vector ``u``:
+    ``log_posterior(unravel(x0 + P @ u))``.
+
+    A pytree whose arrays are the whitening and the prior's parameters, so that a
+    compiled sampler is reused when only those change.
+    """
+
+    log_posterior: LogPosterior
+    latent_map: LatentMap
+
+    def params(self, u: jax.Array) -> Any:
+        return self.latent_map.unravel(self.latent_map.x0 + self.latent_map.projection @ u)
+
+    def __call__(self, u: jax.Array) -> jax.Array:
+        return jnp.asarray(self.log_posterior(self.params(u)), u.dtype)
+
+
+def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
+    """``"parallel"`` when there are at least ``num_chains`` devices, else ``"vectorized"``
+    (a single chain runs ``"sequential"``)."""
+    if chain_method is not None:
+        if chain_method not in CHAIN_METHODS:
+            raise ValueError(
+                f"`chain_method` must be one of {CHAIN_METHODS} or None, got {chain_method!r}."
+            )
+        return chain_method
+    if num_chains == 1:
+        return "sequential"
+    return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+
+
+def devices_for(num_chains: int, chain_method: str) -> int:
+    """How many devices the chains are spread over: the largest count up to the local
+    device count that divides ``num_chains`` (1 unless ``"parallel"``)."""
+    if chain_method != "parallel":
+        return 1
+    count = min(jax.local_device_count(), num_chains)
+    while num_chains % count:
+        count -= 1
+    return count
+
+
+@eqx.filter_jit
+def _compiled(local, density, starts, keys, offset, devices: int):
+    if devices == 1:
+        return local(density, starts, keys, offset)
+    dynamic, static = eqx.partition(density, eqx.is_array)
+
+    def on_device(dynamic, starts, keys, offset):
+        return local(eqx.combine(dynamic, static), starts, keys, offset)
+
+    mesh = Mesh(onp.asarray(jax.local_devices()[:devices]), (_AXIS,))
+    chains = PartitionSpec(_AXIS)
+    sharded = _shard_map(
+        on_device,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), chains, chains, PartitionSpec()),
+        out_specs=chains,
+        **{_VMA_FLAG: False},
+    )
+    return sharded(dynamic, starts, keys, offset)
+
+
+def run_chains(
+    local: Callable,
+    density: LatentDensity,
+    starts: jax.Array,
+    keys: jax.Array,
+    chain_method: str,
+    steps_per_chain: int,
+) -> Any:
+    """Run ``local`` on every chain (see the module docstring).
+
+    ``local`` must be hashable and the same object from call to call for the compiled
+    program to be reused (a ``functools.partial`` of a module-level function with
+    hashable settings is). Every output has the chains on its leading axis.
+    """
+    num = starts.shape[0]
+    keys = jax.random.key_data(keys)
+    if chain_method != "sequential" or num == 1:
+        devices = devices_for(num, chain_method)
+        return _compiled(local, density, starts, keys, jnp.zeros((), jnp.int32), devices)
+    outs = [
+        _compiled(
+            local,
+            density,
+            starts[i : i + 1],
+            keys[i : i + 1],
+            jnp.asarray(i * steps_per_chain, jnp.int32),
+            1,
+        )
+        for i in range(num)
+    ]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)

@@ -1,0 +1,145 @@
+"""nuts runs warm-up and sampling of every chain in one compiled program, reused from call
+to call, with a coarse progress bar, and counts its gradient evaluations."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zdx_sample as zs
+from zdx_sample import _progress
+
+
+def rotated_gaussian(dim=10, seed=0):
+    """The issue's target: scales 0.1 to 1, rotated; flat prior."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    scales = np.geomspace(0.1, 1.0, dim)
+    cov = (q * scales**2) @ q.T
+    prec = jnp.asarray(np.linalg.inv(cov))
+    mu = rng.normal(size=dim)
+
+    def loglike(p):
+        d = p["x"] - mu
+        return -0.5 * d @ prec @ d
+
+    return loglike, {"x": jnp.asarray(mu)}, mu, np.sqrt(np.diag(cov))
+
+
+@pytest.fixture(scope="module")
+def target():
+    return rotated_gaussian()
+
+
+@pytest.fixture(scope="module")
+def one_chain(target):
+    loglike, start, *_ = target
+    return zs.nuts(loglike, start, num_warmup=1000, num_samples=4000, key=0, progress=False)
+
+
+def test_one_chain_of_the_rotated_gaussian_has_its_widths_and_mean(target, one_chain):
+    _, _, mu, sigma = target
+    draws = np.asarray(one_chain.draws).reshape(-1, mu.size)
+    assert float(jnp.max(one_chain.r_hat)) < 1.01
+    assert float(jnp.min(one_chain.ess_bulk)) > 2000
+    assert one_chain.num_divergences == 0
+    # a sample standard deviation from ESS draws is off by about 1 / sqrt(2 ESS)
+    np.testing.assert_allclose(draws.std(0), sigma, rtol=5 / math.sqrt(2 * 2000))
+    se = sigma / np.sqrt(np.asarray(one_chain.ess_bulk))
+    np.testing.assert_array_less(np.abs(draws.mean(0) - mu), 5 * se)
+
+
+def test_gradient_evaluations_are_counted_per_draw_and_for_the_warmup(one_chain):
+    steps = np.asarray(one_chain.integration_steps)
+    assert steps.shape == (1, 4000) and steps.min() >= 1 and steps.max() <= 1023
+    assert one_chain.num_gradient_evaluations == int(steps.sum()) + int(
+        one_chain.warmup_gradients.sum()
+    )
+    assert int(one_chain.warmup_gradients[0]) > 1000  # at least one per warm-up step
+    assert one_chain.step_size.shape == (1,) and 0 < float(one_chain.step_size[0]) < 2
+    assert one_chain.method == "nuts"
+
+
+def test_a_second_call_reuses_the_compiled_programs(target):
+    _, start, mu, _ = target
+    traces = []
+
+    def loglike(p):
+        traces.append(1)
+        d = p["x"] - mu
+        return -0.5 * d @ d
+
+    first = zs.nuts(loglike, start, num_warmup=50, num_samples=50, key=1, progress=False)
+    traced = len(traces)
+    again = zs.nuts(loglike, start, num_warmup=50, num_samples=50, key=2, progress=False)
+    assert len(traces) == traced
+    assert not np.allclose(first.draws, again.draws)  # new key, new draws
+
+
+def test_the_progress_bar_moves_a_few_dozen_times_and_ends_full(target, monkeypatch):
+    _, start, mu, _ = target
+    moves = []
+    bars = []
+    real_move = _progress._move
+
+    def counting_move(done, divergences):
+        moves.append(int(done))
+        bars.append(_progress._OPEN[-1])
+        real_move(done, divergences)
+
+    monkeypatch.setattr(_progress, "_move", counting_move)
+
+    def loglike(p):  # a new function: compiled afresh, with the patched callback
+        return -0.5 * jnp.sum((p["x"] - mu) ** 2)
+
+    zs.nuts(loglike, start, num_warmup=300, num_samples=700, key=3, progress=True)
+    assert 10 <= len(moves) <= _progress.REPORTS_PER_RUN + 1
+    assert moves == sorted(moves) and moves[-1] == 1000
+    assert bars[-1].n == bars[-1].total == 1000
+
+
+def test_many_chains_run_in_one_call(target):
+    loglike, start, _, sigma = target
+    res = zs.nuts(
+        loglike, start, num_warmup=300, num_samples=300, num_chains=8, key=4, progress=False
+    )
+    assert res.chain_method == "vectorized"
+    assert res.draws.shape == (8, 300, 10) and res.divergences.shape == (8,)
+    assert res.step_size.shape == (8,) and res.integration_steps.shape == (8, 300)
+    assert float(jnp.max(res.r_hat)) < 1.02
+    firsts = np.asarray(res.draws[:, 0, 0])
+    assert np.unique(firsts).size == 8  # every chain its own draws
+    draws = np.asarray(res.draws).reshape(-1, 10)
+    np.testing.assert_allclose(draws.std(0), sigma, rtol=0.1)
+
+
+def test_chains_one_after_another_match_the_chains_run_together(target):
+    loglike, start, *_ = target
+    kwargs = dict(num_warmup=100, num_samples=100, num_chains=3, key=5, progress=False)
+    together = zs.nuts(loglike, start, chain_method="vectorized", **kwargs)
+    sequential = zs.nuts(loglike, start, chain_method="sequential", **kwargs)
+    assert sequential.chain_method == "sequential"
+    # the same keys and starts per chain: the same chains, up to rounding
+    np.testing.assert_allclose(sequential.draws, together.draws, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "hmc"}, "method"),
+        ({"target_accept_prob": 1.0}, "target_accept_prob"),
+        ({"target_accept_prob": "high"}, "target_accept_prob"),
+        ({"max_tree_depth": 0}, "max_tree_depth"),
+    ],
+)
+def test_bad_sampler_settings_are_refused(target, kwargs, match):
+    loglike, start, *_ = target
+    with pytest.raises(ValueError, match=match):
+        zs.nuts(loglike, start, progress=False, **kwargs)
+
+
+def test_the_inference_data_carry_the_gradient_counts(one_chain):
+    data = one_chain.to_inference_data()
+    assert data.sample_stats["n_steps"].shape == (1, 4000)
+    assert data.attrs["estimator"] == "nuts"

@@ -528,3 +528,11 @@ def test_fisher_matrix_differentiates_integer_and_python_number_leaves():
     np.testing.assert_allclose(fisher, np.diag([4.0, 4.0]), rtol=1e-12, atol=1e-12)
     with pytest.raises(TypeError, match=r"'name' is a str"):
         fisher_matrix(tree, "name", loglike)
+
+
+def test_a_path_given_twice_in_two_forms_is_refused():
+    tree = {"a": {"b": jnp.asarray(1.0)}}
+    with pytest.raises(ValueError, match="more than once"):
+        fisher_matrix(tree, ["a.b", zdx_base.Path("a", "b")], lambda t: -(t["a"]["b"] ** 2))
+    with pytest.raises(ValueError, match="more than once"):
+        get_optimiser(tree, ["a.b", zdx_base.Path("a", "b")], [optax.sgd(1.0), optax.sgd(1.0)])

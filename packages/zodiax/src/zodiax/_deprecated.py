@@ -11,6 +11,7 @@ are made from it. The work is done by zdx_base (paths), zdx_opt (``map_optimiser
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import warnings
 from collections.abc import Callable
@@ -139,16 +140,21 @@ def _flat_paths(parameters: Any, function: str) -> list[Any]:
     )
 
 
+def _keys(path: Any) -> tuple:
+    """The keys of one path: a ``zdx_base.Path``'s own, or a string's split on dots."""
+    return tuple(path) if isinstance(path, zdx_base.Path) else tuple(path.split("."))
+
+
 def _refuse_repeats(paths: list[Any], function: str) -> None:
-    """Raise ``ValueError`` naming the first path that ``paths`` gives twice."""
+    """Raise ``ValueError`` naming the first path that ``paths`` gives twice (in any form)."""
     seen: set = set()
     for path in paths:
-        if path in seen:
+        if _keys(path) in seen:
             raise ValueError(
                 f"{function}(): the path {path!r} is given more than once in `parameters`; "
                 "give each parameter once."
             )
-        seen.add(path)
+        seen.add(_keys(path))
 
 
 def _flags(pytree: Any, paths: list[Any], at_paths: bool) -> Any:
@@ -179,6 +185,7 @@ def _as_float(leaf: Any) -> Any:
 
 
 def _set_array(pytree: Any, paths: list[Any], function: str) -> Any:
+    """:func:`set_array` at ``paths``, its errors naming ``function``."""
     values = [zdx_base.get(pytree, path, to_array=False) for path in paths]
     for path, value in zip(paths, values):
         is_leaf = value is not None and jax.tree_util.treedef_is_leaf(jax.tree.structure(value))
@@ -343,16 +350,14 @@ def apply_updates(model: Any, updates: Any) -> Any:
 
 
 def _is_step(value: Any) -> bool:
+    """An integer (not a ``bool``) ``>= 0``."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
 def _is_multiplier(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and bool(jnp.isfinite(value))
-        and value >= 0
-    )
+    """A finite real number (not a ``bool``) ``>= 0``."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return real and math.isfinite(value) and value >= 0
 
 
 def _schedule(lr: Any, start: Any, changes: tuple, function: str) -> optax.Schedule:
@@ -437,7 +442,7 @@ def adam(lr: float, start: int, *changes: tuple[int, float]) -> optax.GradientTr
 
 def _dotted(path: Any) -> str:
     """A path as the dotted name that ``zdx_opt.map_optimisers`` matches."""
-    return ".".join(str(key) for key in path) if isinstance(path, zdx_base.Path) else path
+    return ".".join(str(key) for key in _keys(path))
 
 
 @_deprecated

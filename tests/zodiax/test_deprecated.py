@@ -536,3 +536,14 @@ def test_a_path_given_twice_in_two_forms_is_refused():
         fisher_matrix(tree, ["a.b", zdx_base.Path("a", "b")], lambda t: -(t["a"]["b"] ** 2))
     with pytest.raises(ValueError, match="more than once"):
         get_optimiser(tree, ["a.b", zdx_base.Path("a", "b")], [optax.sgd(1.0), optax.sgd(1.0)])
+
+
+def test_get_optimiser_ignores_leaves_that_are_not_numbers():
+    model = {"a": 1.0, "name": "star", "fn": len, "w": jnp.ones(2)}
+    optim, state = get_optimiser(model, ["a"], [optax.sgd(0.5)])
+    grads = filter_grad("a", lambda m: m["a"] ** 2 * m["fn"](m["name"]))(model)
+    updates, _ = optim.update(grads, state)
+    out = apply_updates(set_array(model, "a"), updates)
+    assert float(out["a"]) == 1.0 - 0.5 * 2 * 1.0 * 4
+    assert out["name"] == "star" and out["fn"] is len
+    np.testing.assert_array_equal(out["w"], jnp.ones(2))

@@ -497,10 +497,9 @@ def get_optimiser(pytree: Any, parameters: Any, optimisers: Any) -> tuple[Any, A
             )
     paths = [path for group in groups for path in group]
     _refuse_repeats(paths, function)
-    for path in paths:
-        zdx_base.get(pytree, path, to_array=False)  # a KeyError naming a missing path
+    arrays = eqx.filter(_set_array(pytree, paths, function), eqx.is_array)
     named = {tuple(_dotted(p) for p in group): o for group, o in zip(groups, optimisers)}
-    return zdx_opt.map_optimisers(pytree, named)
+    return zdx_opt.map_optimisers(arrays, named)
 
 
 # ---------------------------------------------------------------- Fisher information

@@ -480,3 +480,70 @@ def test_covariance_matrix_refuses_an_unconstrained_parameter():
 def test_fisher_matrix_rejects_bad_input(parameters, loglike, kwargs, error, match):
     with pytest.raises(error, match=match):
         fisher_matrix(make_model(), parameters, loglike, **kwargs)
+
+
+# ------------------------------------------------------------ the shims themselves
+
+
+def test_the_shims_keep_the_signatures_of_the_zodiax_04_functions():
+    import inspect
+
+    assert list(inspect.signature(fisher_matrix).parameters) == [
+        "pytree",
+        "parameters",
+        "loglike_fn",
+        "loglike_args",
+        "shape_dict",
+        "save_memory",
+        "loglike_kwargs",
+    ]
+    assert list(inspect.signature(filter_grad).parameters) == ["parameters", "fun", "grad_kwargs"]
+    assert fisher_matrix.__name__ == "fisher_matrix" and "shape_dict" in fisher_matrix.__doc__
+
+
+@pytest.mark.parametrize("function", [scheduler, sgd, adam], ids=lambda f: f.__name__)
+def test_schedule_errors_name_the_function_and_the_argument(function):
+    with pytest.raises(ValueError, match=rf"^{function.__name__}\(\): `start`.* got -1\."):
+        function(0.1, -1)
+    with pytest.raises(ValueError, match=rf"^{function.__name__}\(\): `lr`"):
+        function(float("inf"), 0)
+
+
+def test_get_optimiser_takes_path_objects_whose_keys_hold_dots():
+    model = {"m1.coefficients": {"x": jnp.asarray(1.0)}, "y": jnp.asarray(2.0)}
+    path = zdx_base.Path("m1.coefficients", "x")
+    optim, state = get_optimiser(model, [path], [optax.sgd(1.0)])
+    grads = {"m1.coefficients": {"x": jnp.asarray(1.0)}, "y": jnp.asarray(1.0)}
+    updates, _ = optim.update(grads, state)
+    assert float(updates["m1.coefficients"]["x"]) == -1.0 and float(updates["y"]) == 0.0
+
+
+def test_fisher_matrix_differentiates_integer_and_python_number_leaves():
+    tree = {"n": 3, "x": 0.5, "name": "star"}
+
+    def loglike(t):
+        return -0.5 * (t["n"] - 2.0) ** 2 / 0.25 - 0.5 * (t["x"] * 2.0) ** 2
+
+    fisher = fisher_matrix(tree, ["n", "x"], loglike)
+    np.testing.assert_allclose(fisher, np.diag([4.0, 4.0]), rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match=r"'name' is a str"):
+        fisher_matrix(tree, "name", loglike)
+
+
+def test_a_path_given_twice_in_two_forms_is_refused():
+    tree = {"a": {"b": jnp.asarray(1.0)}}
+    with pytest.raises(ValueError, match="more than once"):
+        fisher_matrix(tree, ["a.b", zdx_base.Path("a", "b")], lambda t: -(t["a"]["b"] ** 2))
+    with pytest.raises(ValueError, match="more than once"):
+        get_optimiser(tree, ["a.b", zdx_base.Path("a", "b")], [optax.sgd(1.0), optax.sgd(1.0)])
+
+
+def test_get_optimiser_ignores_leaves_that_are_not_numbers():
+    model = {"a": 1.0, "name": "star", "fn": len, "w": jnp.ones(2)}
+    optim, state = get_optimiser(model, ["a"], [optax.sgd(0.5)])
+    grads = filter_grad("a", lambda m: m["a"] ** 2 * m["fn"](m["name"]))(model)
+    updates, _ = optim.update(grads, state)
+    out = apply_updates(set_array(model, "a"), updates)
+    assert float(out["a"]) == 1.0 - 0.5 * 2 * 1.0 * 4
+    assert out["name"] == "star" and out["fn"] is len
+    np.testing.assert_array_equal(out["w"], jnp.ones(2))

@@ -3,8 +3,8 @@
     python benchmarks/batched_fits.py                       # N = 1, 10, 100
     python benchmarks/batched_fits.py --n 1 10 --json out.json
 
-For each N: N data sets of the optics problem at the calibration's sizes (48-pixel pupil,
-24-pixel detector, 7 Zernike terms, 3 filters: 16 parameters), each fitted from the same
+For each N: N data sets of the optics problem at the calibration's sizes (32-pixel pupil,
+16-pixel detector, 7 Zernike terms, 3 filters: 16 parameters), each fitted from the same
 kind of start by ``steps`` natural-gradient steps (Gauss-Newton metric refreshed every 5
 steps, momentum 0.5) followed by the Hessian of minus the log-likelihood at the fit.
 
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--npix", type=int, default=48)
-    parser.add_argument("--psf-npix", type=int, default=24)
+    parser.add_argument("--npix", type=int, default=32)
+    parser.add_argument("--psf-npix", type=int, default=16)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     rows = []

@@ -189,3 +189,18 @@ def test_data_sets_are_shared_over_devices():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_a_second_call_with_new_data_compiles_nothing():
+    traces = []
+
+    def counting_loss(p, d):
+        traces.append(1)
+        return jnp.sum((p - d) ** 2)
+
+    settings = dict(steps=3, learning_rate=1.0, block_size=2)
+    zdx_opt.fit_many(counting_loss, jnp.zeros((4, 2)), jnp.ones((4, 2)), **settings)
+    first = len(traces)
+    again = zdx_opt.fit_many(counting_loss, jnp.ones((4, 2)), 2 * jnp.ones((4, 2)), **settings)
+    assert first > 0 and len(traces) == first
+    onp.testing.assert_allclose(again.params, 2.0, atol=1e-6)

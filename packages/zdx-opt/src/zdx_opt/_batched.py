@@ -157,31 +157,10 @@ def _run_blocks(
         return jnp.concatenate([leaf, jnp.repeat(leaf[-1:], extra, axis=0)])
 
     leaves, treedef = jax.tree.flatten(dynamic)
-    axes = _leaf_axes(args, arg_axes)
+    axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-
-    def local(x, batched_leaves, shared_leaves):
-        def one(x_i, b_i):
-            merged, bi, si = [], iter(b_i), iter(shared_leaves)
-            for axis in axes:
-                merged.append(next(bi) if axis == 0 else next(si))
-            dyn = jax.tree.unflatten(treedef, merged)
-            return single(x_i, eqx.combine(dyn, static))
-
-        return jax.vmap(one)(x, batched_leaves)
-
-    program = local
-    if ndev > 1:
-        mesh = Mesh(np.asarray(devices), (_AXIS,))
-        program = _shard_map(
-            local,
-            mesh=mesh,
-            in_specs=(PartitionSpec(_AXIS), PartitionSpec(_AXIS), PartitionSpec()),
-            out_specs=PartitionSpec(_AXIS),
-            **{_VMA_FLAG: False},
-        )
-    program = jax.jit(program)
+    layout = _Layout(single=single, static=static, treedef=treedef, axes=axes, devices=devices)
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
@@ -189,11 +168,65 @@ def _run_blocks(
     bar = tqdm(range(nblocks), desc=desc, unit="block", disable=not progress, leave=False)
     for k in bar:
         rows = slice(k * block, (k + 1) * block)
-        out = program(flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves)
+        out = _block_program(
+            layout, flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves
+        )
         outputs.append(jax.block_until_ready(out))
     bar.close()
     stacked = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:total], *outputs)
     return stacked
+
+
+class _Layout(eqx.Module):
+    """Everything static about a block program: compiled once per distinct layout (same
+    functions, settings, shapes), and found again by ``eqx.filter_jit``'s cache."""
+
+    single: Any
+    static: Any
+    treedef: Any = eqx.field(static=True)
+    axes: tuple = eqx.field(static=True)
+    devices: tuple = eqx.field(static=True)
+
+
+@eqx.filter_jit
+def _block_program(layout: _Layout, x, batched_leaves, shared_leaves):
+    def local(x, batched_leaves, shared_leaves):
+        def one(x_i, b_i):
+            merged, bi, si = [], iter(b_i), iter(shared_leaves)
+            for axis in layout.axes:
+                merged.append(next(bi) if axis == 0 else next(si))
+            dyn = jax.tree.unflatten(layout.treedef, merged)
+            return layout.single(x_i, eqx.combine(dyn, layout.static))
+
+        return jax.vmap(one)(x, batched_leaves)
+
+    if len(layout.devices) == 1:
+        return local(x, batched_leaves, shared_leaves)
+    mesh = Mesh(np.asarray(layout.devices), (_AXIS,))
+    sharded = _shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(PartitionSpec(_AXIS), PartitionSpec(_AXIS), PartitionSpec()),
+        out_specs=PartitionSpec(_AXIS),
+        **{_VMA_FLAG: False},
+    )
+    return sharded(x, batched_leaves, shared_leaves)
+
+
+class _Unravel(eqx.Module):
+    """``flat -> pytree`` for one data set's parameters; equal for equal layouts."""
+
+    treedef: Any = eqx.field(static=True)
+    shapes: tuple = eqx.field(static=True)
+    dtypes: tuple = eqx.field(static=True)
+
+    def __call__(self, flat: jax.Array) -> Any:
+        leaves, start = [], 0
+        for shape, dtype in zip(self.shapes, self.dtypes):
+            size = math.prod(shape)
+            leaves.append(flat[start : start + size].reshape(shape).astype(dtype))
+            start += size
+        return jax.tree.unflatten(self.treedef, leaves)
 
 
 def _leaf_axes(args: Any, arg_axes: Any) -> list:
@@ -209,10 +242,96 @@ def _prepare(function: str, params: Any, args: Any, args_axes: Any):
         if axis not in (0, None):
             raise ValueError(f"{function}: `args_axes` may hold only 0 and None, got {axis!r}.")
     _count(function, params, args, arg_axes)
-    first = jax.tree.map(lambda leaf: leaf[0], params)
-    _, unravel = ravel_pytree(first)
+    leaves, treedef = jax.tree.flatten(params)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    unravel = _Unravel(
+        treedef=treedef,
+        shapes=tuple(leaf.shape[1:] for leaf in leaves),
+        dtypes=tuple(str(leaf.dtype) for leaf in leaves),
+    )
     flat = jax.vmap(lambda p: ravel_pytree(p)[0])(params)
     return flat, unravel, arg_axes
+
+
+class _NaturalGradientFit(eqx.Module):
+    """One data set's natural-gradient fit, ``(x0, args) -> (best, loss, losses, steps)``."""
+
+    loss_fn: Any = eqx.field(static=True)
+    fisher_fn: Any = eqx.field(static=True)
+    unravel: _Unravel
+    steps: int = eqx.field(static=True)
+    learning_rate: float = eqx.field(static=True)
+    momentum: float = eqx.field(static=True)
+    refresh_every: int = eqx.field(static=True)
+    damping: float = eqx.field(static=True)
+
+    def __call__(self, x0, one_args):
+        loss_fn, fisher_fn, unravel = self.loss_fn, self.fisher_fn, self.unravel
+        steps, learning_rate, momentum = self.steps, self.learning_rate, self.momentum
+        refresh_every, damping = self.refresh_every, self.damping
+
+        def loss(x):
+            return loss_fn(unravel(x), one_args)
+
+        def metric(x):
+            if fisher_fn is None:
+                return jax.hessian(loss)(x)
+            return jnp.asarray(fisher_fn(unravel(x), one_args))
+
+        def factor(x):
+            fisher = metric(x)
+            fisher = (fisher + fisher.T) / 2
+            diag = jnp.diagonal(fisher)
+            floor = jnp.finfo(x.dtype).eps * jnp.max(jnp.abs(diag))
+            return jnp.linalg.cholesky(fisher + damping * jnp.diag(jnp.maximum(diag, floor)))
+
+        value_and_grad = jax.value_and_grad(loss)
+
+        def step(carry, i):
+            x, velocity, chol, best_x, best_loss, alive, done = carry
+            chol = jax.lax.cond(i % refresh_every == 0, factor, lambda _: chol, x)
+            value, grad = value_and_grad(x)
+            direction = jax.scipy.linalg.cho_solve((chol, True), grad)
+            new_velocity = direction + momentum * velocity
+            new_x = x - learning_rate * new_velocity
+            ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new_x))
+            better = ok & (value < best_loss)
+            best_x = jnp.where(better, x, best_x)
+            best_loss = jnp.where(better, value, best_loss)
+            x = jnp.where(ok, new_x, x)
+            velocity = jnp.where(ok, new_velocity, velocity)
+            done = done + ok.astype(done.dtype)
+            record = jnp.where(alive & jnp.isfinite(value), value, jnp.nan)
+            return (x, velocity, chol, best_x, best_loss, ok, done), record
+
+        n = x0.shape[0]
+        init = (
+            x0,
+            jnp.zeros_like(x0),
+            jnp.eye(n, dtype=x0.dtype),
+            x0,
+            jnp.asarray(jnp.inf, x0.dtype),
+            jnp.asarray(True),
+            jnp.asarray(0),
+        )
+        carry, losses = jax.lax.scan(step, init, jnp.arange(steps))
+        x, _, _, best_x, best_loss, alive, done = carry
+        last = loss(x)
+        use_last = alive & jnp.isfinite(last) & (last <= best_loss)
+        best_x = jnp.where(use_last, x, best_x)
+        best_loss = jnp.where(use_last, last, best_loss)
+        return best_x, best_loss, losses, done
+
+
+class _HessianOf(eqx.Module):
+    """One data set's symmetrised Hessian of ``fn``."""
+
+    fn: Any = eqx.field(static=True)
+    unravel: _Unravel
+
+    def __call__(self, x, one_args):
+        hessian = jax.hessian(lambda y: self.fn(self.unravel(y), one_args))(x)
+        return (hessian + hessian.T) / 2
 
 
 def fit_many(
@@ -311,59 +430,16 @@ def fit_many(
         block_size = _check_int(name, "block_size", block_size, 1)
     flat, unravel, arg_axes = _prepare(name, params, args, args_axes)
 
-    def single(x0, one_args):
-        def loss(x):
-            return loss_fn(unravel(x), one_args)
-
-        def metric(x):
-            if fisher_fn is None:
-                return jax.hessian(loss)(x)
-            return jnp.asarray(fisher_fn(unravel(x), one_args))
-
-        def factor(x):
-            fisher = metric(x)
-            fisher = (fisher + fisher.T) / 2
-            diag = jnp.diagonal(fisher)
-            floor = jnp.finfo(x.dtype).eps * jnp.max(jnp.abs(diag))
-            return jnp.linalg.cholesky(fisher + damping * jnp.diag(jnp.maximum(diag, floor)))
-
-        value_and_grad = jax.value_and_grad(loss)
-
-        def step(carry, i):
-            x, velocity, chol, best_x, best_loss, alive, done = carry
-            chol = jax.lax.cond(i % refresh_every == 0, factor, lambda _: chol, x)
-            value, grad = value_and_grad(x)
-            direction = jax.scipy.linalg.cho_solve((chol, True), grad)
-            new_velocity = direction + momentum * velocity
-            new_x = x - learning_rate * new_velocity
-            ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new_x))
-            better = ok & (value < best_loss)
-            best_x = jnp.where(better, x, best_x)
-            best_loss = jnp.where(better, value, best_loss)
-            x = jnp.where(ok, new_x, x)
-            velocity = jnp.where(ok, new_velocity, velocity)
-            done = done + ok.astype(done.dtype)
-            record = jnp.where(alive & jnp.isfinite(value), value, jnp.nan)
-            return (x, velocity, chol, best_x, best_loss, ok, done), record
-
-        n = x0.shape[0]
-        init = (
-            x0,
-            jnp.zeros_like(x0),
-            jnp.eye(n, dtype=x0.dtype),
-            x0,
-            jnp.asarray(jnp.inf, x0.dtype),
-            jnp.asarray(True),
-            jnp.asarray(0),
-        )
-        carry, losses = jax.lax.scan(step, init, jnp.arange(steps))
-        x, _, _, best_x, best_loss, alive, done = carry
-        last = loss(x)
-        use_last = alive & jnp.isfinite(last) & (last <= best_loss)
-        best_x = jnp.where(use_last, x, best_x)
-        best_loss = jnp.where(use_last, last, best_loss)
-        return best_x, best_loss, losses, done
-
+    single = _NaturalGradientFit(
+        loss_fn=loss_fn,
+        fisher_fn=fisher_fn,
+        unravel=unravel,
+        steps=steps,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        refresh_every=refresh_every,
+        damping=damping,
+    )
     best, loss, losses, done = _run_blocks(
         single, flat, args, arg_axes, block_size, progress, "fits (blocks of data sets)"
     )
@@ -427,8 +503,5 @@ def hessian_many(
         block_size = _check_int(name, "block_size", block_size, 1)
     flat, unravel, arg_axes = _prepare(name, params, args, args_axes)
 
-    def single(x, one_args):
-        hessian = jax.hessian(lambda y: fn(unravel(y), one_args))(x)
-        return (hessian + hessian.T) / 2
-
+    single = _HessianOf(fn=fn, unravel=unravel)
     return _run_blocks(single, flat, args, arg_axes, block_size, progress, "Hessians (blocks)")

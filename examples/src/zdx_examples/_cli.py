@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = {key: getattr(args, key) for key in DEFAULTS}
         summary = optics_fit(out=args.out, progress=not args.quiet, **settings)
     _print_summary(summary)
-    if args.json:
+    if getattr(args, "json", None):
         pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     if getattr(args, "out", None):
         print(f"report written to {args.out}", file=sys.stderr)

@@ -64,7 +64,8 @@ def find_violations(root: pathlib.Path) -> list[str]:
             continue
         meta = tomllib.loads(project.read_text())["project"]
         declared = set()
-        for requirement in meta.get("dependencies", []):
+        optional = [r for extra in meta.get("optional-dependencies", {}).values() for r in extra]
+        for requirement in [*meta.get("dependencies", []), *optional]:
             declared |= _import_names(_normalise(requirement))
         for source in sorted(project.parent.glob("src/*/**/*.py")):
             own = source.relative_to(project.parent / "src").parts[0]

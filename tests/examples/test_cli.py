@@ -10,7 +10,16 @@ import pytest
 from zdx_examples import _cli
 from zdx_examples.report import FIGURES
 
-STAGES = ["simulate", "start", "fisher", "natural_gradient", "lbfgs", "hessian", "nuts"]
+STAGES = [
+    "simulate",
+    "start",
+    "choose_start",
+    "fisher",
+    "natural_gradient",
+    "lbfgs",
+    "hessian",
+    "nuts",
+]
 
 
 def test_gaussians_fit_reproduces_the_tutorials_numbers(tmp_path, capsys):
@@ -81,6 +90,10 @@ def test_optics_fit_reports_steps_and_seconds_per_stage(optics_report):
     assert nuts["backend"] in ("zdx_sample", "numpyro")
     assert nuts["max_r_hat"] < 1.2
     assert summary["best_method"] in ("natural_gradient", "lbfgs")
+    # each method reported on its own, and the sign search's choice explained
+    assert set(summary["method_chi2r"]) == {"natural_gradient", "lbfgs"}
+    assert summary["steps"]["choose_start"] == 8  # sign patterns of the 3 even terms
+    assert "sign pattern" in summary["start_choice"]
 
 
 @pytest.mark.slow

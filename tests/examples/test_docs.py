@@ -15,6 +15,7 @@ MODULES = [
     "zdx_examples.plots",
     "zdx_examples.report",
     "zdx_examples._cli",
+    "zdx_examples._start",
 ]
 
 

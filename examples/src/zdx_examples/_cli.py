@@ -6,7 +6,11 @@ optics-fit`` simulates the hierarchical optics data, estimates a start from it, 
 with the natural gradient and then the whitened L-BFGS, takes the error bars from the
 Hessian and samples the posterior briefly with NUTS (sections 4 to 7); with ``--out DIR``
 it writes the figures, ``summary.json`` and ``report.md`` there. Both print one
-``name value`` line per figure. ``python -m zdx_examples`` is the same command.
+``name value`` line per figure. ``zdx-examples calibrate optics --n 200 --out DIR``
+checks the coverage of the optics fit's Hessian error bars over many simulated data
+sets, ``zdx-examples calibrate gaussians --n 100 --out DIR`` the samplers by
+simulation-based calibration; each writes figures, ``summary.json`` and ``report.md``.
+``python -m zdx_examples`` is the same command.
 """
 
 from __future__ import annotations
@@ -337,7 +341,56 @@ def _parser() -> argparse.ArgumentParser:
         help=f"parameters in the corner plot, 0 for all ({d['corner_params']})",
     )
     o.add_argument("--quiet", action="store_true", help="no progress bars")
+    _calibrate_parser(sub)
     return parser
+
+
+def _calibrate_parser(sub: Any) -> None:
+    """``calibrate optics`` and ``calibrate gaussians``: one option per setting."""
+    from ._calibrate_gaussians import SBC_DEFAULTS
+    from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS
+
+    c = sub.add_parser("calibrate", help="calibration of error bars and samplers")
+    kinds = c.add_subparsers(dest="experiment", required=True)
+    for name, defaults, text in [
+        ("optics", OPTICS_CALIBRATION_DEFAULTS, "coverage of the optics fit's error bars"),
+        ("gaussians", SBC_DEFAULTS, "simulation-based calibration of nuts, nested_sampling"),
+    ]:
+        parser = kinds.add_parser(name, help=text, description=text)
+        parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        for key, value in defaults.items():
+            kind = _integer(0 if key == "seed" else 1) if isinstance(value, int) else type(value)
+            parser.add_argument(
+                f"--{key.replace('_', '-')}", type=kind, default=value, help=f"({value})"
+            )
+
+
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``calibrate optics`` or ``calibrate gaussians`` from parsed options; a summary."""
+    from ._calibrate_gaussians import SBC_DEFAULTS, sbc_gaussians
+    from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS, calibrate_optics
+    from ._calibration_report import write_optics_calibration, write_sbc_report
+
+    progress = not args.quiet
+    if args.experiment == "optics":
+        settings = {key: getattr(args, key) for key in OPTICS_CALIBRATION_DEFAULTS}
+        summary = calibrate_optics(progress=progress, **settings)
+        if args.out:
+            write_optics_calibration(summary, _folder(args.out))
+        return {
+            "converged": summary["converged"],
+            "coverage_1sigma": summary["coverage"]["overall"][0],
+            "coverage_2sigma": summary["coverage"]["overall"][1],
+            "pull_std": summary["pull_statistics"]["overall_std"],
+            "total_seconds": summary["total_seconds"],
+        }
+    settings = {key: getattr(args, key) for key in SBC_DEFAULTS}
+    summary = sbc_gaussians(progress=progress, **settings)
+    if args.out:
+        write_sbc_report(summary, _folder(args.out))
+    names = [n for n in ("nuts", "nested_sampling") if n in summary]
+    return {f"{n}_min_pvalue_bonferroni": summary[n].get("min_pvalue_bonferroni") for n in names}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,11 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)
     if args.command == "gaussians-fit":
         summary = gaussians_fit(seed=args.seed, out=args.out)
+    elif args.command == "calibrate":
+        summary = calibrate(args)
     else:
         settings = {key: getattr(args, key) for key in DEFAULTS}
         summary = optics_fit(out=args.out, progress=not args.quiet, **settings)
     _print_summary(summary)
-    if args.json:
+    if getattr(args, "json", None):
         pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     if getattr(args, "out", None):
         print(f"report written to {args.out}", file=sys.stderr)

@@ -25,6 +25,7 @@ import zdx_opt
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._sampling import PosteriorSamples, sample_posterior
 from ._simulate import OpticsSimulation, start_params
+from ._start import StartChoice, choose_start
 
 
 class OpticsFit(eqx.Module):
@@ -41,11 +42,13 @@ class OpticsFit(eqx.Module):
     lbfgs_params : dict
         The fit of the whitened L-BFGS.
     params : dict
-        The best fit: whichever of the two has the lower loss.
+        The fit the error bars are taken at: whichever of the two has the lower loss (each
+        method's own reduced chi-squared is in ``stages`` and :meth:`method_chi2r`).
     best_method : str
         ``"natural_gradient"`` or ``"lbfgs"``: where ``params`` comes from.
     fisher : Array
-        ``(n, n)`` the Fisher matrix of the loss at the start (Gauss-Newton, the Hessian of
+        ``(n, n)`` the Fisher matrix of the loss at the start both methods ran from (the
+        chosen start, or the data-based one without a sign search; Gauss-Newton, the Hessian of
         the loss at zero residuals, :func:`loss_fisher`), the first metric of the natural
         gradient.
     hessian : Array
@@ -65,6 +68,9 @@ class OpticsFit(eqx.Module):
     stages : dict[str, dict]
         Per stage (in the order they ran): ``steps``, ``seconds`` and what else the stage
         reports (``chi2r`` after it, the solver's ``result``, NUTS diagnostics).
+    start_choice : StartChoice | None
+        The sign search over the even Zernike terms that chose where both methods start
+        (:func:`choose_start`), or None when it was skipped.
     """
 
     simulation: OpticsSimulation
@@ -82,6 +88,7 @@ class OpticsFit(eqx.Module):
     lbfgs_losses: jax.Array
     samples: PosteriorSamples | None
     stages: dict = eqx.field(static=True)
+    start_choice: StartChoice | None = None
 
     @property
     def truth(self) -> jax.Array:
@@ -107,6 +114,13 @@ class OpticsFit(eqx.Module):
     def max_abs_pull(self) -> float:
         """The largest ``|fit - truth| / sigma`` over all parameters."""
         return float(jnp.max(jnp.abs(self.pulls)))
+
+    def method_chi2r(self) -> dict[str, float]:
+        """The reduced chi-squared each method reached on its own, by method name."""
+        return {
+            "natural_gradient": self.chi2r(self.ngd_params),
+            "lbfgs": self.chi2r(self.lbfgs_params),
+        }
 
     def chi2r(self, params: dict | None = None) -> float:
         """The reduced chi-squared of ``params`` (default: the best fit) on the data."""
@@ -419,19 +433,24 @@ def fit(
     progress: bool = True,
     stages: dict[str, dict] | None = None,
     use_zdx_sample: bool | None = None,
+    resolve_signs: bool = True,
 ) -> OpticsFit:
     """Fit a simulated optics data set end to end, as the tutorial's sections 4 to 7 do.
 
     1. ``start``: the starting guess from the data (:func:`start_params`);
-    2. ``fisher``: the Fisher matrix of the loss there (:func:`loss_fisher`);
-    3. ``natural_gradient``: :func:`natural_gradient_descent` from the start for
-       ``ngd_steps`` steps (section 5);
-    4. ``lbfgs``: :func:`whitened_lbfgs` from the start, whitened by that Fisher matrix
-       (section 6). The best fit is whichever of the two fits has the lower loss: both
-       methods can end in the mirror-image local minimum (even aberrations with the wrong
-       sign) from a start without wavefront error, rarely both;
-    5. ``hessian``: :func:`hessian_covariance` at the best fit, the error bars;
-    6. ``nuts``: a short NUTS run in the latent space whitened by that Hessian
+    2. ``choose_start``: the sign search over the even Zernike terms
+       (:func:`choose_start`): from a start without wavefront error either method can end
+       in the mirror-image minimum (even aberrations with the wrong sign); the search
+       picks the basin first, and both methods start from its choice;
+    3. ``fisher``: the Fisher matrix of the loss there (:func:`loss_fisher`);
+    4. ``natural_gradient``: :func:`natural_gradient_descent` for ``ngd_steps`` steps
+       (section 5);
+    5. ``lbfgs``: :func:`whitened_lbfgs`, whitened by that Fisher matrix (section 6).
+       Each method's reduced chi-squared is reported (``stages``), and a method that
+       did not reach the noise is warned about; the error bars are taken at the fit
+       with the lower loss;
+    6. ``hessian``: :func:`hessian_covariance` at the best fit, the error bars;
+    7. ``nuts``: a short NUTS run in the latent space whitened by that Hessian
        (:func:`sample_posterior`; skipped when ``nuts_samples == 0``).
 
     Parameters
@@ -458,6 +477,9 @@ def fit(
         put first in the result's ``stages``.
     use_zdx_sample : bool | None
         See :func:`sample_posterior`.
+    resolve_signs : bool
+        Run the ``choose_start`` sign search (default); False starts both methods from
+        the data-based start, as the tutorial does.
 
     Returns
     -------
@@ -472,7 +494,7 @@ def fit(
     Warns
     -----
     RuntimeWarning
-        When the best fit's reduced chi-squared is above 1.5: the fit did not reach the
+        When a method's reduced chi-squared is above 1.5: that fit did not reach the
         noise (a local minimum, or too few steps); the report still shows it.
     """
     ngd_steps = _check_int("ngd_steps", ngd_steps, 1)
@@ -511,13 +533,27 @@ def fit(
     start = jax.block_until_ready(start_params(observations, optics))
     done("start", 1, time.perf_counter() - clock, chi2r=float(_chi2r(start, optics, observations)))
 
+    choice = None
+    origin = start
+    if resolve_signs:
+        clock = time.perf_counter()
+        choice = choose_start(start, args, learning_rate=learning_rate, refresh_every=refresh_every)
+        origin = jax.block_until_ready(choice.params)
+        done(
+            "choose_start",
+            len(choice.losses),
+            time.perf_counter() - clock,
+            chi2r=float(_chi2r(origin, optics, observations)),
+            choice=choice.describe(),
+        )
+
     clock = time.perf_counter()
-    fisher = jax.block_until_ready(loss_fisher(start, optics, observations, progress=progress))
+    fisher = jax.block_until_ready(loss_fisher(origin, optics, observations, progress=progress))
     done("fisher", n, time.perf_counter() - clock)
 
     clock = time.perf_counter()
     ngd_params, ngd_losses, ngd_history = natural_gradient_descent(
-        start,
+        origin,
         args,
         steps=ngd_steps,
         learning_rate=learning_rate,
@@ -533,7 +569,7 @@ def fit(
 
     clock = time.perf_counter()
     solution, lbfgs_losses = whitened_lbfgs(
-        start, args, fisher, max_steps=max_steps, progress=progress
+        origin, args, fisher, max_steps=max_steps, progress=progress
     )
     lbfgs_params = solution.params
     converged = solution.result == optx.RESULTS.successful
@@ -548,16 +584,20 @@ def fit(
     lbfgs_loss = float(_loss(lbfgs_params, args))
     best_method = "lbfgs" if not ngd_loss < lbfgs_loss else "natural_gradient"
     best = lbfgs_params if best_method == "lbfgs" else ngd_params
-    chi2r = float(_chi2r(best, optics, observations))
-    _say(progress, f"best fit: {best_method}, chi2r {chi2r:.6g}")
-    if not chi2r < 1.5:
-        warnings.warn(
-            f"fit: the best fit has a reduced chi-squared of {chi2r:.4g}, far above 1: it did "
-            "not reach the noise. It may sit in a local minimum (the even aberrations "
-            "with the wrong sign) or need more steps (ngd_steps, max_steps).",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    each = {
+        "natural_gradient": float(_chi2r(ngd_params, optics, observations)),
+        "lbfgs": float(_chi2r(lbfgs_params, optics, observations)),
+    }
+    _say(progress, f"error bars at the fit of {best_method}, chi2r {each[best_method]:.6g}")
+    for method, chi2r in each.items():
+        if not chi2r < 1.5:
+            warnings.warn(
+                f"fit: the {method} fit has a reduced chi-squared of {chi2r:.4g}, far above "
+                "1: it did not reach the noise. It may sit in a local minimum (the even "
+                "aberrations with the wrong sign) or need more steps (ngd_steps, max_steps).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     clock = time.perf_counter()
     hessian, covariance = hessian_covariance(best, args, progress=progress)
@@ -607,4 +647,5 @@ def fit(
         lbfgs_losses=lbfgs_losses,
         samples=samples,
         stages=record,
+        start_choice=choice,
     )

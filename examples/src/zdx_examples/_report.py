@@ -77,7 +77,9 @@ def summarise(result: OpticsFit, settings: Mapping[str, Any] | None = None) -> d
         (stage -> number), ``total_seconds``, ``stages`` (stage -> everything it
         reported), ``parameters`` (one dict per scalar: ``name``, ``truth``, ``start``,
         ``fit``, ``sigma``, ``pull``, and ``nuts_mean`` / ``nuts_std`` when sampled),
-        ``nuts`` (diagnostics or None) and ``settings``.
+        ``nuts`` (diagnostics or None), ``settings``, ``method_chi2r`` (the reduced
+        chi-squared each method reached on its own) and ``start_choice`` (which start the
+        sign search chose and why, or None).
     """
     sim = result.simulation
     start = onp.asarray(result.ngd_history[0])
@@ -117,6 +119,8 @@ def summarise(result: OpticsFit, settings: Mapping[str, Any] | None = None) -> d
         "final_chi2r": _number(result.chi2r()),
         "max_abs_pull": _number(onp.max(onp.abs(pulls))),
         "best_method": result.best_method,
+        "method_chi2r": result.method_chi2r(),
+        "start_choice": None if result.start_choice is None else result.start_choice.describe(),
         "steps": {name: record["steps"] for name, record in stages.items()},
         "seconds": {name: record["seconds"] for name, record in stages.items()},
         "total_seconds": round(sum(record["seconds"] for record in stages.values()), 3),
@@ -210,7 +214,13 @@ def markdown(summary: Mapping[str, Any], figures: Mapping[str, str] = FIGURES) -
         f"truth {_format(summary['truth_chi2r'], 5)}",
         "- largest |fit − truth| / σ over all parameters: "
         f"**{_format(summary['max_abs_pull'], 3)}**",
-        f"- best fit from: {summary['best_method']} (the lower loss of the two fits)",
+        "- each method on its own: "
+        + ", ".join(
+            f"{method} chi2r {_format(value, 5)}"
+            for method, value in (summary.get("method_chi2r") or {}).items()
+        ),
+        f"- error bars at the fit of: {summary['best_method']} (the lower loss of the two)",
+        f"- start of both methods: {summary.get('start_choice') or 'the data-based start'}",
         f"- total time of the stages: {summary['total_seconds']:.1f} s",
         "",
         "## Stages",

@@ -11,10 +11,15 @@
 - ``reparametrise``, ``LatentMap``, ``minimise``: fit in the whitened latent space
   ``params = x0 + P @ u`` with optimistix, in one call.
 - ``debug_nan_check``, ``zero_nan_check``: guards against NaN gradients.
+- ``fit_many``, ``ManyFits``, ``hessian_many``: natural-gradient fits of many data sets,
+  and their Hessians, vmapped into one compiled program, in blocks, over all devices.
 """
 
 import importlib.metadata
 
+from ._batched import ManyFits as ManyFits
+from ._batched import fit_many as fit_many
+from ._batched import hessian_many as hessian_many
 from ._eigen import decompose as decompose
 from ._eigen import eigen_projection as eigen_projection
 from ._mapping import map_optimisers as map_optimisers

@@ -11,11 +11,32 @@ Data with NaN pixels: every function above lets NaN propagate (its docstring say
 and ``chi2r_from_z_finite`` use only the finite pixels, with gradients free of NaN, and
 ``ddof(..., finite_only=True)`` counts only finite data.
 
+Calibration of error bars and samplers: ``pulls``, ``coverage`` (with ``nominal_coverage``
+and binomial errors), ``pull_statistics``, ``normality_test`` (D'Agostino-Pearson),
+``sbc_ranks``, ``rank_histogram`` and ``rank_uniformity_test`` (Talts et al. 2018), and
+the figures ``plot_pull_histograms``, ``plot_coverage``, ``plot_rank_histograms`` (with
+the optional ``plot`` extra, matplotlib).
+
 The names of zodiax 0.5's ``zodiax.stats`` keep their meaning and numbers.
 """
 
 import importlib.metadata
 
+from ._calibration import Coverage as Coverage
+from ._calibration import NormalityTest as NormalityTest
+from ._calibration import PullStatistics as PullStatistics
+from ._calibration import UniformityTest as UniformityTest
+from ._calibration import coverage as coverage
+from ._calibration import nominal_coverage as nominal_coverage
+from ._calibration import normality_test as normality_test
+from ._calibration import pull_statistics as pull_statistics
+from ._calibration import pulls as pulls
+from ._calibration import rank_histogram as rank_histogram
+from ._calibration import rank_uniformity_test as rank_uniformity_test
+from ._calibration import sbc_ranks as sbc_ranks
+from ._calibration_plots import plot_coverage as plot_coverage
+from ._calibration_plots import plot_pull_histograms as plot_pull_histograms
+from ._calibration_plots import plot_rank_histograms as plot_rank_histograms
 from ._dof import ddof as ddof
 from ._entropy import calc_entropy as calc_entropy
 from ._entropy import gaussian_entropy as gaussian_entropy

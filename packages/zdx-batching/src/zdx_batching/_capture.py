@@ -152,10 +152,21 @@ def _take(iterator: Iterator) -> Any:
     return next(iterator)
 
 
+# Exact types found to be concrete arrays (numpy's, and JAX's array class once seen):
+# the common leaves, recognised without the slower abstract ``jax.Array`` check.
+_ARRAY_TYPES: set = {np.ndarray}
+
+
 def _capture(value: Any, walk: _Walk) -> Capture:
+    kind = type(value)
+    if kind in _ARRAY_TYPES:
+        return _array(value, walk)
+    if kind is types.FunctionType:
+        return _function(value, walk)
     if isinstance(value, jax.core.Tracer):
         raise Traced
     if isinstance(value, (jax.Array, np.ndarray)):
+        _ARRAY_TYPES.add(kind)
         return _array(value, walk)
     if isinstance(value, _SCALARS):
         return Capture((type(value), value), (), None)
@@ -230,9 +241,42 @@ def _parts(tag: str, originals: tuple, make: Callable, walk: _Walk) -> Capture:
     return _combine(tag, parts, list(originals), lambda items: make(*items))
 
 
+def _builtin_container(value: Any) -> tuple | None:
+    """``(tag, names, children, assemble)`` for a plain tuple, list or dict (the usual
+    containers, described without ``jax.tree_util``), else ``None``."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return (kind, len(value)), range(len(value)), list(value), kind
+    if kind is dict:
+        try:
+            names = sorted(value)  # the order jax.tree_util gives a dict's entries
+        except TypeError as error:
+            raise Opaque("a dict whose keys cannot be sorted") from error
+        return (
+            (dict, tuple(names)),
+            names,
+            [value[name] for name in names],
+            lambda items: dict(zip(names, items)),
+        )
+    return None
+
+
 def _tree(value: Any, walk: _Walk) -> Capture | None:
     """A pytree node (container, ``equinox.Module``...), one level at a time, so that a
     part without arrays stays the very object it was (a list ``f`` appends to)."""
+    container = _builtin_container(value)
+    if container is not None:
+        tag, names, children, assemble = container
+        if tag[0] is tuple:
+            parts = [_capture(child, walk) for child in children]
+        else:  # mutable: its entries may be the function's state
+            parts = [
+                _STATE if (id(value), name) in walk.state else _capture(child, walk)
+                for name, child in zip(names, children)
+            ]
+            entries = {name: part.key for name, part in zip(names, parts)}
+            walk.mutables[id(value)] = (value, entries)
+        return _combine(("container", tag), parts, children, assemble)
     try:
         children, treedef = jax.tree_util.tree_flatten(value, is_leaf=lambda n: n is not value)
     except Exception as error:  # a pytree whose flattening fails

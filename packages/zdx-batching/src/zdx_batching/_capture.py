@@ -175,6 +175,7 @@ def _take(iterator: Iterator) -> Any:
 # Exact types found to be concrete arrays (numpy's, and JAX's array class once seen):
 # the common leaves, recognised without the slower abstract ``jax.Array`` check.
 _ARRAY_TYPES: set = {np.ndarray}
+_EXACT_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
 def _capture(value: Any, walk: _Walk) -> Capture:
@@ -183,6 +184,8 @@ def _capture(value: Any, walk: _Walk) -> Capture:
         return _array(value, walk)
     if kind is types.FunctionType:
         return _function(value, walk)
+    if kind in _EXACT_SCALARS:
+        return Capture((kind, value), (), None)
     if isinstance(value, jax.core.Tracer):
         raise Traced
     if isinstance(value, (jax.Array, np.ndarray)):

@@ -58,6 +58,8 @@ def store(key: Any, program: Any) -> None:
 
 def needs_baking(key: Any) -> bool:
     """Whether functions of this kind were found to need their arrays baked in."""
+    if not _baking:  # the usual case: no hashing of the key
+        return False
     with _lock:
         try:
             return key in _baking

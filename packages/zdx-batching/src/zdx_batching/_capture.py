@@ -52,28 +52,47 @@ class Traced(Exception):
 
 
 class ById:
-    """A key part equal only to the same, still living, object."""
+    """A key part equal only to itself, made once per living object (interned).
 
-    __slots__ = ("_id", "_ref", "_strong")
+    ``ById(obj) is ById(obj)`` while ``obj`` lives, so keys holding them compare (and
+    hash) by identity, in C. When ``obj`` dies its entry is forgotten: a new object at
+    the same address gets a new part, never equal to the old one. An object that cannot
+    be referenced weakly is held strongly; should the table be cleared, such an object
+    gets a new part, which costs a recompile, never a wrong match.
+    """
 
-    def __init__(self, obj: Any):
-        self._id = id(obj)
+    __slots__ = ("__weakref__", "_ref", "_strong")
+
+    def __new__(cls, obj: Any) -> ById:
+        ident = id(obj)
+        known = _INTERNED.get(ident)
+        if known is not None and known.get() is obj:
+            return known
+        if len(_INTERNED) > _MAX_INTERNED:
+            _INTERNED.clear()
+        part = object.__new__(cls)
         try:
-            self._ref, self._strong = weakref.ref(obj), None
+            part._ref, part._strong = weakref.ref(obj, _forget_callback(ident)), None
         except TypeError:
-            self._ref, self._strong = None, obj
+            part._ref, part._strong = None, obj
+        _INTERNED[ident] = part
+        return part
 
     def get(self) -> Any:
         return self._strong if self._ref is None else self._ref()
 
-    def __hash__(self) -> int:
-        return self._id
 
-    def __eq__(self, other: Any) -> bool:
-        if not isinstance(other, ById) or other._id != self._id:
-            return False
-        obj = self.get()
-        return obj is not None and obj is other.get()
+_INTERNED: dict = {}
+_MAX_INTERNED = 1 << 16
+
+
+def _forget_callback(ident: int) -> Callable:
+    def forget(ref: weakref.ref) -> None:
+        known = _INTERNED.get(ident)
+        if known is not None and known._ref is ref:
+            del _INTERNED[ident]
+
+    return forget
 
 
 class Capture(NamedTuple):
@@ -146,16 +165,31 @@ def changed_entries(before: dict, after: dict) -> list:
 
 _MISSING = object()
 _STATE = Capture(("state",), (), None)
+_NONE = Capture((type(None), None), (), None)
 
 
 def _take(iterator: Iterator) -> Any:
     return next(iterator)
 
 
+# Exact types found to be concrete arrays (numpy's, and JAX's array class once seen):
+# the common leaves, recognised without the slower abstract ``jax.Array`` check.
+_ARRAY_TYPES: set = {np.ndarray}
+_EXACT_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
 def _capture(value: Any, walk: _Walk) -> Capture:
+    kind = type(value)
+    if kind in _ARRAY_TYPES:
+        return _array(value, walk)
+    if kind is types.FunctionType:
+        return _function(value, walk)
+    if kind in _EXACT_SCALARS:
+        return Capture((kind, value), (), None)
     if isinstance(value, jax.core.Tracer):
         raise Traced
     if isinstance(value, (jax.Array, np.ndarray)):
+        _ARRAY_TYPES.add(kind)
         return _array(value, walk)
     if isinstance(value, _SCALARS):
         return Capture((type(value), value), (), None)
@@ -218,9 +252,15 @@ def _rebuilder(parts: list, originals: list, assemble: Callable) -> Callable[[It
 
 
 def _combine(tag: Any, parts: list, originals: list, assemble: Callable) -> Capture:
-    key = (tag, *(part.key for part in parts))
-    leaves = tuple(leaf for part in parts for leaf in part.leaves)
-    if all(part.rebuild is None for part in parts):
+    key = (tag, *[part.key for part in parts])
+    leaves = ()
+    rebuilt = False
+    for part in parts:
+        if part.leaves:
+            leaves += part.leaves
+        if part.rebuild is not None:
+            rebuilt = True
+    if not rebuilt:
         return Capture(key, leaves, None)
     return Capture(key, leaves, _rebuilder(parts, originals, assemble))
 
@@ -230,9 +270,42 @@ def _parts(tag: str, originals: tuple, make: Callable, walk: _Walk) -> Capture:
     return _combine(tag, parts, list(originals), lambda items: make(*items))
 
 
+def _builtin_container(value: Any) -> tuple | None:
+    """``(tag, names, children, assemble)`` for a plain tuple, list or dict (the usual
+    containers, described without ``jax.tree_util``), else ``None``."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return (kind, len(value)), range(len(value)), list(value), kind
+    if kind is dict:
+        try:
+            names = sorted(value)  # the order jax.tree_util gives a dict's entries
+        except TypeError as error:
+            raise Opaque("a dict whose keys cannot be sorted") from error
+        return (
+            (dict, tuple(names)),
+            names,
+            [value[name] for name in names],
+            lambda items: dict(zip(names, items)),
+        )
+    return None
+
+
 def _tree(value: Any, walk: _Walk) -> Capture | None:
     """A pytree node (container, ``equinox.Module``...), one level at a time, so that a
     part without arrays stays the very object it was (a list ``f`` appends to)."""
+    container = _builtin_container(value)
+    if container is not None:
+        tag, names, children, assemble = container
+        if tag[0] is tuple:
+            parts = [_capture(child, walk) for child in children]
+        else:  # mutable: its entries may be the function's state
+            parts = [
+                _STATE if (id(value), name) in walk.state else _capture(child, walk)
+                for name, child in zip(names, children)
+            ]
+            entries = {name: part.key for name, part in zip(names, parts)}
+            walk.mutables[id(value)] = (value, entries)
+        return _combine(("container", tag), parts, children, assemble)
     try:
         children, treedef = jax.tree_util.tree_flatten(value, is_leaf=lambda n: n is not value)
     except Exception as error:  # a pytree whose flattening fails
@@ -328,8 +401,8 @@ def _function(fn: types.FunctionType, walk: _Walk) -> Capture:
     try:
         cells = list(fn.__closure__ or ())
         parts = [_cell(cell, walk) for cell in cells]
-        parts.append(_capture(fn.__defaults__, walk))
-        parts.append(_capture(fn.__kwdefaults__, walk))
+        for defaults in (fn.__defaults__, fn.__kwdefaults__):
+            parts.append(_NONE if defaults is None else _capture(defaults, walk))
         tag = ("function", fn.__code__, _globals_key(fn, 0, set()))
     finally:
         walk.active.discard(id(fn))

@@ -96,9 +96,9 @@ def _is_float_array(leaf: Any) -> bool:
         return True
     dtype = getattr(leaf, "dtype", None)
     return (
-        isinstance(leaf, (jax.Array, np.ndarray, np.generic))
-        and dtype is not None
-        and np.issubdtype(dtype, np.floating)
+        dtype is not None
+        and isinstance(leaf, (np.ndarray, jax.Array, np.generic))
+        and (getattr(dtype, "kind", None) == "f" or np.issubdtype(dtype, np.floating))
     )
 
 

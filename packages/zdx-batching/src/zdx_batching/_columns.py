@@ -132,7 +132,7 @@ class Columns:
     def finite(self, result: Any, xp: Any = jnp) -> Any:
         """Whether ``result`` holds no NaN or inf (a sum overflowing counts too), with
         ``xp`` numpy (on the host) or ``jax.numpy`` (traceable)."""
-        return xp.isfinite(xp.sum(result))
+        return xp.isfinite(result.sum())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         """The whole result in one go, as JAX's own transformation computes it (used for
@@ -273,7 +273,7 @@ class FisherColumns(JacobianColumns):
     def finite(self, result: Any, xp: Any = jnp) -> Any:
         # F[k, k] is the squared norm of column k of J: any NaN or inf of J shows there,
         # and checking n numbers costs nothing next to the matrix.
-        return xp.isfinite(xp.sum(xp.diagonal(result)))
+        return xp.isfinite(result.diagonal().sum())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         J = jax.jacfwd(f_flat)(x_flat)
@@ -305,7 +305,7 @@ class HessianColumns(Columns):
         # The diagonal only (a full pass over n * n numbers would cost as much as the
         # Hessian of a cheap function): a NaN or inf in column k almost always reaches
         # H[k, k].
-        return xp.isfinite(xp.sum(xp.diagonal(result)))
+        return xp.isfinite(result.diagonal().sum())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         return jax.hessian(f_flat)(x_flat)
@@ -328,7 +328,7 @@ class DiagonalColumns(HessianColumns):
         return stacked[:n]
 
     def finite(self, result: Any, xp: Any = jnp) -> Any:
-        return xp.isfinite(xp.sum(result))
+        return xp.isfinite(result.sum())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         return jnp.diag(jax.hessian(f_flat)(x_flat))
@@ -347,7 +347,7 @@ class HvpColumns(HessianColumns):
         return stacked[0]
 
     def finite(self, result: Any, xp: Any = jnp) -> Any:
-        return xp.isfinite(xp.sum(result))
+        return xp.isfinite(result.sum())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         return None

@@ -35,6 +35,7 @@ class Program:
         self.plan: Plan | None = None
         self._run: Callable | None = None
         self._bar: Any = None
+        self._on_cpu = all(device.platform == "cpu" for device in devices)
 
     def _plan(self, block: int | None = None) -> Plan:
         request = self.request
@@ -97,14 +98,19 @@ class Program:
     def __call__(self, inputs: tuple) -> tuple[jax.Array, bool]:
         """Run the program on ``(x_leaves, leaves, vector)``: the result and whether it is
         finite."""
-        if self.request.progress:
-            self._bar = progress_bar(self.request.columns.name, self.plan.blocks)
-        result = None
-        try:
+        columns = self.request.columns
+        if not self.request.progress:
             result = self._run(*inputs)
-        finally:
-            self._close_bar(result)
-        return result, is_finite(self.request.columns, result)
+        else:
+            self._bar = progress_bar(columns.name, self.plan.blocks)
+            result = None
+            try:
+                result = self._run(*inputs)
+            finally:
+                self._close_bar(result)
+        if self._on_cpu:  # a view of the result, no copy
+            return result, bool(columns.finite(np.asarray(result), np))
+        return result, is_finite(columns, result)
 
     def _tick(self, _: Any) -> None:
         if self._bar is not None:

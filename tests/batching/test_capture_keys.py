@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -62,3 +63,25 @@ def test_a_dict_whose_keys_cannot_be_sorted_is_not_cached_but_still_right():
     data[1] = np.array([10.0, 20.0])
     np.testing.assert_allclose(batching.hessian(f, x)[0], np.diag([20.0, 40.0]))
     np.testing.assert_allclose(first, np.diag([2.0, 4.0]))
+
+
+def test_an_iterator_is_opaque_never_flattened_as_a_pytree_leaf():
+    with pytest.raises(Opaque, match="iterator"):
+        capture(iter([1.0, 2.0]))
+    with pytest.raises(Opaque, match="iterator"):
+        capture(x for x in [1.0])
+
+
+def test_a_function_reading_an_iterator_is_traced_afresh_and_gives_fresh_results():
+    scales = iter([2.0, 3.0])
+
+    def f(x):
+        return next(scales) * jnp.sum(x**2)
+
+    x = jnp.ones(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        first, _ = batching.hessian(f, x)
+        second, _ = batching.hessian(f, x)
+    np.testing.assert_allclose(first, 4.0 * np.eye(2))
+    np.testing.assert_allclose(second, 6.0 * np.eye(2))

@@ -208,6 +208,8 @@ def _capture(value: Any, walk: _Walk) -> Capture:
         return Capture(("class", class_key(value, walk)), (), None)
     if isinstance(value, types.ModuleType):
         return Capture(ById(value), (), None)
+    if isinstance(value, Iterator):  # a generator or iterator: reading it changes it
+        raise Opaque(f"an iterator ({kind.__name__})")
     if id(value) in walk.active or len(walk.active) > _MAX_DEPTH:
         raise Opaque("a cycle, or nesting too deep")  # cannot be compared safely
     walk.active.add(id(value))

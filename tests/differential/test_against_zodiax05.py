@@ -330,6 +330,35 @@ STRATEGIES = {
 }
 
 
+# Hand-written cases that every run includes beside the generated ones, so that each
+# deliberate difference is exercised whatever the generator draws.
+EXPLICIT_CASES = {
+    "path": [
+        {  # one bare value for a nested list of paths
+            "kind": "path",
+            "op": "set",
+            "tree": ("module", {"a": ("leaf", "py", 1.0), "b": ("leaf", "py", 2.0)}),
+            "paths": [["a"], "b"],
+            "values": ("leaf", "py", 1.5),
+        },
+        {  # paths and no value
+            "kind": "path",
+            "op": "set",
+            "tree": ("module", {"a": ("leaf", "py", 1.0)}),
+            "paths": "a",
+            "values": "<no value>",
+        },
+        {  # a complex leaf
+            "kind": "path",
+            "op": "get",
+            "tree": ("module", {"a": ("leaf", "py", 1 + 2j)}),
+            "paths": "a",
+            "kwargs": {},
+        },
+    ],
+}
+
+
 def generate(kind: str) -> list[dict]:
     """``CASES_PER_KIND[kind]`` cases, the same on every run (derandomized)."""
     cases: list[dict] = []
@@ -367,7 +396,9 @@ def _hatch() -> str:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     """``{kind: [(case, theirs, ours)]}`` and the versions of both sides."""
-    cases = [case for kind in CASES_PER_KIND for case in generate(kind)]
+    cases = [
+        case for kind in CASES_PER_KIND for case in generate(kind) + EXPLICIT_CASES.get(kind, [])
+    ]
     folder = tmp_path_factory.mktemp("differential")
     (folder / "cases.pkl").write_bytes(pickle.dumps(cases))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
@@ -544,7 +575,7 @@ def _classify(triples):
 @pytest.mark.parametrize("kind", sorted(CASES_PER_KIND))
 def test_ours_agrees_with_zodiax05(kind, outcomes):
     triples = outcomes[kind]
-    assert len(triples) == CASES_PER_KIND[kind]
+    assert len(triples) == CASES_PER_KIND[kind] + len(EXPLICIT_CASES.get(kind, []))
     unexplained, _ = _classify(triples)
     report = "\n\n".join(
         f"{case!r:.1500}\n  " + "\n  ".join(found[:6]) for case, found in unexplained[:5]

@@ -54,10 +54,11 @@ def test_calibrate_optics_command_writes_a_consistent_report(tmp_path, capsys):
 def test_calibrate_gaussians_command_records_ranks(tmp_path):
     out = tmp_path / "sbc"
     argv = ["calibrate", "gaussians", "--n", "2", "--draws", "9", "--nuts-warmup", "50"]
-    argv += ["--num-live", "50", "--quiet", "--out", str(out)]
+    argv += ["--num-live", "50", "--samplers", "nuts,mams,nested_sampling"]
+    argv += ["--quiet", "--out", str(out)]
     assert _cli.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    for sampler in ("nuts", "nested_sampling"):
+    for sampler in ("nuts", "mams", "nested_sampling"):
         ranks = onp.array(summary[sampler]["ranks"])
         assert ranks.shape == (2, 6)
         assert ranks.min() >= 0 and ranks.max() <= 9

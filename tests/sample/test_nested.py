@@ -2,6 +2,7 @@
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,7 +102,7 @@ def test_live_point_counts_and_weights_match_blackjax(result):
     from blackjax.ns.base import NSInfo, StateWithLogLikelihood
     from blackjax.ns.utils import compute_num_live, log_weights
 
-    from zdx_sample._nested import _weights, num_live_at_death
+    from zdx_sample._nested import _padded_weights, num_live_at_death
 
     death = jnp.asarray(result.log_likelihoods)
     # rebuild a plausible birth history: initial points (NaN), then births at earlier deaths
@@ -126,7 +127,37 @@ def test_live_point_counts_and_weights_match_blackjax(result):
     )
     np.testing.assert_array_equal(tied, compute_num_live(tied_info))
 
-    mine_mean, mine_std, _ = _weights(jax.random.key(5), particles, 1000)
+    # padded to the next power of two (the padding must not change the weights)
+    assert death.shape[0] & (death.shape[0] - 1) != 0
+    mine_mean, mine_std, logw = _padded_weights(jax.random.key(5), particles, 1000)
+    assert logw.shape == death.shape and np.all(np.isfinite(logw))
+    assert abs(float(jax.scipy.special.logsumexp(logw))) < 1e-10
     theirs = jax.scipy.special.logsumexp(log_weights(jax.random.key(6), info, shape=1000), axis=0)
     assert abs(float(mine_mean) - float(jnp.mean(theirs))) < 0.1 * float(mine_std)
     assert abs(float(mine_std) / float(jnp.std(theirs)) - 1) < 0.1
+
+
+_TRACES = []
+
+
+class _TracedLoglike(eqx.Module):
+    """A likelihood holding its data as an array, as simulation studies build one per
+    data set; each trace by JAX is recorded in ``_TRACES``."""
+
+    centre: jax.Array
+
+    def __call__(self, p):
+        _TRACES.append(1)
+        return -0.5 * jnp.sum(((p["a"] - self.centre) / 0.3) ** 2)
+
+
+def test_a_new_likelihood_of_the_same_structure_reuses_the_compiled_programs():
+    prior = {"a": dist.Normal(jnp.zeros(2), 1.0)}
+    settings = {"key": 0, "num_live": 20, "progress": False}
+    first = zs.nested_sampling(_TracedLoglike(jnp.array([0.1, -0.2])), prior, **settings)
+    traced = len(_TRACES)
+    again = zs.nested_sampling(_TracedLoglike(jnp.array([0.5, 0.4])), prior, **settings)
+    assert len(_TRACES) == traced  # new data, no new trace
+    # the new data is used: the posterior means follow the centres
+    np.testing.assert_allclose(first.mean["a"], [0.1, -0.2], atol=0.25)
+    np.testing.assert_allclose(again.mean["a"], [0.5, 0.4], atol=0.25)

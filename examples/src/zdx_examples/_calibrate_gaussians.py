@@ -41,6 +41,10 @@ SBC_DEFAULTS = {
 }
 """The settings of ``calibrate gaussians`` when no option is given."""
 
+SAMPLERS = ("nuts", "mams", "nested_sampling")
+"""The samplers ``calibrate gaussians --samplers`` can name: ``mams`` is ``zdx_sample.nuts``
+with ``method="mams"``, run with the same warm-up and thinning as ``nuts``."""
+
 
 def gaussian_prior() -> dict:
     """The prior of the SBC experiment, centred on the tutorial's values.
@@ -95,7 +99,8 @@ def sbc_gaussians(
     progress: bool = True,
     checkpoint: str | pathlib.Path | None = None,
 ) -> dict[str, Any]:
-    """Simulation-based calibration of ``zdx_sample.nuts`` and ``nested_sampling``.
+    """Simulation-based calibration of ``zdx_sample.nuts`` (NUTS or MAMS) and
+    ``nested_sampling``.
 
     For each of ``n`` replications: a truth from :func:`gaussian_prior`, data on
     ``nsamples`` grid points with Gaussian noise ``error``, then for each sampler
@@ -103,7 +108,8 @@ def sbc_gaussians(
     (``zdx_stats.sbc_ranks``). NUTS starts at the posterior mode (``optimise=True`` from
     the truth, so that no chain is lost to a far start), runs ``nuts_warmup`` steps and
     keeps every ``nuts_thin``-th of ``draws * nuts_thin`` draws (thinning makes the draws
-    nearly independent, which the uniformity test assumes); nested sampling runs with
+    nearly independent, which the uniformity test assumes); ``mams`` is the same call with
+    ``method="mams"``; nested sampling runs with
     ``num_live`` live points and returns ``draws`` equally weighted draws.
 
     A long run can be followed (and survives an interruption) with ``checkpoint``: after
@@ -117,10 +123,11 @@ def sbc_gaussians(
         Bonferroni-corrected value over the 6 parameters, ``seconds``; and the settings.
     """
     chosen = [s.strip() for s in samplers.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - {"nuts", "nested_sampling"})
+    unknown = sorted(set(chosen) - set(SAMPLERS))
     if unknown or not chosen:
         raise ValueError(
-            f"sbc_gaussians: `samplers` must name nuts and/or nested_sampling, got {samplers!r}."
+            f"sbc_gaussians: `samplers` must be a comma-separated list of {SAMPLERS}, "
+            f"got {samplers!r}."
         )
     prior = gaussian_prior()
     template = GaussianModel(mean=[2, -3], std=[0.5, 2], power=[1.5, 1], nsamples=nsamples)
@@ -136,7 +143,9 @@ def sbc_gaussians(
         loglike = GaussianLogLikelihood(template, data, jnp.asarray(error, float))
         flat_truth = _flat(truth)
         truths.append(flat_truth)
-        if "nuts" in chosen:
+        for method in ("nuts", "mams"):
+            if method not in chosen:
+                continue
             clock = time.perf_counter()
             result = zdx_sample.nuts(
                 loglike,
@@ -147,10 +156,11 @@ def sbc_gaussians(
                 key=jr.fold_in(key, 2),
                 progress=False,
                 optimise=True,
+                method=method,
             )
             sample = _flat_draws(result.samples)[::nuts_thin]
-            ranks["nuts"].append(zdx_stats.sbc_ranks(flat_truth[None], sample[None])[0])
-            seconds["nuts"] += time.perf_counter() - clock
+            ranks[method].append(zdx_stats.sbc_ranks(flat_truth[None], sample[None])[0])
+            seconds[method] += time.perf_counter() - clock
             names = names or result.names
         if "nested_sampling" in chosen:
             clock = time.perf_counter()

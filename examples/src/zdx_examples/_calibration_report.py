@@ -132,7 +132,7 @@ def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, st
     """
     out.mkdir(parents=True, exist_ok=True)
     s = summary["settings"]
-    samplers = [name for name in ("nuts", "nested_sampling") if name in summary]
+    samplers = [name for name in ("nuts", "mams", "nested_sampling") if name in summary]
     paths = {}
     lines = [
         "# Simulation-based calibration of the samplers (sum of Gaussians)",

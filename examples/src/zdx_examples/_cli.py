@@ -354,7 +354,7 @@ def _calibrate_parser(sub: Any) -> None:
     kinds = c.add_subparsers(dest="experiment", required=True)
     for name, defaults, text in [
         ("optics", OPTICS_CALIBRATION_DEFAULTS, "coverage of the optics fit's error bars"),
-        ("gaussians", SBC_DEFAULTS, "simulation-based calibration of nuts, nested_sampling"),
+        ("gaussians", SBC_DEFAULTS, "simulation-based calibration of nuts, mams, nested_sampling"),
     ]:
         parser = kinds.add_parser(name, help=text, description=text)
         parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
@@ -389,7 +389,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     summary = sbc_gaussians(progress=progress, **settings)
     if args.out:
         write_sbc_report(summary, _folder(args.out))
-    names = [n for n in ("nuts", "nested_sampling") if n in summary]
+    names = [n for n in ("nuts", "mams", "nested_sampling") if n in summary]
     return {f"{n}_min_pvalue_bonferroni": summary[n].get("min_pvalue_bonferroni") for n in names}
 
 

@@ -222,18 +222,24 @@ def nested_sampling(
     key, init_key = jax.random.split(key)
     positions = _prior_draws(init_key, prior, num_live)
 
+    # The likelihood's arrays (an equinox module's data, say) are arguments of the compiled
+    # programs and the rest is static, so that a new likelihood of the same structure and
+    # shapes reuses them.
+    arrays, static = eqx.partition(log_likelihood, eqx.is_array)
     try:
-        hash(log_likelihood)
+        hash(static)
         cached = True
-    except TypeError:  # e.g. an equinox module holding arrays: compile for this call only
+    except TypeError:  # a static part that cannot be hashed: compile for this call only
         cached = False
-    settings = _Settings(log_likelihood, num_inner_steps, num_delete)
-    if cached:  # compiled once per likelihood, prior structure, settings and shapes
-        init_fn = partial(_init, prior=prior, settings=settings)
-        step_fn = partial(_step, prior=prior, settings=settings)
+    settings = _Settings(static, num_inner_steps, num_delete)
+    if cached:  # compiled once per likelihood structure, prior structure, settings and shapes
+        init_fn = partial(_init, arrays=arrays, prior=prior, settings=settings)
+        step_fn = partial(_step, arrays=arrays, prior=prior, settings=settings)
     else:
         init_fn = jax.jit(partial(_init_impl, prior=prior, settings=settings))
         step_fn = jax.jit(partial(_step_impl, prior=prior, settings=settings))
+        init_fn = partial(init_fn, arrays=arrays)
+        step_fn = partial(step_fn, arrays=arrays)
     state = init_fn(positions)
     _check_initial(state.particles.loglikelihood)
 
@@ -273,7 +279,7 @@ def nested_sampling(
     live = jax.device_get(state.particles)
     particles = jax.tree.map(lambda *xs: onp.concatenate(xs, axis=0), *dead, live)
     key, weight_key, sample_key = jax.random.split(key, 3)
-    log_z, log_z_err, logw_mean = _weights(weight_key, particles, num_weight_draws)
+    log_z, log_z_err, logw_mean = _padded_weights(weight_key, particles, num_weight_draws)
     if not (bool(jnp.isfinite(log_z)) and bool(jnp.isfinite(log_z_err))):
         raise ValueError(
             f"nested_sampling: the evidence came out as {float(log_z)} +- {float(log_z_err)}; "
@@ -298,28 +304,33 @@ def nested_sampling(
         num_iterations=iterations,
         information=jnp.asarray(information),
         ess=jnp.asarray(ess),
-        dead_points=jnp.asarray(points),
-        log_weights=jnp.asarray(logw_mean),
-        log_likelihoods=jnp.asarray(loglikes),
+        # device_put, not jnp.asarray: the number of points changes from run to run, and
+        # jnp.asarray compiles a small program per shape
+        dead_points=jax.device_put(points),
+        log_weights=jax.device_put(logw_mean),
+        log_likelihoods=jax.device_put(loglikes),
         unravel=unravel,
     )
 
 
 class _Settings(NamedTuple):
-    """What the compiled programs of a run depend on besides array shapes (hashable)."""
+    """What the compiled programs of a run depend on besides array shapes (hashable):
+    ``log_likelihood`` is the likelihood without its arrays (``eqx.partition``)."""
 
     log_likelihood: Callable[[Any], Any]
     num_inner_steps: int
     num_delete: int
 
 
-def _algorithm(prior: Any, settings: _Settings):
-    """``blackjax.nss`` on flat parameter vectors; traced inside the compiled programs."""
+def _algorithm(arrays: Any, prior: Any, settings: _Settings):
+    """``blackjax.nss`` on flat parameter vectors; traced inside the compiled programs.
+    ``arrays`` are the likelihood's arrays, put back into ``settings.log_likelihood``."""
     checked = check_prior(prior)
     _, unravel, _ = zdx_base.ravel(checked.example())
+    log_likelihood = eqx.combine(arrays, settings.log_likelihood)
 
     def loglikelihood_flat(x):
-        return jnp.asarray(settings.log_likelihood(unravel(x)), dtype=x.dtype)
+        return jnp.asarray(log_likelihood(unravel(x)), dtype=x.dtype)
 
     def logprior_flat(x):
         return checked.log_density(unravel(x)).astype(x.dtype)
@@ -340,15 +351,15 @@ def _prior_draws(key: jax.Array, prior: Any, num: int) -> jax.Array:
     return positions.astype(jnp.result_type(float))
 
 
-def _init_impl(positions: jax.Array, prior: Any, settings: _Settings):
-    return _algorithm(prior, settings).init(positions)
+def _init_impl(positions: jax.Array, arrays: Any, prior: Any, settings: _Settings):
+    return _algorithm(arrays, prior, settings).init(positions)
 
 
-def _step_impl(key: jax.Array, state: Any, prior: Any, settings: _Settings):
+def _step_impl(key: jax.Array, state: Any, arrays: Any, prior: Any, settings: _Settings):
     """One nested-sampling step: the new state, the dead points, and the likelihood calls
     (two per slice for its initial bracket, one per expansion and one per shrinkage)."""
     key, step_key = jax.random.split(key)
-    state, info = _algorithm(prior, settings).step(step_key, state)
+    state, info = _algorithm(arrays, prior, settings).step(step_key, state)
     slices = info.update_info
     calls = jnp.sum(2 + slices.num_expansions + slices.num_shrink)
     return key, state, info.particles, calls, state.integrator
@@ -385,25 +396,40 @@ def num_live_at_death(birth: jax.Array, death: jax.Array) -> jax.Array:
     return jnp.maximum(born_before - order - 1, 0) + 1
 
 
-@partial(jax.jit, static_argnums=2)
-def _weights(key: jax.Array, particles: Any, num_draws: int):
+def _padded_weights(key: jax.Array, particles: Any, num_draws: int):
+    """:func:`_weights` of every point, with the points padded to the next power of two so
+    that runs ending with different numbers of dead points share a compiled program."""
+    count = particles.loglikelihood.shape[0]
+    size = 1 << max(count - 1, 1).bit_length()
+    pad = onp.full(size - count, onp.inf)
+    death = onp.concatenate([onp.asarray(particles.loglikelihood, float), pad])
+    birth = onp.concatenate([onp.asarray(particles.loglikelihood_birth, float), pad])
+    log_z, log_z_err, logw_mean = _weights(key, death, birth, count, num_draws)
+    return log_z, log_z_err, onp.asarray(logw_mean)[:count]
+
+
+@partial(jax.jit, static_argnums=4)
+def _weights(key: jax.Array, death: jax.Array, birth: jax.Array, count, num_draws: int):
     """log Z, its spread over ``num_draws`` simulated sequences of prior volumes, and each
     point's expected normalised log weight, in one compiled program.
 
     Skilling (2006): sorted by death contour, the prior volume shrinks at each death by
     ``t ~ Beta(n, 1)`` (``log t = log(u) / n``, ``n`` the live points then); a point's
-    weight is its likelihood times the trapezoid ``(X_prev - X_next) / 2``.
+    weight is its likelihood times the trapezoid ``(X_prev - X_next) / 2``. Only the first
+    ``count`` points are real; the others (death and birth contours ``+inf``: they die
+    after and are born after every real point) get weight zero.
     """
-    death = particles.loglikelihood
     order = jnp.argsort(death)
-    n_live = num_live_at_death(particles.loglikelihood_birth, death)
+    n_live = num_live_at_death(birth, death)
     u = jax.random.uniform(key, (death.shape[0], num_draws), dtype=death.dtype)
     log_x = jnp.cumsum(jnp.log1p(-u) / n_live[:, None], axis=0)
+    real = (jnp.arange(death.shape[0]) < count)[:, None]  # in order of death
     prev = jnp.concatenate([jnp.zeros((1, num_draws), death.dtype), log_x[:-1]])
     nxt = jnp.concatenate([log_x[1:], jnp.full((1, num_draws), -jnp.inf, death.dtype)])
+    nxt = jnp.where(jnp.roll(real, -1, axis=0) & real, nxt, -jnp.inf)
     # log((X_prev - X_next) / 2), with X_next < X_prev
     log_dx = prev + jnp.log(-jnp.expm1(nxt - prev)) - jnp.log(2.0)
-    log_w_sorted = log_dx + death[order][:, None]
+    log_w_sorted = jnp.where(real, log_dx + jnp.where(real, death[order][:, None], 0.0), -jnp.inf)
     log_w = jnp.empty_like(log_w_sorted).at[order].set(log_w_sorted)
     logz_draws = logsumexp(log_w, axis=0)
     logw_mean = logsumexp(log_w - logz_draws, axis=1) - math.log(num_draws)

@@ -176,12 +176,21 @@ def _check_start(fn_name: str, post: Posterior, where: str = "the start point `p
     post.log_prior_x0 = float(logp)
 
 
-def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
-    def loss(x, _):
-        return -post.log_density_flat(x)
+def _negative_log_posterior(x: jax.Array, args: tuple) -> jax.Array:
+    """Minus the log posterior of the flat vector ``x``; ``args`` is ``(LogPosterior with
+    sign -1, unravel)``. A module-level function, with the likelihood's arrays among the
+    arguments, so that optimistix compiles the minimisation once per structure and shapes
+    rather than once per call."""
+    negative_log_posterior, unravel = args
+    return negative_log_posterior(unravel(x))
 
+
+def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
     solver = optx.BFGS(rtol=1e-10, atol=1e-10)
-    sol = optx.minimise(loss, solver, post.x0, max_steps=max_steps, throw=False)
+    args = (post.log_posterior(sign=-1.0), post.unravel)
+    sol = optx.minimise(
+        _negative_log_posterior, solver, post.x0, args, max_steps=max_steps, throw=False
+    )
     if sol.result != optx.RESULTS.successful:
         warnings.warn(
             f"{fn_name}: optimise=True did not converge to the posterior mode in "

@@ -356,6 +356,29 @@ EXPLICIT_CASES = {
             "kwargs": {},
         },
     ],
+    "optimiser": [
+        {  # an optimiser for a name that is not a parameter, strict=False
+            "kind": "optimiser",
+            "tree": ("dict", {"a": ("leaf", "jnp", np.asarray([1.0, 2.0]))}),
+            "optimisers": {"a": ("sgd", 0.1), "unknown": ("sgd", 1.0)},
+            "strict": False,
+            "grads": ("dict", {"a": ("leaf", "jnp", np.asarray([1.5, 1.5]))}),
+        },
+    ],
+    "function": [
+        {  # the entropy of a symmetric matrix with a negative eigenvalue
+            "kind": "function",
+            "op": "calc_entropy",
+            "args": [("leaf", "jnp", np.asarray([[1.0, 2.0], [2.0, 1.0]]))],
+            "kwargs": {},
+        },
+        {  # eigenvalues 1 and 1, but v @ mat @ v < 0 for v = (1, -1)
+            "kind": "function",
+            "op": "check_positive_semi_definite",
+            "args": [("leaf", "jnp", np.asarray([[1.0, 4.0], [0.0, 1.0]]))],
+            "kwargs": {},
+        },
+    ],
 }
 
 

@@ -8,7 +8,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 # Compiling dominates the run time of this suite on a small machine: keep compiled
-# programs between runs (CI runs on the same machine as the previous session).
+# programs between runs on the same machine (ZDX_TEST_JAX_CACHE moves the cache).
 _CACHE = pathlib.Path(
     os.environ.get("ZDX_TEST_JAX_CACHE", pathlib.Path.home() / ".cache" / "zdx-tests-jax")
 )

@@ -5,12 +5,17 @@
 
 Every sampler runs one chain (``--chains`` to change) of ``num_warmup`` warm-up and
 ``num_samples`` kept draws on each target (1000 + 4000 in the full size, 200 + 400 on
-the optics posterior, 300 + 1000 on ``gauss10`` alone in the quick size), twice; the
-second (compiled) call is timed. The figures are the smallest bulk ESS over the
-coordinates (the same estimator, ``zdx_sample``'s rank-normalised one, for every
-sampler), that ESS per second of the second call, and per gradient evaluation of the
-kept draws. Each row also records the largest relative error of the marginal standard
-deviations where the target's are known, so that a fast but wrong sampler shows.
+the optics posterior, 300 + 1000 on ``gauss10`` alone in the quick size): a first
+(compiling) call each, then ``--repeats`` rounds of one timed call per sampler in turn
+(5 in the full size, 1 in the quick size, 1 on the optics posterior), keeping the fastest
+round. Wall time and the CPU time of the process are kept apart: on a shared machine the
+CPU time is the steadier of the two, and XLA's CPU runtime may spread one program over two
+threads, which raises the CPU time above the wall time. The figures are the smallest
+bulk ESS over the coordinates (the same estimator, ``zdx_sample``'s rank-normalised one,
+for every sampler), that ESS per second (wall and CPU) of the fastest round, and per
+gradient evaluation of the kept draws. Each row also records the largest relative error
+of the marginal standard deviations where the target's are known, so that a fast but
+wrong sampler shows.
 
 Targets: ``gauss10`` (10-D Gaussian, scales 0.1 to 1, rotated), ``gauss100`` (the same
 in 100-D), ``logistic10`` (Bayesian logistic regression, 10 coefficients, 500 points,
@@ -57,12 +62,14 @@ SIZES = {
         "num_samples": 1000,
         "targets": ["gauss10"],
         "chain_counts": (1, 8),
+        "repeats": 1,
     },
     "full": {
         "num_warmup": 1000,
         "num_samples": 4000,
         "targets": ["gauss10", "gauss100", "logistic10", "optics"],
         "chain_counts": (1, 4, 16, 64),
+        "repeats": 5,
     },
 }
 # (num_warmup, num_samples) of targets too costly for the size's lengths (a gradient of
@@ -262,14 +269,44 @@ RUNNERS = {
 }
 
 
+def _timed(run, target, key, num_warmup, num_samples, chains):
+    """One call: ``(draws, gradients, wall seconds, CPU seconds of this process)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    draws, steps = run(target, key, num_warmup, num_samples, chains)
+    return draws, steps, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure_side_by_side(
+    target: Target, samplers, num_warmup, num_samples, chains, repeats: int = 1
+) -> list[dict]:
+    """Every sampler on ``target``: a first (compiling) call each, then ``repeats`` rounds
+    of one timed call per sampler, in turn, so that a change of the machine's load falls
+    on all of them alike. The row keeps the fastest round (wall and CPU time apart)."""
+    first = {}
+    for sampler in samplers:
+        first[sampler] = _timed(
+            RUNNERS[sampler], target, jax.random.key(1), num_warmup, num_samples, chains
+        )[2]
+    rounds = {sampler: [] for sampler in samplers}
+    for _ in range(repeats):
+        for sampler in samplers:
+            rounds[sampler].append(
+                _timed(RUNNERS[sampler], target, jax.random.key(2), num_warmup, num_samples, chains)
+            )
+    return [
+        _row(target, sampler, num_warmup, num_samples, chains, first[sampler], rounds[sampler])
+        for sampler in samplers
+    ]
+
+
 def measure(target: Target, sampler: str, num_warmup, num_samples, chains) -> dict:
-    run = RUNNERS[sampler]
-    start = time.perf_counter()
-    run(target, jax.random.key(1), num_warmup, num_samples, chains)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    draws, steps = run(target, jax.random.key(2), num_warmup, num_samples, chains)
-    seconds = time.perf_counter() - start
+    return measure_side_by_side(target, [sampler], num_warmup, num_samples, chains)[0]
+
+
+def _row(target, sampler, num_warmup, num_samples, chains, first, rounds) -> dict:
+    draws, steps, _, _ = rounds[0]  # the same key every round: the same draws
+    seconds = min(r[2] for r in rounds)
+    cpu_seconds = min(r[3] for r in rounds)
     r_hat, ess = rhat_and_ess(draws)
     row = {
         "target": target.name,
@@ -280,10 +317,13 @@ def measure(target: Target, sampler: str, num_warmup, num_samples, chains) -> di
         "num_samples": num_samples,
         "first_call_s": first,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "repeats": len(rounds),
         "min_ess_bulk": float(np.min(ess)),
         "max_r_hat": float(np.max(r_hat)),
         "gradient_evaluations": steps,
         "ess_per_second": float(np.min(ess)) / seconds,
+        "ess_per_cpu_second": float(np.min(ess)) / cpu_seconds,
         "ess_per_gradient": float(np.min(ess)) / max(steps, 1),
     }
     if target.sigma is not None:
@@ -340,6 +380,9 @@ def main(argv=None) -> int:
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--chains", type=int, default=1)
     parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds per sampler (default by size)"
+    )
+    parser.add_argument(
         "--no-scaling", action="store_true", help="skip the many-chains measurement"
     )
     parser.add_argument("--out", default=None, help="JSON file (default: results folder)")
@@ -350,16 +393,20 @@ def main(argv=None) -> int:
     unknown = [t for t in targets if t not in TARGETS] + [s for s in samplers if s not in RUNNERS]
     if unknown:
         parser.error(f"unknown target or sampler: {unknown}")
+    repeats = options.repeats or size["repeats"]
     rows = []
     for name in targets:
         target = TARGETS[name]()
         warmup, draws = SHORTER.get(name, (size["num_warmup"], size["num_samples"]))
-        for sampler in samplers:
-            row = measure(target, sampler, warmup, draws, options.chains)
+        side_by_side = measure_side_by_side(
+            target, samplers, warmup, draws, options.chains, 1 if name in SHORTER else repeats
+        )
+        for sampler, row in zip(samplers, side_by_side):
             rows.append(row)
             print(
                 f"{name:>10} {sampler:>12}: {row['seconds']:7.3f} s, min ESS "
                 f"{row['min_ess_bulk']:7.0f}, ESS/s {row['ess_per_second']:8.0f}, "
+                f"ESS/CPU s {row['ess_per_cpu_second']:8.0f}, "
                 f"ESS/grad {row['ess_per_gradient']:.4f}, R-hat {row['max_r_hat']:.3f}"
                 + (f", sd err {row['max_sd_error']:.3f}" if "max_sd_error" in row else ""),
                 flush=True,

@@ -30,6 +30,10 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _seconds(value) -> str:
+    return "—" if value is None else f"{value:.3f} s"
+
+
 def sampler_section(folder: str, size: str) -> str | None:
     """Markdown for the newest sampler results of ``size`` (or of the other size when
     there are none), or None when the folder has no sampler results."""
@@ -44,22 +48,26 @@ def sampler_section(folder: str, size: str) -> str | None:
     lines = [
         f"#### Samplers ({results['size']} size, `{os.path.basename(path)}`)",
         "",
-        "One chain per sampler (or as stated), warm-up then kept draws, timed on the second "
-        "(compiled) call; ESS is the smallest bulk ESS over the coordinates (the same "
-        "estimator for every sampler); gradients are those of the kept draws; `sd error` "
-        "is the largest relative error of the marginal standard deviations where they are "
-        "known. `benchmarks/samplers.py` describes the targets.",
+        "One chain per sampler (or as stated), warm-up then kept draws, timed after a first "
+        "(compiling) call, the samplers in turn, the fastest of `repeats` rounds; `CPU` is the "
+        "CPU time of the process in that round (steadier than the wall time on a shared "
+        "machine; above it when XLA ran the program on two threads); ESS is the smallest "
+        "bulk ESS over the coordinates (the same estimator for every sampler); gradients "
+        "are those of the kept draws; `sd error` is the largest relative error of the "
+        "marginal standard deviations where they are known. `benchmarks/samplers.py` "
+        "describes the targets.",
         "",
-        "| target | sampler | chains | warm-up + draws | time | min ESS | ESS/s | "
-        "ESS/gradient | max R-hat | sd error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | sampler | chains | warm-up + draws | time | CPU | min ESS | ESS/s | "
+        "ESS/CPU s | ESS/gradient | max R-hat | sd error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['target']} | {SAMPLER_NAMES.get(row['sampler'], row['sampler'])} | "
             f"{row['chains']} | {row['num_warmup']} + {row['num_samples']} | "
-            f"{row['seconds']:.3f} s | {row['min_ess_bulk']:.0f} | "
-            f"{_fmt(row['ess_per_second'])} | {row['ess_per_gradient']:.3f} | "
+            f"{row['seconds']:.3f} s | {_seconds(row.get('cpu_seconds'))} | "
+            f"{row['min_ess_bulk']:.0f} | {_fmt(row['ess_per_second'])} | "
+            f"{_fmt(row.get('ess_per_cpu_second'))} | {row['ess_per_gradient']:.3f} | "
             f"{row['max_r_hat']:.3f} | {_fmt(row.get('max_sd_error'), 2)} |"
         )
     scaling = results.get("chain_scaling")

@@ -17,7 +17,7 @@ from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
 from ._importance import ImportanceEvidence, importance_evidence
 from ._inference_data import draws_to_inference_data
-from ._posterior import curvature, positive_definite, setup
+from ._prepare import prepare
 
 
 class LaplaceResult(eqx.Module):
@@ -234,9 +234,7 @@ def laplace(
     importance_samples = check_positive_int(importance_samples, "importance_samples", minimum=0)
     df = check_positive_float(df, "df", allow_none=True)
     batch_size = check_positive_int(batch_size, "batch_size")
-    post = setup("laplace", log_likelihood, params, prior, optimise=optimise)
-    mat, source = curvature("laplace", post, fisher)
-    curv = positive_definite("laplace", mat, source, post.names)
+    post, curv, _ = prepare("laplace", log_likelihood, params, prior, fisher, optimise=optimise)
 
     log_like = jnp.asarray(post.log_likelihood_x0, post.x0.dtype)
     log_post = jnp.asarray(post.log_likelihood_x0 + post.log_prior_x0, post.x0.dtype)

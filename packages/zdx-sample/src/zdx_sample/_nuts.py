@@ -20,7 +20,7 @@ from ._chains import LatentDensity, choose_chain_method, run_chains
 from ._checks import as_key, check_positive_int
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
-from ._posterior import curvature, positive_definite, setup, whitening
+from ._prepare import prepare
 from ._program import Settings
 
 __all__ = ["NUTSResult", "choose_chain_method", "nuts"]
@@ -281,10 +281,7 @@ def nuts(
     target_accept_prob = _check_probability(target_accept_prob, "target_accept_prob")
     chain_method = choose_chain_method(num_chains, chain_method)
     key = as_key(key)
-    post = setup("nuts", log_likelihood, params, prior, optimise=optimise)
-    mat, source = curvature("nuts", post, fisher)
-    positive_definite("nuts", mat, source, post.names)
-    latent_map = whitening(post, mat)
+    post, _, latent_map = prepare("nuts", log_likelihood, params, prior, fisher, optimise=optimise)
     density = LatentDensity(post.log_posterior(), latent_map)
 
     init_key, run_key = jax.random.split(key)

@@ -15,7 +15,6 @@ import optimistix as optx
 
 import zdx_base
 import zdx_batching
-from zdx_opt import reparametrise
 
 from ._checks import check_callable, scalar_value
 from ._prior import Prior, check_prior, is_distribution
@@ -268,56 +267,3 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.nd
             )
         mat = 0.5 * (hess + hess.T)
     return mat.astype(dtype), source
-
-
-class Curvature:
-    """The eigen-decomposition of a positive-definite posterior Fisher matrix (numpy)."""
-
-    def __init__(self, fisher: onp.ndarray, eigvals: onp.ndarray, eigvecs: onp.ndarray):
-        self.fisher = fisher
-        self.eigvals = eigvals
-        self.eigvecs = eigvecs
-
-    @property
-    def covariance(self) -> onp.ndarray:
-        cov = (self.eigvecs / self.eigvals) @ self.eigvecs.T
-        return 0.5 * (cov + cov.T)
-
-    @property
-    def log_det(self) -> float:
-        """``log det F``."""
-        return float(onp.sum(onp.log(self.eigvals)))
-
-    @property
-    def sqrt_covariance(self) -> onp.ndarray:
-        """A matrix ``A`` with ``A @ A.T = F^-1``."""
-        return self.eigvecs / onp.sqrt(self.eigvals)
-
-
-def positive_definite(
-    fn_name: str, mat: onp.ndarray, source: str, names: tuple[str, ...]
-) -> Curvature:
-    """Decompose ``mat``; raise a ``ValueError`` naming the directions if it is not
-    positive definite."""
-    vals, vecs = onp.linalg.eigh(mat)
-    n = mat.shape[0]
-    top = float(onp.max(onp.abs(vals)))
-    floor = n * float(onp.finfo(mat.dtype).eps) * top
-    bad = onp.flatnonzero(vals <= floor)
-    if top == 0 or bad.size:
-        worst = vecs[:, 0]
-        lead = [names[i] for i in onp.argsort(-onp.abs(worst))[: min(3, n)]]
-        raise ValueError(
-            f"{fn_name}: {source} is not positive definite: {max(bad.size, 1)} of {n} "
-            f"eigenvalues are <= {floor:.3g} (smallest {float(vals[0]):.3g}, largest "
-            f"{float(vals[-1]):.3g}); the worst direction is mostly along {lead}. A Laplace "
-            "approximation and the whitening need a positive-definite Fisher matrix: pass the "
-            "posterior mode as `params` (or optimise=True), fix or free the parameters that "
-            "the data do not constrain, or give a positive-definite `fisher`."
-        )
-    return Curvature(mat, vals, vecs)
-
-
-def whitening(post: Posterior, mat: onp.ndarray):
-    """``zdx_opt.reparametrise`` at the start point, compiled in one program."""
-    return eqx.filter_jit(reparametrise)(post.params, fmat=jnp.asarray(mat))[1]

@@ -23,7 +23,7 @@ from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
 from ._importance import ImportanceEvidence, importance_evidence
 from ._inference_data import draws_to_inference_data
-from ._posterior import curvature, positive_definite, setup, whitening
+from ._prepare import prepare
 
 
 class VariationalResult(eqx.Module):
@@ -229,12 +229,11 @@ def variational(
     df = check_positive_float(df, "df", allow_none=True)
     batch_size = check_positive_int(batch_size, "batch_size")
     key = as_key(key)
-    post = setup("variational", log_likelihood, params, prior, optimise=optimise)
-    mat, source = curvature("variational", post, fisher)
-    positive_definite("variational", mat, source, post.names)
-    latent_map = whitening(post, mat)
+    post, curv, latent_map = prepare(
+        "variational", log_likelihood, params, prior, fisher, optimise=optimise
+    )
     k = latent_map.dim
-    log_det_p = float(onp.linalg.slogdet(onp.asarray(latent_map.projection))[1])
+    log_det_p = -0.5 * curv.log_det  # log |det P|, with P.T F P = I
 
     @jax.jit  # numpyro also runs the model outside jit: keep that one compiled call
     def log_density_u(u):

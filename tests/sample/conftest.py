@@ -13,6 +13,8 @@ import numpyro.distributions as dist
 import pytest
 from scipy.special import expit
 
+import zdx_sample as zs
+
 
 def correlated_gaussian(n=4, seed=0, box=10.0):
     """A correlated Gaussian likelihood (a normalised density in the parameters) under a
@@ -114,11 +116,24 @@ def logistic_product(n=3, box=40.0):
     )
 
 
+def run_nuts(problem, **settings):
+    """``zdx_sample.nuts`` on a problem of this file (its likelihood, mode and prior),
+    without a progress bar."""
+    return zs.nuts(problem.loglike, problem.mode, problem.prior, progress=False, **settings)
+
+
 @pytest.fixture(scope="session")
 def problems():
-    """The problem builders of this file, as attributes."""
+    """The problem builders of this file, and :func:`run_nuts`, as attributes."""
     return types.SimpleNamespace(
         correlated_gaussian=correlated_gaussian,
         gaussian_with_gaussian_prior=gaussian_with_gaussian_prior,
         logistic_product=logistic_product,
+        nuts=run_nuts,
     )
+
+
+@pytest.fixture(scope="session")
+def gauss():
+    """The 4-D correlated Gaussian most tests of the estimators share."""
+    return correlated_gaussian(n=4, seed=3)

@@ -13,25 +13,12 @@ from scipy import stats
 
 import zdx_sample as zs
 
-
-@pytest.fixture(scope="module")
-def gauss(problems):
-    return problems.correlated_gaussian(n=4, seed=3)
+MAMS = {"num_chains": 2, "method": "mams"}
 
 
 @pytest.fixture(scope="module")
-def result(gauss):
-    return zs.nuts(
-        gauss.loglike,
-        gauss.mode,
-        gauss.prior,
-        num_warmup=500,
-        num_samples=2000,
-        num_chains=2,
-        key=0,
-        progress=False,
-        method="mams",
-    )
+def result(problems, gauss):
+    return problems.nuts(gauss, num_warmup=500, num_samples=2000, key=0, **MAMS)
 
 
 def test_mams_draws_have_the_gaussians_widths_mean_and_covariance(gauss, result):
@@ -53,17 +40,7 @@ def test_mams_counts_two_gradients_per_integration_step(result):
 
 def test_mams_draws_have_the_widths_of_heavier_tails(problems):
     logistic = problems.logistic_product(n=3)
-    res = zs.nuts(
-        logistic.loglike,
-        logistic.mode,
-        logistic.prior,
-        num_warmup=500,
-        num_samples=3000,
-        num_chains=2,
-        key=1,
-        progress=False,
-        method="mams",
-    )
+    res = problems.nuts(logistic, num_warmup=500, num_samples=3000, key=1, **MAMS)
     draws = np.asarray(res.draws).reshape(-1, 3)
     ess = float(jnp.min(res.ess_bulk))
     assert float(jnp.max(res.r_hat)) < 1.02 and ess > 500
@@ -73,17 +50,7 @@ def test_mams_draws_have_the_widths_of_heavier_tails(problems):
 
 def test_mams_posterior_of_a_gaussian_prior_and_likelihood(problems):
     model = problems.gaussian_with_gaussian_prior(n=3)
-    res = zs.nuts(
-        model.loglike,
-        model.mode,
-        model.prior,
-        num_warmup=400,
-        num_samples=2000,
-        num_chains=2,
-        key=2,
-        progress=False,
-        method="mams",
-    )
+    res = problems.nuts(model, num_warmup=400, num_samples=2000, key=2, **MAMS)
     draws = np.asarray(res.draws).reshape(-1, 3)
     np.testing.assert_allclose(np.cov(draws.T), model.post_cov, atol=0.1 * np.max(model.post_cov))
 

@@ -10,26 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import zdx_sample as zs
 from zdx_sample._nuts import choose_chain_method
 
 
 @pytest.fixture(scope="module")
-def gauss(problems):
-    return problems.correlated_gaussian(n=4, seed=3)
-
-
-@pytest.fixture(scope="module")
-def result(gauss):
-    return zs.nuts(
-        gauss.loglike,
-        gauss.mode,
-        gauss.prior,
-        num_warmup=300,
-        num_samples=1000,
-        num_chains=2,
-        key=jax.random.key(0),
-        progress=False,
+def result(problems, gauss):
+    return problems.nuts(
+        gauss, num_warmup=300, num_samples=1000, num_chains=2, key=jax.random.key(0)
     )
 
 
@@ -95,16 +82,8 @@ def test_chain_method_follows_the_devices():
         choose_chain_method(2, "threads")
 
 
-def test_single_chain_gets_a_split_r_hat(gauss):
-    res = zs.nuts(
-        gauss.loglike,
-        gauss.mode,
-        gauss.prior,
-        num_warmup=100,
-        num_samples=200,
-        key=1,
-        progress=False,
-    )
+def test_single_chain_gets_a_split_r_hat(problems, gauss):
+    res = problems.nuts(gauss, num_warmup=100, num_samples=200, key=1)
     assert res.chain_method == "sequential"
     assert np.all(np.isfinite(res.r_hat)) and float(jnp.max(res.r_hat)) < 1.1
 

@@ -9,11 +9,6 @@ import zdx_sample as zs
 
 
 @pytest.fixture(scope="module")
-def gauss(problems):
-    return problems.correlated_gaussian(n=4, seed=4)
-
-
-@pytest.fixture(scope="module")
 def result(gauss):
     return zs.variational(
         gauss.loglike, gauss.mode, gauss.prior, num_steps=1000, key=0, progress=False

@@ -169,3 +169,24 @@ def importance_evidence(
         num_samples=int(num_samples),
         df=df,
     )
+
+
+def corrected_evidence(
+    estimator: str,
+    importance: ImportanceEvidence | None,
+    evidence_problem: str | None,
+    importance_problem: str | None,
+) -> ImportanceEvidence:
+    """The importance correction of a result's evidence.
+
+    Raises
+    ------
+    ValueError
+        Saying why, when the posterior has no evidence (``evidence_problem``) or the
+        correction was not made (``importance_problem``).
+    """
+    if evidence_problem is not None:
+        raise ValueError(f"{estimator}: no evidence: {evidence_problem}.")
+    if importance is None:
+        raise ValueError(f"{estimator}: no importance-corrected evidence: {importance_problem}.")
+    return importance

@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 
 from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
-from ._importance import ImportanceEvidence, importance_evidence
+from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
@@ -87,13 +87,9 @@ class LaplaceResult(eqx.Module):
         return self.laplace_log_evidence
 
     def _importance(self) -> ImportanceEvidence:
-        if self.laplace_log_evidence is None:
-            raise ValueError(f"laplace: no evidence: {self.evidence_problem}.")
-        if self.importance is None:
-            raise ValueError(
-                f"laplace: no importance-corrected evidence: {self.importance_problem}."
-            )
-        return self.importance
+        return corrected_evidence(
+            "laplace", self.importance, self.evidence_problem, self.importance_problem
+        )
 
     @property
     def corrected_log_evidence(self) -> jax.Array:

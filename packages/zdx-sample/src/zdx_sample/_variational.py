@@ -21,7 +21,7 @@ from zdx_opt import LatentMap
 
 from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
-from ._importance import ImportanceEvidence, importance_evidence
+from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
@@ -75,13 +75,9 @@ class VariationalResult(eqx.Module):
         return self.latent_map.unravel(jnp.sqrt(jnp.diag(self.covariance)))
 
     def _importance(self) -> ImportanceEvidence:
-        if self.evidence_problem is not None:
-            raise ValueError(f"variational: no evidence: {self.evidence_problem}.")
-        if self.importance is None:
-            raise ValueError(
-                f"variational: no importance-corrected evidence: {self.importance_problem}."
-            )
-        return self.importance
+        return corrected_evidence(
+            "variational", self.importance, self.evidence_problem, self.importance_problem
+        )
 
     @property
     def corrected_log_evidence(self) -> jax.Array:

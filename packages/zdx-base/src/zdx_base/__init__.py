@@ -5,11 +5,13 @@
 any pytree (``zdx_base.set(tree, "a.b", value)``). ``ravel`` flattens a pytree into a vector
 with a name for every scalar. ``save`` and ``load`` write a model to a file (equinox's
 leaf format, with the parameter names and package versions beside the leaves) and read it
-back into a skeleton of the same structure.
+back into a skeleton of the same structure. ``zdx_base.checks`` holds the argument checks
+that every package of the family shares.
 """
 
 import importlib.metadata
 
+from . import checks as checks
 from ._base import Base as Base
 from ._operations import add as add
 from ._operations import divide as divide

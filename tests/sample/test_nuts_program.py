@@ -156,17 +156,17 @@ def test_chains_one_after_another_match_the_chains_run_together(target):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"method": "hmc"}, "method"),
-        ({"target_accept_prob": 1.0}, "target_accept_prob"),
-        ({"target_accept_prob": "high"}, "target_accept_prob"),
-        ({"max_tree_depth": 0}, "max_tree_depth"),
+        ({"method": "hmc"}, ValueError, r"nuts: method must be one of .*'hmc'"),
+        ({"target_accept_prob": 1.0}, ValueError, r"nuts: target_accept_prob .* \(0, 1\)"),
+        ({"target_accept_prob": "high"}, TypeError, "nuts: target_accept_prob must be"),
+        ({"max_tree_depth": 0}, ValueError, "nuts: max_tree_depth must be an integer >= 1"),
     ],
 )
-def test_bad_sampler_settings_are_refused(target, kwargs, match):
+def test_bad_sampler_settings_are_refused(target, kwargs, error, match):
     loglike, start, *_ = target
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         zs.nuts(loglike, start, progress=False, **kwargs)
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as onp
 from jax.sharding import Mesh, PartitionSpec
 
+from zdx_base import checks
 from zdx_opt import LatentMap
 
 from ._posterior import LogPosterior
@@ -58,11 +59,7 @@ def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
     """``"parallel"`` when there are at least ``num_chains`` devices, else ``"vectorized"``
     (a single chain runs ``"sequential"``)."""
     if chain_method is not None:
-        if chain_method not in CHAIN_METHODS:
-            raise ValueError(
-                f"`chain_method` must be one of {CHAIN_METHODS} or None, got {chain_method!r}."
-            )
-        return chain_method
+        return checks.check_choice("nuts", "chain_method", chain_method, CHAIN_METHODS)
     if num_chains == 1:
         return "sequential"
     return "parallel" if jax.local_device_count() >= num_chains else "vectorized"

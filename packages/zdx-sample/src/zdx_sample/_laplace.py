@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ._checks import as_key, check_positive_float, check_positive_int
+from zdx_base import checks
+
 from ._compare import EvidenceEstimate
 from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
 from ._inference_data import draws_to_inference_data
@@ -111,8 +112,10 @@ class LaplaceResult(eqx.Module):
     def sample(self, key: Any, num_samples: int = 1000) -> Any:
         """Draws from the Gaussian approximation, each leaf with a leading axis of
         ``num_samples``."""
-        num_samples = check_positive_int(num_samples, "num_samples")
-        flat = self._draws(as_key(key), num_samples)
+        num_samples = checks.check_int(
+            "LaplaceResult.sample", "num_samples", num_samples, minimum=1
+        )
+        flat = self._draws(checks.as_key("LaplaceResult.sample", "key", key), num_samples)
         return jax.vmap(self.unravel)(flat)
 
     def _draws(self, key: jax.Array, num_samples: int) -> jax.Array:
@@ -135,8 +138,12 @@ class LaplaceResult(eqx.Module):
         The posterior group holds one variable ``params`` with dimensions
         ``(chain, draw, parameter)``; ``parameter`` has the names as coordinates.
         """
-        num_samples = check_positive_int(num_samples, "num_samples")
-        flat = self._draws(as_key(key), num_samples)
+        num_samples = checks.check_int(
+            "LaplaceResult.to_inference_data", "num_samples", num_samples, minimum=1
+        )
+        flat = self._draws(
+            checks.as_key("LaplaceResult.to_inference_data", "key", key), num_samples
+        )
         attrs = {"estimator": "laplace"}
         if self.laplace_log_evidence is not None:
             attrs["log_evidence"] = float(self.laplace_log_evidence)
@@ -227,9 +234,11 @@ def laplace(
     >>> round(float(res.log_evidence), 6)  # log(2 pi 0.1^2 / 4)
     -4.153587
     """
-    importance_samples = check_positive_int(importance_samples, "importance_samples", minimum=0)
-    df = check_positive_float(df, "df", allow_none=True)
-    batch_size = check_positive_int(batch_size, "batch_size")
+    importance_samples = checks.check_int(
+        "laplace", "importance_samples", importance_samples, minimum=0
+    )
+    df = checks.check_number("laplace", "df", df, positive=True, allow_none=True)
+    batch_size = checks.check_int("laplace", "batch_size", batch_size, minimum=1)
     post, curv, _ = prepare("laplace", log_likelihood, params, prior, fisher, optimise=optimise)
 
     log_like = jnp.asarray(post.log_likelihood_x0, post.x0.dtype)
@@ -255,7 +264,7 @@ def laplace(
                     post.x0,
                     jnp.asarray(sqrt_cov, post.x0.dtype),
                     -0.5 * curv.log_det,
-                    as_key(key),
+                    checks.as_key("laplace", "key", key),
                     num_samples=importance_samples,
                     df=df,
                     batch_size=batch_size,

@@ -18,8 +18,8 @@ from jax.scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 import zdx_base
+from zdx_base import checks
 
-from ._checks import as_key, check_callable, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
 from ._inference_data import draws_to_inference_data
 from ._prior import check_prior
@@ -194,30 +194,41 @@ def nested_sampling(
     >>> bool(abs(res.log_evidence - jnp.log(0.25)) < 4 * res.log_evidence_error)
     True
     """
-    check_callable(log_likelihood, "log_likelihood")
+    checks.check_callable(
+        "nested_sampling",
+        "log_likelihood",
+        log_likelihood,
+        "a function params -> scalar log-likelihood",
+    )
     checked = check_prior(prior)
     checked.require_proper("nested_sampling")
-    num_live = check_positive_int(num_live, "num_live", minimum=2)
+    num_live = checks.check_int("nested_sampling", "num_live", num_live, minimum=2)
     num_delete = max(1, num_live // 10) if num_delete is None else num_delete
-    num_delete = check_positive_int(num_delete, "num_delete")
+    num_delete = checks.check_int("nested_sampling", "num_delete", num_delete, minimum=1)
     if num_delete >= num_live:
         raise ValueError(
             f"`num_delete` must be smaller than `num_live` ({num_live}), got {num_delete}."
         )
-    termination = check_positive_float(termination, "termination")
+    termination = checks.check_number("nested_sampling", "termination", termination, positive=True)
     if termination >= 1:
         raise ValueError(f"`termination` must be a fraction in (0, 1), got {termination!r}.")
-    max_iterations = check_positive_int(max_iterations, "max_iterations")
-    num_weight_draws = check_positive_int(num_weight_draws, "num_weight_draws", minimum=2)
-    key = as_key(key)
+    max_iterations = checks.check_int(
+        "nested_sampling", "max_iterations", max_iterations, minimum=1
+    )
+    num_weight_draws = checks.check_int(
+        "nested_sampling", "num_weight_draws", num_weight_draws, minimum=2
+    )
+    key = checks.as_key("nested_sampling", "key", key)
 
     example = checked.example()
     _, unravel, names = zdx_base.ravel(example)
     n = len(names)
     num_inner_steps = max(5, 3 * n) if num_inner_steps is None else num_inner_steps
-    num_inner_steps = check_positive_int(num_inner_steps, "num_inner_steps")
+    num_inner_steps = checks.check_int(
+        "nested_sampling", "num_inner_steps", num_inner_steps, minimum=1
+    )
     if num_samples is not None:
-        num_samples = check_positive_int(num_samples, "num_samples")
+        num_samples = checks.check_int("nested_sampling", "num_samples", num_samples, minimum=1)
 
     key, init_key = jax.random.split(key)
     positions = _prior_draws(init_key, prior, num_live)

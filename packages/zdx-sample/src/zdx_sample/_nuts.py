@@ -3,7 +3,6 @@ chains in one compiled program."""
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -13,11 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 
+from zdx_base import checks
 from zdx_opt import LatentMap
 
 from . import _progress
 from ._chains import LatentDensity, choose_chain_method, run_chains
-from ._checks import as_key, check_positive_int
+from ._checks import check_probability
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
@@ -165,14 +165,6 @@ def _to_physical(latent_map: LatentMap, latent: jax.Array) -> tuple[jax.Array, A
     return draws, jax.vmap(latent_map.unravel)(draws.reshape(chains * num, -1))
 
 
-def _check_probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(
-            f"nuts: `{name}` must be a number strictly between 0 and 1, got {value!r}."
-        )
-    return float(value)
-
-
 def nuts(
     log_likelihood: Callable[[Any], Any],
     params: Any,
@@ -270,17 +262,16 @@ def nuts(
     >>> res.samples["x"].shape
     (200, 2)
     """
-    if method not in METHODS:
-        raise ValueError(f"nuts: `method` must be one of {METHODS}, got {method!r}.")
-    num_warmup = check_positive_int(num_warmup, "num_warmup", minimum=0)
-    num_samples = check_positive_int(num_samples, "num_samples", minimum=4)
-    num_chains = check_positive_int(num_chains, "num_chains")
-    max_tree_depth = check_positive_int(max_tree_depth, "max_tree_depth")
+    checks.check_choice("nuts", "method", method, METHODS)
+    num_warmup = checks.check_int("nuts", "num_warmup", num_warmup, minimum=0)
+    num_samples = checks.check_int("nuts", "num_samples", num_samples, minimum=4)
+    num_chains = checks.check_int("nuts", "num_chains", num_chains, minimum=1)
+    max_tree_depth = checks.check_int("nuts", "max_tree_depth", max_tree_depth, minimum=1)
     if target_accept_prob is None:
         target_accept_prob = TARGET_ACCEPT[method]
-    target_accept_prob = _check_probability(target_accept_prob, "target_accept_prob")
+    target_accept_prob = check_probability("nuts", "target_accept_prob", target_accept_prob)
     chain_method = choose_chain_method(num_chains, chain_method)
-    key = as_key(key)
+    key = checks.as_key("nuts", "key", key)
     post, _, latent_map = prepare("nuts", log_likelihood, params, prior, fisher, optimise=optimise)
     density = LatentDensity(post.log_posterior(), latent_map)
 

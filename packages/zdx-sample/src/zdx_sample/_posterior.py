@@ -15,8 +15,9 @@ import optimistix as optx
 
 import zdx_base
 import zdx_batching
+from zdx_base import checks
 
-from ._checks import check_callable, scalar_value
+from ._checks import scalar_value
 from ._prior import Prior, check_prior, is_distribution
 
 
@@ -126,7 +127,9 @@ def setup(
         match, a start point outside the prior's support, or a log-likelihood that is not a
         finite scalar at the start point.
     """
-    check_callable(log_likelihood, "log_likelihood")
+    checks.check_callable(
+        fn_name, "log_likelihood", log_likelihood, "a function params -> scalar log-likelihood"
+    )
     if params is None or not jax.tree.leaves(params):
         raise ValueError(f"{fn_name}: `params` must be a pytree of parameters, got {params!r}.")
     _check_floating(params, fn_name)
@@ -203,28 +206,12 @@ def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
     return moved
 
 
-def _as_matrix(fisher: Any, n: int, dtype) -> onp.ndarray:
-    try:
-        mat = onp.asarray(fisher)
-    except TypeError as err:
-        raise TypeError(f"`fisher` must be an (n, n) array, got {type(fisher).__name__}.") from err
-    if mat.shape != (n, n):
-        raise ValueError(
-            f"`fisher` must be a ({n}, {n}) matrix (the parameters have {n} entries once "
-            f"flattened), got shape {mat.shape}."
-        )
-    if not (onp.issubdtype(mat.dtype, onp.floating) or onp.issubdtype(mat.dtype, onp.integer)):
-        raise TypeError(f"`fisher` must hold real numbers, got dtype {mat.dtype}.")
-    mat = mat.astype(dtype)
-    if not onp.all(onp.isfinite(mat)):
-        raise ValueError("`fisher` has NaN or inf entries; it must be finite.")
-    scale = float(onp.max(onp.abs(mat)))
-    asym = float(onp.max(onp.abs(mat - mat.T)))
-    if asym > 1e-6 * max(scale, float(onp.finfo(mat.dtype).tiny)):
-        raise ValueError(
-            f"`fisher` is not symmetric: max |F - F.T| = {asym:.3g} for max |F| = {scale:.3g}."
-        )
-    return 0.5 * (mat + mat.T)
+def _as_matrix(fn_name: str, fisher: Any, n: int, dtype) -> onp.ndarray:
+    mat = checks.as_square_matrix(fn_name, "fisher", fisher, size=n).astype(dtype)
+    mat = checks.check_symmetric_matrix(
+        fn_name, "fisher", checks.check_finite_matrix(fn_name, "fisher", mat)
+    )
+    return onp.asarray(mat)
 
 
 def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.ndarray, str]:
@@ -242,7 +229,7 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.nd
     """
     dtype = onp.dtype(post.x0.dtype)
     if fisher is not None:
-        mat = _as_matrix(fisher, post.n, dtype)
+        mat = _as_matrix(fn_name, fisher, post.n, dtype)
         source = "`fisher`" + (" plus the prior's curvature" if post.prior is not None else "")
         if post.prior is not None:
             prior_h = onp.asarray(

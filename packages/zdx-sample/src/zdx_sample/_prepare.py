@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as onp
 
+from zdx_base import checks
 from zdx_opt import LatentMap
 
 from ._posterior import Posterior, curvature, setup
@@ -48,6 +49,13 @@ class Curvature:
         return float(onp.sum(onp.log(self.eigvals)) - 2.0 * onp.sum(onp.log(self.scale)))
 
 
+_ADVICE = (
+    "A Laplace approximation and the whitening need a positive-definite Fisher matrix: pass "
+    "the posterior mode as `params` (or optimise=True), fix or free the parameters that the "
+    "data do not constrain, or give a positive-definite `fisher`."
+)
+
+
 def _unit_diagonal_scale(mat: onp.ndarray) -> onp.ndarray:
     """``F_ii ** -1/2``; a non-positive diagonal entry gets the typical scale instead,
     which keeps the signs of the eigenvalues (Sylvester), so that the check below reports
@@ -65,28 +73,18 @@ def decompose(fn_name: str, mat: onp.ndarray, source: str, names: tuple[str, ...
     ------
     ValueError
         Naming the directions, if ``mat`` is not positive definite: an eigenvalue of its
-        unit-diagonal form at or below ``n * eps`` times the largest.
+        unit-diagonal form at or below ``n * eps`` times the largest
+        (``zdx_base.checks.decompose_positive_definite``).
     """
-    n = mat.shape[0]
     scale = _unit_diagonal_scale(mat)
-    vals, vecs = onp.linalg.eigh(scale[:, None] * mat * scale[None, :])
-    vals, vecs = vals[::-1], vecs[:, ::-1]
-    top = float(onp.max(onp.abs(vals)))
-    floor = n * float(onp.finfo(mat.dtype).eps) * top
-    bad = onp.flatnonzero(vals <= floor)
-    if top == 0 or bad.size:
-        worst = scale * vecs[:, -1]
-        lead = [names[i] for i in onp.argsort(-onp.abs(worst))[: min(3, n)]]
-        raise ValueError(
-            f"{fn_name}: {source} is not positive definite: {max(bad.size, 1)} of {n} "
-            f"eigenvalues of its unit-diagonal form are <= {floor:.3g} (smallest "
-            f"{float(vals[-1]):.3g}, largest {float(vals[0]):.3g}); the worst direction is "
-            f"mostly along {lead}. A Laplace approximation and the whitening need a "
-            "positive-definite Fisher matrix: pass the posterior mode as `params` (or "
-            "optimise=True), fix or free the parameters that the data do not constrain, or "
-            "give a positive-definite `fisher`."
-        )
-    return Curvature(mat, scale, vals, vecs)
+    vals, vecs = checks.decompose_positive_definite(
+        fn_name,
+        f"{source}, scaled to unit diagonal,",
+        scale[:, None] * mat * scale[None, :],
+        names,
+        advice=_ADVICE,
+    )
+    return Curvature(mat, scale, vals[::-1], vecs[:, ::-1])
 
 
 class Prepared(NamedTuple):

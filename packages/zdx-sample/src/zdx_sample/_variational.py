@@ -17,9 +17,9 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.initialization import init_to_value
 
+from zdx_base import checks
 from zdx_opt import LatentMap
 
-from ._checks import as_key, check_positive_float, check_positive_int
 from ._compare import EvidenceEstimate
 from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
 from ._inference_data import draws_to_inference_data
@@ -101,8 +101,12 @@ class VariationalResult(eqx.Module):
 
     def sample(self, key: Any, num_samples: int = 1000) -> Any:
         """Draws from the fitted Gaussian, each leaf with a leading axis of ``num_samples``."""
-        num_samples = check_positive_int(num_samples, "num_samples")
-        return jax.vmap(self.latent_map.unravel)(self._draws(as_key(key), num_samples))
+        num_samples = checks.check_int(
+            "VariationalResult.sample", "num_samples", num_samples, minimum=1
+        )
+        return jax.vmap(self.latent_map.unravel)(
+            self._draws(checks.as_key("VariationalResult.sample", "key", key), num_samples)
+        )
 
     def evidence_estimates(self) -> list[EvidenceEstimate]:
         """The ELBO (a lower bound) and the corrected log evidence, for :func:`compare`."""
@@ -116,8 +120,12 @@ class VariationalResult(eqx.Module):
     def to_inference_data(self, key: Any = None, num_samples: int = 1000):
         """An ArviZ ``InferenceData`` of ``num_samples`` draws from the fitted Gaussian:
         ``posterior.params`` with dimensions ``(chain, draw, parameter)``."""
-        num_samples = check_positive_int(num_samples, "num_samples")
-        flat = self._draws(as_key(key), num_samples)
+        num_samples = checks.check_int(
+            "VariationalResult.to_inference_data", "num_samples", num_samples, minimum=1
+        )
+        flat = self._draws(
+            checks.as_key("VariationalResult.to_inference_data", "key", key), num_samples
+        )
         return draws_to_inference_data(
             flat[None], self.names, attrs={"estimator": "variational", "elbo": float(self.elbo)}
         )
@@ -212,19 +220,23 @@ def variational(
     >>> bool(jnp.allclose(res.sigma["x"], 0.1, rtol=0.1))
     True
     """
-    num_steps = check_positive_int(num_steps, "num_steps")
-    learning_rate = check_positive_float(learning_rate, "learning_rate")
-    num_particles = check_positive_int(num_particles, "num_particles")
-    elbo_samples = check_positive_int(elbo_samples, "elbo_samples", minimum=2)
-    importance_samples = check_positive_int(importance_samples, "importance_samples", minimum=0)
+    num_steps = checks.check_int("variational", "num_steps", num_steps, minimum=1)
+    learning_rate = checks.check_number(
+        "variational", "learning_rate", learning_rate, positive=True
+    )
+    num_particles = checks.check_int("variational", "num_particles", num_particles, minimum=1)
+    elbo_samples = checks.check_int("variational", "elbo_samples", elbo_samples, minimum=2)
+    importance_samples = checks.check_int(
+        "variational", "importance_samples", importance_samples, minimum=0
+    )
     if 0 < importance_samples < 10:
         raise ValueError(
             "`importance_samples` must be 0 (no correction) or at least 10, got "
             f"{importance_samples}."
         )
-    df = check_positive_float(df, "df", allow_none=True)
-    batch_size = check_positive_int(batch_size, "batch_size")
-    key = as_key(key)
+    df = checks.check_number("variational", "df", df, positive=True, allow_none=True)
+    batch_size = checks.check_int("variational", "batch_size", batch_size, minimum=1)
+    key = checks.as_key("variational", "key", key)
     post, curv, latent_map = prepare(
         "variational", log_likelihood, params, prior, fisher, optimise=optimise
     )

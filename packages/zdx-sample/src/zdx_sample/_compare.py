@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from zdx_base import checks
+
 
 class EvidenceEstimate(NamedTuple):
     """One estimate of a model's log evidence.
@@ -176,8 +178,7 @@ def compare(
             "compare: `results` must be a non-empty mapping {model name: estimates}, got "
             f"{results!r}."
         )
-    if not (isinstance(nsigma, numbers.Real) and nsigma > 0):
-        raise ValueError(f"compare: `nsigma` must be a positive number, got {nsigma!r}.")
+    nsigma = checks.check_number("compare", "nsigma", nsigma, positive=True)
     per_model = {}
     for model, value in results.items():
         rows = _estimates(str(model), value)

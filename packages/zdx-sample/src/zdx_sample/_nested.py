@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 import zdx_base
 from zdx_base import checks
 
+from ._checks import check_probability
 from ._compare import EvidenceEstimate
 from ._inference_data import draws_to_inference_data
 from ._prior import check_prior
@@ -207,11 +208,10 @@ def nested_sampling(
     num_delete = checks.check_int("nested_sampling", "num_delete", num_delete, minimum=1)
     if num_delete >= num_live:
         raise ValueError(
-            f"`num_delete` must be smaller than `num_live` ({num_live}), got {num_delete}."
+            f"nested_sampling: num_delete must be smaller than num_live ({num_live}), got "
+            f"num_delete={num_delete}."
         )
-    termination = checks.check_number("nested_sampling", "termination", termination, positive=True)
-    if termination >= 1:
-        raise ValueError(f"`termination` must be a fraction in (0, 1), got {termination!r}.")
+    termination = check_probability("nested_sampling", "termination", termination)
     max_iterations = checks.check_int(
         "nested_sampling", "max_iterations", max_iterations, minimum=1
     )

@@ -8,9 +8,10 @@ are made from it. The work is done by zdx_base (paths), zdx_opt (``map_optimiser
 ``delay``), zdx_batching (``hessian``), equinox and optax.
 
 The names live by job: ``_deprecated_trees`` (filters and filtered derivatives),
-``_deprecated_optimisers`` (schedules and optimisers), ``_deprecated_fisher`` (the Fisher
-and covariance matrices), ``_legacy_inputs`` (reading zodiax 0.4's arguments) and
-``_replacements`` (the table and the warning).
+``_deprecated_optimisers`` (schedules and optimisers), ``_deprecated_fisher``
+(``fisher_matrix``, the observed information, and its inverse ``covariance_matrix``),
+``_legacy_inputs`` (reading zodiax 0.4's arguments) and ``_replacements`` (the table and
+the warning).
 """
 
 from ._deprecated_fisher import covariance_matrix as covariance_matrix

@@ -43,10 +43,7 @@ def _fisher(
 ) -> jax.Array:
     """Minus the Hessian of ``loglike_fn`` in the shifts added to the parameters, from
     ``zdx_batching.hessian`` (compiled once per log-likelihood, structure and shapes)."""
-    if not callable(loglike_fn):
-        raise TypeError(
-            f"{function}(): `loglike_fn` must be a function of the pytree, got {loglike_fn!r}."
-        )
+    checks.check_callable(function, "loglike_fn", loglike_fn, "a function of the pytree")
     paths = flat_paths(parameters, function)
     if not paths:
         raise ValueError(f"{function}(): `parameters` is empty; name at least one parameter.")

@@ -9,6 +9,8 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from zdx_base import checks
+
 from ._legacy_inputs import as_float, flags, flat_paths, set_float_arrays
 from ._replacements import deprecated
 
@@ -80,11 +82,7 @@ def _by_paths(transform: Callable, function: str, parameters: Any, fun: Any, kwa
     paths = flat_paths(parameters, function)
 
     def decorate(func: Callable) -> Callable:
-        if not callable(func):
-            raise TypeError(
-                f"{function}(): expected a function to differentiate, got {func!r} of type "
-                f"{type(func).__name__}."
-            )
+        checks.check_callable(function, "fun", func, "a function to differentiate")
 
         @functools.wraps(func)
         def differentiated(pytree: Any, *args: Any, **func_kwargs: Any) -> Any:

@@ -116,8 +116,9 @@ def mv_loglike(x: Any, mean: Any, cov: Any) -> Array:
 def gauss_hessian(J: Any, cov: Any = None) -> Array:
     r"""The Gauss-Newton approximation to the Hessian of a Gaussian negative log-likelihood.
 
-    $J^\top J$ without ``cov``, or $J^\top \Sigma^{-1} J$ with it: the Fisher information of
-    a model with Jacobian $J$ and Gaussian errors of covariance $\Sigma$.
+    $J^\top J$ without ``cov``, or $J^\top \Sigma^{-1} J$ with it: the Fisher matrix of a
+    model with Jacobian $J$ and Gaussian errors of covariance $\Sigma$ (the Gauss-Newton
+    matrix of the whitened residuals; the expected Fisher information).
 
     Parameters
     ----------

@@ -74,7 +74,7 @@ def as_float(leaf: Any) -> Any:
 
 
 def set_float_arrays(pytree: Any, paths: list[Any], function: str) -> Any:
-    """:func:`set_array` at ``paths``, its errors naming ``function``."""
+    """What ``zodiax.set_array`` does at ``paths``, its errors naming ``function``."""
     values = [zdx_base.get(pytree, path, to_array=False) for path in paths]
     for path, value in zip(paths, values):
         is_leaf = value is not None and jax.tree_util.treedef_is_leaf(jax.tree.structure(value))

@@ -13,6 +13,7 @@ from typing import Any
 
 import equinox as eqx
 
+from ._checks import check_bool
 from ._save_format import FORMAT as FORMAT
 from ._save_format import (
     LeafInfo,
@@ -88,8 +89,7 @@ def save(
     """
     fn_name = "zdx_base.save"
     path = _check_path(path, fn_name)
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"{fn_name}: `overwrite` must be a bool, got {overwrite!r}.")
+    overwrite = check_bool(fn_name, "overwrite", overwrite)
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(
             f"{fn_name}: `metadata` must be a mapping (a dict), got {type(metadata).__name__}."

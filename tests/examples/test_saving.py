@@ -50,7 +50,7 @@ def result():
         lbfgs_params=unravel(best),
         params=unravel(best),
         best_method="lbfgs",
-        fisher=jnp.linalg.inv(covariance),
+        loss_curvature=jnp.linalg.inv(covariance),
         hessian=jnp.linalg.inv(covariance),
         covariance=covariance,
         names=names,

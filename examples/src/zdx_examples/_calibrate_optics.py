@@ -24,11 +24,12 @@ import zdx_base
 import zdx_opt
 import zdx_stats
 
+from ._curvature import loss_curvature_fn
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
 from ._optics import build_optics
 from ._simulate import simulate, start_params, true_parameters
-from ._start import even_zernike_terms, flip_even_terms, gauss_newton_fisher, sign_patterns
+from ._start import even_zernike_terms, flip_even_terms, sign_patterns
 
 OPTICS_CALIBRATION_DEFAULTS = {
     "n": 200,
@@ -152,7 +153,7 @@ def search_signs_many(
     count = patterns.shape[0]
     settings = dict(
         args_axes=(None, 0),
-        fisher_fn=gauss_newton_fisher,
+        fisher_fn=loss_curvature_fn,
         learning_rate=learning_rate,
         refresh_every=refresh_every,
         progress=progress,
@@ -271,7 +272,7 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
         chosen,
         args,
         args_axes=(None, 0),
-        fisher_fn=gauss_newton_fisher,
+        fisher_fn=loss_curvature_fn,
         steps=s["ngd_steps"],
         learning_rate=s["learning_rate"],
         refresh_every=s["refresh_every"],

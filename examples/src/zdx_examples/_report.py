@@ -164,7 +164,7 @@ def make_figures(result: OpticsFit, corner_params: int = 6) -> dict[str, Any]:
         ),
         "losses.png": plot_losses(result.ngd_losses, result.lbfgs_losses, reference=truth_loss),
         "parameters.png": plot_parameter_history(result.ngd_history, result.names, result.truth),
-        "matrices.png": plot_matrices(result.fisher, result.covariance, result.names),
+        "matrices.png": plot_matrices(result.loss_curvature, result.covariance, result.names),
         "pulls.png": plot_pulls(
             result.names,
             result.best,

@@ -11,10 +11,14 @@ wavefront error is shared by all images, the position and flux of the star are p
 >>> result.chi2r(), result.max_abs_pull                                # doctest: +SKIP
 """
 
+from ._curvature import loss_curvature as loss_curvature
+from ._error_bars import hessian_covariance as hessian_covariance
 from ._fit import get_reduced_chi2 as get_reduced_chi2
 from ._fit import loglike_fn as loglike_fn
 from ._fit import loss_fn as loss_fn
 from ._fit import z_scores as z_scores
+from ._lbfgs import whitened_lbfgs as whitened_lbfgs
+from ._natural_gradient import natural_gradient_descent as natural_gradient_descent
 from ._observation import Observation as Observation
 from ._observation import take_image as take_image
 from ._optics import FilteredOpticalSystem as FilteredOpticalSystem
@@ -25,12 +29,8 @@ from ._optics import default_filters as default_filters
 from ._optics import noll_to_nm as noll_to_nm
 from ._optics import telescope_aperture as telescope_aperture
 from ._optics import zernike_basis as zernike_basis
-from ._pipeline import OpticsFit as OpticsFit
 from ._pipeline import fit as fit
-from ._pipeline import hessian_covariance as hessian_covariance
-from ._pipeline import loss_fisher as loss_fisher
-from ._pipeline import natural_gradient_descent as natural_gradient_descent
-from ._pipeline import whitened_lbfgs as whitened_lbfgs
+from ._result import OpticsFit as OpticsFit
 from ._sampling import PosteriorSamples as PosteriorSamples
 from ._sampling import sample_posterior as sample_posterior
 from ._simulate import OpticsSimulation as OpticsSimulation

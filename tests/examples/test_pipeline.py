@@ -104,7 +104,7 @@ def test_hessian_covariance_is_the_inverse_hessian_of_minus_loglike(tiny):
 
 def test_hessian_covariance_refuses_parameters_the_data_does_not_see(tiny):
     blue_only = (tiny.optics, tiny.observations[:1])  # the red position and flux are free
-    with pytest.raises(ValueError, match="hessian_covariance: .* must be positive definite"):
+    with pytest.raises(ValueError, match=r"hessian_covariance: .* must be positive definite"):
         ex.hessian_covariance(tiny.true_params, blue_only, progress=False)
 
 

@@ -48,9 +48,7 @@ def test_the_loss_curvature_maps_over_many_starts(optics):
     many = eqx.filter_jit(jax.vmap(loss_curvature_fn, in_axes=(0, None)))(starts, args)
     for i in range(2):
         one = jax.tree.map(lambda leaf, i=i: leaf[i], starts)
-        onp.testing.assert_allclose(
-            many[i], ex.loss_curvature(one, *args), rtol=1e-9, atol=1e-12
-        )
+        onp.testing.assert_allclose(many[i], ex.loss_curvature(one, *args), rtol=1e-9, atol=1e-12)
 
 
 def test_a_centrosymmetric_pupil_cannot_tell_the_sign_of_the_even_terms():

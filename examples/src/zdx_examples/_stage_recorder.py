@@ -73,8 +73,7 @@ class StageRecorder:
             **stage.details,
         }
         details = ", ".join(
-            f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in stage.details.items()
+            f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in stage.details.items()
         )
         self.say(
             f"[{name}] {stage.steps} steps in {stage.seconds:.1f} s"

@@ -144,15 +144,6 @@ def test_unknown_settings_are_named():
         _cli.optics_fit(npixels=64)
 
 
-def test_filter_sets_start_with_the_tutorials():
-    assert list(_cli.filter_set(3)) == ["blue", "green", "red"]
-    five = _cli.filter_set(5)
-    assert list(five) == ["blue", "green", "red", "band4", "band5"]
-    assert [float(five["band5"][0]), float(five["band5"][-1])] == pytest.approx([1.8, 2.0])
-    with pytest.raises(ValueError, match="`filters` must be an integer >= 1, got 0"):
-        _cli.filter_set(0)
-
-
 def test_module_runs_as_the_command():
     result = subprocess.run(
         [sys.executable, "-m", "zdx_examples", "optics-fit", "--help"],

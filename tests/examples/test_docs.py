@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "zdx_examples._optics",
+    "zdx_examples._telescope",
     "zdx_examples._observation",
     "zdx_examples._gaussians",
     "zdx_examples.gaussians",

@@ -7,9 +7,9 @@ import numpy as onp
 import pytest
 
 from zdx_examples import optics as ex
-from zdx_examples._cli import filter_set
 from zdx_examples._curvature import loss_curvature_fn
 from zdx_examples._start import choose_start, even_zernike_terms, flip_even_terms, sign_patterns
+from zdx_examples.optics import filter_set
 
 
 def test_even_terms_are_those_of_even_radial_order():

@@ -27,9 +27,9 @@ import zdx_stats
 from ._curvature import loss_curvature_fn
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
-from ._optics import build_optics
 from ._simulate import simulate, start_params, true_parameters
 from ._start import even_zernike_terms, flip_even_terms, sign_patterns
+from ._telescope import build_optics, filter_set
 
 OPTICS_CALIBRATION_DEFAULTS = {
     "n": 200,
@@ -206,8 +206,6 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
     RuntimeError
         If fewer than two fits reach the noise.
     """
-    from ._cli import filter_set
-
     unknown = sorted(set(settings) - set(OPTICS_CALIBRATION_DEFAULTS))
     if unknown:
         raise TypeError(

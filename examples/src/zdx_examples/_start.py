@@ -39,7 +39,7 @@ from zdx_base import checks
 
 from ._curvature import loss_curvature_fn
 from ._fit import loss_fn
-from ._optics import noll_to_nm
+from ._telescope import noll_to_nm
 
 
 def even_zernike_terms(n_zernike: int, first_noll: int = 4) -> tuple[int, ...]:

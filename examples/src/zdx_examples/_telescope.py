@@ -1,4 +1,8 @@
-"""The telescope of the hierarchical optics example: aperture, Zernike basis, filters."""
+"""The telescope of the hierarchical optics example: aperture, Zernike basis, filters.
+
+This is the one home of the telescope model; ``zdx_examples.optics`` re-exports it with the
+rest of the optics example (observations, simulation, loss and fit).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import dLux.utils as dlu
 import jax
 import jax.numpy as jnp
 import numpy as onp
+
+from zdx_base import checks
 
 # dLux broadcasts arrays of different ranks internally; allow it while we call into dLux
 # even when a user (or a test suite) asks JAX to raise on implicit rank promotion.
@@ -48,20 +54,23 @@ def default_filters() -> dict[str, jnp.ndarray]:
     }
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, onp.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+def filter_set(n: int) -> dict[str, jax.Array]:
+    """``n`` filters of five wavelengths each: the tutorial's blue, green and red (1.0 to
+    1.6 microns) first, then 0.2-micron bands ``band4``, ``band5``... beyond.
 
+    Raises
+    ------
+    TypeError, ValueError
+        If ``n`` is not an integer >= 1.
 
-def _check_positive(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
-    return number
+    >>> list(filter_set(2)), list(filter_set(4))
+    (['blue', 'green'], ['blue', 'green', 'red', 'band4'])
+    """
+    n = checks.check_int("filter_set", "filters", n, minimum=1)
+    filters = dict(list(default_filters().items())[:n])
+    for i in range(3, n):
+        filters[f"band{i + 1}"] = jnp.linspace(1.0 + 0.2 * i, 1.2 + 0.2 * i, 5)
+    return filters
 
 
 def check_filters(filters: Any) -> dict[str, jnp.ndarray]:
@@ -128,13 +137,13 @@ def noll_to_nm(j: int) -> tuple[int, int]:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         If ``j`` is not an integer >= 1.
 
     >>> [noll_to_nm(j) for j in (1, 2, 3, 4, 5, 6)]
     [(0, 0), (1, 1), (1, -1), (2, 0), (2, -2), (2, 2)]
     """
-    j = _check_int("j", j, 1)
+    j = checks.check_int("noll_to_nm", "j", j, minimum=1)
     n = 0
     while (n + 1) * (n + 2) // 2 < j:
         n += 1
@@ -172,8 +181,8 @@ def zernike_basis(js: Sequence[int], npix: int, diameter: float) -> jnp.ndarray:
     >>> float(zernike_basis([1], 4, 1.0)[0, 1, 1])
     1.0
     """
-    npix = _check_int("npix", npix, 1)
-    diameter = _check_positive("diameter", diameter)
+    npix = checks.check_int("zernike_basis", "npix", npix, minimum=1)
+    diameter = checks.check_number("zernike_basis", "diameter", diameter, positive=True)
     x = (onp.arange(npix) - (npix - 1) / 2) * (diameter / npix)
     xx, yy = onp.meshgrid(x, x)
     rho = onp.hypot(xx, yy) / (diameter / 2)
@@ -243,15 +252,17 @@ def telescope_aperture(
     >>> telescope_aperture(16, 1.0).shape
     (16, 16)
     """
-    npix = _check_int("npix", npix, 2)
-    diameter = _check_positive("diameter", diameter)
-    obscuration = float(obscuration)
-    if not 0.0 <= obscuration < 1.0:
-        raise ValueError(f"`obscuration` must be in [0, 1), got {obscuration!r}.")
-    spider_width = float(spider_width)
-    if not 0.0 <= spider_width < diameter:
+    fn = "telescope_aperture"
+    npix = checks.check_int(fn, "npix", npix, minimum=2)
+    diameter = checks.check_number(fn, "diameter", diameter, positive=True)
+    obscuration = checks.check_number(fn, "obscuration", obscuration, minimum=0.0)
+    if obscuration >= 1.0:
+        raise ValueError(f"{fn}: obscuration must be in [0, 1), got obscuration={obscuration!r}.")
+    spider_width = checks.check_number(fn, "spider_width", spider_width, minimum=0.0)
+    if spider_width >= diameter:
         raise ValueError(
-            f"`spider_width` must be in [0, diameter={diameter}) metres, got {spider_width!r}."
+            f"{fn}: spider_width must be in [0, diameter={diameter}) metres, "
+            f"got spider_width={spider_width!r}."
         )
     pixel = diameter / npix
     soft = pixel / 2
@@ -366,11 +377,12 @@ def build_optics(
     (['aperture', 'wfe'], (7,), ['blue', 'green', 'red'])
     """
     filters = default_filters() if filters is None else check_filters(filters)
-    npix = _check_int("npix", npix, 8)
-    diameter = _check_positive("diameter", diameter)
-    psf_npixels = _check_int("psf_npixels", psf_npixels, 1)
-    psf_pixel_scale = _check_positive("psf_pixel_scale", psf_pixel_scale)
-    n_zernike = _check_int("n_zernike", n_zernike, 1)
+    fn = "build_optics"
+    npix = checks.check_int(fn, "npix", npix, minimum=8)
+    diameter = checks.check_number(fn, "diameter", diameter, positive=True)
+    psf_npixels = checks.check_int(fn, "psf_npixels", psf_npixels, minimum=1)
+    psf_pixel_scale = checks.check_number(fn, "psf_pixel_scale", psf_pixel_scale, positive=True)
+    n_zernike = checks.check_int(fn, "n_zernike", n_zernike, minimum=1)
 
     transmission = telescope_aperture(npix, diameter, obscuration, spider_width, spider_angles)
     basis = zernike_basis(range(4, 4 + n_zernike), npix, diameter)

@@ -12,16 +12,9 @@ import equinox as eqx
 import numpy as onp
 
 from ._fit import loss_fn
-from ._plots import (
-    corner_plot,
-    key_parameters,
-    plot_data,
-    plot_losses,
-    plot_matrices,
-    plot_parameter_history,
-    plot_pulls,
-    plot_z_scores,
-)
+from ._plot_covariance import corner_plot, key_parameters, plot_matrices
+from ._plot_images import plot_data, plot_z_scores
+from ._plots import plot_losses, plot_parameter_history, plot_pulls
 from ._result import OpticsFit
 from ._saving import save_fit, saved_files_section
 

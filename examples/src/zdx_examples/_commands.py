@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from . import gaussians as gauss
 from . import optics as ex
 from ._plots import plot_gaussians
 from ._report import summarise, write_files
+from ._stage_recorder import StageRecorder
 
 DEFAULTS = {
     "npix": 128,
@@ -136,18 +136,17 @@ def optics_fit(
         raise TypeError(f"optics_fit: unknown settings {unknown}; known: {sorted(DEFAULTS)}.")
     s = {**DEFAULTS, **settings}
     folder = None if out is None else _folder(out)
-    clock = time.perf_counter()
-    optics = ex.build_optics(
-        filters=ex.filter_set(s["filters"]),
-        npix=s["npix"],
-        psf_npixels=s["psf_npix"],
-        n_zernike=s["n_zernike"],
-    )
-    sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
-    jax.block_until_ready(sim.observations)
-    seconds = time.perf_counter() - clock
-    if progress:
-        print(f"[simulate] {s['n_images']} exposures in {seconds:.1f} s", file=sys.stderr)
+    recorder = StageRecorder(progress=progress)
+    with recorder.stage("simulate", unit="exposures") as stage:
+        optics = ex.build_optics(
+            filters=ex.filter_set(s["filters"]),
+            npix=s["npix"],
+            psf_npixels=s["psf_npix"],
+            n_zernike=s["n_zernike"],
+        )
+        sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
+        jax.block_until_ready(sim.observations)
+        stage.stop(steps=s["n_images"])
     result = ex.fit(
         sim,
         ngd_steps=s["ngd_steps"],
@@ -159,7 +158,7 @@ def optics_fit(
         nuts_chains=s["nuts_chains"],
         seed=s["seed"],
         progress=progress,
-        stages={"simulate": {"steps": s["n_images"], "seconds": round(seconds, 3)}},
+        stages=recorder.records,
     )
     summary = summarise(result, s)
     if folder is not None:

@@ -61,8 +61,9 @@ class StageRecorder:
         self.progress = progress
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[Stage]:
-        """Time the ``with`` block as the stage ``name`` and record it when the block ends."""
+    def stage(self, name: str, unit: str = "steps") -> Iterator[Stage]:
+        """Time the ``with`` block as the stage ``name`` and record it when the block ends;
+        ``unit`` names its steps in the line written (``"exposures"``, ``"data sets"``)."""
         stage = Stage()
         yield stage
         if stage.seconds is None:
@@ -76,7 +77,7 @@ class StageRecorder:
             f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in stage.details.items()
         )
         self.say(
-            f"[{name}] {stage.steps} steps in {stage.seconds:.1f} s"
+            f"[{name}] {stage.steps} {unit} in {stage.seconds:.1f} s"
             + (f", {details}" if details else "")
         )
 

@@ -18,6 +18,15 @@ def _save(figure: Any, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _write_summary_and_report(
+    out: pathlib.Path, summary: dict[str, Any], lines: list[str]
+) -> dict[str, str]:
+    """Write ``summary.json`` and ``report.md`` (``lines``) into ``out``; their paths."""
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "report.md").write_text("\n".join(lines))
+    return {name: str(out / name) for name in ("summary.json", "report.md")}
+
+
 def optics_verdict(summary: dict[str, Any]) -> list[str]:
     """The targets of the optics calibration, one line each, met or missed.
 
@@ -64,7 +73,6 @@ def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict
     cover = zdx_stats.coverage(pulls, levels=summary["coverage"]["levels"])
     _save(zdx_stats.plot_pull_histograms(pulls, names), out / "pulls.png")
     _save(zdx_stats.plot_coverage(cover, names, pulls), out / "coverage.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     s = summary["settings"]
     stats = summary["pull_statistics"]
     lines = [
@@ -117,9 +125,8 @@ def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict
         "![coverage](coverage.png)",
         "",
     ]
-    (out / "report.md").write_text("\n".join(lines))
-    files = ("pulls.png", "coverage.png", "summary.json", "report.md")
-    return {name: str(out / name) for name in files}
+    figures = {name: str(out / name) for name in ("pulls.png", "coverage.png")}
+    return {**figures, **_write_summary_and_report(out, summary, lines)}
 
 
 def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
@@ -170,7 +177,4 @@ def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, st
             f"![ranks of {name}](ranks_{name}.png)",
             "",
         ]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "report.md").write_text("\n".join(lines))
-    paths.update({"summary.json": str(out / "summary.json"), "report.md": str(out / "report.md")})
-    return paths
+    return {**paths, **_write_summary_and_report(out, summary, lines)}

@@ -49,12 +49,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 print(f"{key}[{i}] {v:.6g} +- {s:.3g}")
 
 
+def _parsed(text: str, kind: type, name: str) -> Any:
+    """``kind(text)``, or the ``argparse`` error saying it must be ``name``."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
+
+
 def _integer(minimum: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        value = _parsed(text, int, "an integer")
         if value < minimum:
             kind = "positive integer" if minimum == 1 else f"integer >= {minimum}"
             raise argparse.ArgumentTypeError(f"must be a {kind}, got {text}")
@@ -64,10 +69,7 @@ def _integer(minimum: int):
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    value = _parsed(text, float, "a number")
     if not 0 < value < 10:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 10), got {text}")
     return value

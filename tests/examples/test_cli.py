@@ -115,21 +115,20 @@ def test_optics_fit_writes_figures_and_a_report(optics_report):
     assert summary["files"] == [*FIGURES, *saved, "summary.json", "report.md"]
 
 
-def test_bad_command_line_is_refused(capsys):
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (["optics-fit", "--npix", "0"], "--npix: must be a"),
+        (["optics-fit", "--nuts-samples", "2"], "must be 0 or >= 4, got 2"),
+        (["optics-fit", "--learning-rate", "-1"], "in (0, 10)"),
+        (["optics-fit", "--filters", "two"], "must be an integer, got 'two'"),
+        ([], "the following arguments are required"),
+    ],
+)
+def test_bad_command_line_is_refused(capsys, argv, error):
     with pytest.raises(SystemExit):
-        _cli.main(["optics-fit", "--npix", "0"])
-    assert "--npix: must be a" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _cli.main(["optics-fit", "--nuts-samples", "2"])
-    assert "must be 0 or >= 4, got 2" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _cli.main(["optics-fit", "--learning-rate", "-1"])
-    assert "in (0, 10)" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _cli.main(["optics-fit", "--filters", "two"])
-    assert "must be an integer, got 'two'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _cli.main([])
+        _cli.main(argv)
+    assert error in capsys.readouterr().err
 
 
 def test_out_must_be_a_folder(tmp_path):

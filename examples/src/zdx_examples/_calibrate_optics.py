@@ -24,12 +24,13 @@ import zdx_stats
 from zdx_base import checks
 
 from ._curvature import loss_curvature_fn
+from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
 from ._simulate import simulate, start_params, true_parameters
 from ._stage_recorder import StageRecorder
 from ._start import even_zernike_terms, flip_even_terms, sign_patterns
-from ._telescope import build_optics, filter_set
+from ._telescope import build_optics
 
 OPTICS_CALIBRATION_DEFAULTS = {
     "n": 200,

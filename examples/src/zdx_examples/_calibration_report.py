@@ -60,13 +60,8 @@ def optics_verdict(summary: dict[str, Any]) -> list[str]:
 
 
 def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
-    """Write ``pulls.png``, ``coverage.png``, ``summary.json`` and ``report.md`` to ``out``.
-
-    Returns
-    -------
-    paths : dict[str, str]
-        File name -> path written.
-    """
+    """Write ``pulls.png``, ``coverage.png``, ``summary.json`` and ``report.md`` to ``out``;
+    file name -> path of each."""
     out.mkdir(parents=True, exist_ok=True)
     names = summary["names"]
     pulls = onp.asarray(summary["pulls"])
@@ -130,13 +125,8 @@ def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict
 
 
 def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
-    """Write one rank-histogram figure per sampler, ``summary.json`` and ``report.md``.
-
-    Returns
-    -------
-    paths : dict[str, str]
-        File name -> path written.
-    """
+    """Write one rank-histogram figure per sampler, ``summary.json`` and ``report.md`` to
+    ``out``; file name -> path of each."""
     out.mkdir(parents=True, exist_ok=True)
     s = summary["settings"]
     samplers = [name for name in ("nuts", "mams", "nested_sampling") if name in summary]

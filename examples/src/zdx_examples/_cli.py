@@ -25,7 +25,7 @@ from typing import Any
 import jax
 
 from ._commands import DEFAULTS, calibrate, gaussians_fit, optics_fit
-from ._telescope import filter_set
+from ._filters import filter_set
 
 __all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
 

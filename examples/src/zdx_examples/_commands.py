@@ -39,6 +39,18 @@ DEFAULTS = {
 }
 """The settings of ``optics-fit`` when no option is given."""
 
+_FIT_SETTINGS = (
+    "ngd_steps",
+    "learning_rate",
+    "refresh_every",
+    "max_steps",
+    "nuts_warmup",
+    "nuts_samples",
+    "nuts_chains",
+    "seed",
+)
+"""The settings :func:`zdx_examples.optics.fit` takes under the same name."""
+
 
 def gaussians_fit(seed: int = 0, out: str | pathlib.Path | None = None) -> dict[str, Any]:
     """Fit the tutorial's sum of Gaussians; a summary of the fit.
@@ -149,14 +161,7 @@ def optics_fit(
         stage.stop(steps=s["n_images"])
     result = ex.fit(
         sim,
-        ngd_steps=s["ngd_steps"],
-        learning_rate=s["learning_rate"],
-        refresh_every=s["refresh_every"],
-        max_steps=s["max_steps"],
-        nuts_warmup=s["nuts_warmup"],
-        nuts_samples=s["nuts_samples"],
-        nuts_chains=s["nuts_chains"],
-        seed=s["seed"],
+        **{key: s[key] for key in _FIT_SETTINGS},
         progress=progress,
         stages=recorder.records,
     )

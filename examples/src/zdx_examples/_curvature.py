@@ -68,3 +68,8 @@ def loss_curvature_fn(params: dict, args: tuple) -> jax.Array:
     ``fisher_fn`` of :func:`zdx_opt.fit_many` and of the natural gradient."""
     optics, observations = args
     return loss_curvature(params, optics, observations)
+
+
+loss_fisher = loss_curvature
+"""The name the tutorial (``examples/tutorials``) calls :func:`loss_curvature` by; the
+glossary's name for the ``(2 / pixels) J^T J`` matrix is the loss curvature."""

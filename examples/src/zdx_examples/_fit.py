@@ -77,10 +77,8 @@ def loglike_fn(params: dict, args: tuple) -> jnp.ndarray:
 
     Parameters
     ----------
-    params : dict
-        Model parameters.
-    args : tuple
-        ``(optics, observations)``.
+    params, args
+        As for :func:`loss_fn`.
 
     Returns
     -------

@@ -45,10 +45,8 @@ def whitened_lbfgs(
 
     Parameters
     ----------
-    params : dict
-        The start.
-    args : tuple
-        ``(optics, observations)``.
+    params, args
+        The start, and the loss's ``(optics, observations)``.
     loss_curvature : Array
         ``(n, n)`` the loss curvature (:func:`loss_curvature`) to whiten with.
     max_steps : int

@@ -67,10 +67,8 @@ def natural_gradient_descent(
 
     Parameters
     ----------
-    params : dict
-        The start.
-    args : tuple
-        ``(optics, observations)``.
+    params, args
+        The start, and the loss's ``(optics, observations)``.
     steps : int
         Number of steps, >= 1.
     learning_rate : float

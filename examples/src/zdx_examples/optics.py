@@ -15,7 +15,11 @@ each of its stages.
 """
 
 from ._curvature import loss_curvature as loss_curvature
+from ._curvature import loss_fisher as loss_fisher
 from ._error_bars import hessian_covariance as hessian_covariance
+from ._filters import check_filters as check_filters
+from ._filters import default_filters as default_filters
+from ._filters import filter_set as filter_set
 from ._fit import get_reduced_chi2 as get_reduced_chi2
 from ._fit import loglike_fn as loglike_fn
 from ._fit import loss_fn as loss_fn
@@ -35,9 +39,6 @@ from ._simulate import true_parameters as true_parameters
 from ._telescope import FilteredOpticalSystem as FilteredOpticalSystem
 from ._telescope import allow_rank_promotion as allow_rank_promotion
 from ._telescope import build_optics as build_optics
-from ._telescope import check_filters as check_filters
-from ._telescope import default_filters as default_filters
-from ._telescope import filter_set as filter_set
 from ._telescope import noll_to_nm as noll_to_nm
 from ._telescope import telescope_aperture as telescope_aperture
 from ._telescope import zernike_basis as zernike_basis

@@ -67,6 +67,23 @@ def test_natural_gradient_descent_stops_with_a_warning_when_it_blows_up(tiny):
     assert bool(jnp.all(jnp.isfinite(zdx_base.ravel(params)[0])))
 
 
+def test_natural_gradient_descent_stops_at_an_unusable_refreshed_curvature(tiny):
+    # Refreshed every step, at a rate far above the Newton step, the curvature stops being
+    # positive definite within a few steps: the descent says so and keeps its best point.
+    args = (tiny.optics, tiny.observations)
+    start = _perturbed(tiny.true_params, 3.0)
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"stopped after \d+ steps: natural_gradient_descent: the refreshed loss "
+        "curvature must be positive definite",
+    ):
+        params, losses, _ = ex.natural_gradient_descent(
+            start, args, steps=50, learning_rate=9.9, refresh_every=1, progress=False
+        )
+    assert 0 < losses.size < 50
+    assert float(ex.loss_fn(params, args)) <= float(losses.min()) * (1 + 1e-9)
+
+
 def test_natural_gradient_descent_refuses_bad_settings(tiny):
     args = (tiny.optics, tiny.observations)
     fn = "natural_gradient_descent"

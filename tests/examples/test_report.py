@@ -47,7 +47,7 @@ def result():
         lbfgs_params=unravel(best),
         params=unravel(best),
         best_method="lbfgs",
-        fisher=jnp.asarray(onp.linalg.inv(covariance)),
+        loss_curvature=jnp.asarray(onp.linalg.inv(covariance)),
         hessian=jnp.asarray(onp.linalg.inv(covariance)),
         covariance=jnp.asarray(covariance),
         names=zdx_base.scalar_names(sim.true_params),

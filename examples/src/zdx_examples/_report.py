@@ -12,17 +12,10 @@ import equinox as eqx
 import numpy as onp
 
 from ._fit import loss_fn
-from ._pipeline import OpticsFit
-from ._plots import (
-    corner_plot,
-    key_parameters,
-    plot_data,
-    plot_losses,
-    plot_matrices,
-    plot_parameter_history,
-    plot_pulls,
-    plot_z_scores,
-)
+from ._plot_covariance import corner_plot, key_parameters, plot_matrices
+from ._plot_images import plot_data, plot_z_scores
+from ._plots import plot_losses, plot_parameter_history, plot_pulls
+from ._result import OpticsFit
 from ._saving import save_fit, saved_files_section
 
 FIGURES = {
@@ -164,7 +157,7 @@ def make_figures(result: OpticsFit, corner_params: int = 6) -> dict[str, Any]:
         ),
         "losses.png": plot_losses(result.ngd_losses, result.lbfgs_losses, reference=truth_loss),
         "parameters.png": plot_parameter_history(result.ngd_history, result.names, result.truth),
-        "matrices.png": plot_matrices(result.fisher, result.covariance, result.names),
+        "matrices.png": plot_matrices(result.loss_curvature, result.covariance, result.names),
         "pulls.png": plot_pulls(
             result.names,
             result.best,
@@ -305,6 +298,25 @@ def write_report(
     NotADirectoryError
         If ``out`` exists and is not a folder.
     """
+    return write_files(result, out, summarise(result, settings), corner_params, dpi)[0]
+
+
+def write_files(
+    result: OpticsFit,
+    out: str | pathlib.Path,
+    summary: Mapping[str, Any],
+    corner_params: int = 6,
+    dpi: int = 110,
+) -> tuple[list[pathlib.Path], dict[str, Any]]:
+    """:func:`write_report` for a summary already made (:func:`summarise`).
+
+    Returns
+    -------
+    paths : list[pathlib.Path]
+        Every file written, as :func:`write_report` returns them.
+    summary : dict
+        What ``summary.json`` holds: ``summary`` with the ``files`` written.
+    """
     out = pathlib.Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"`out` must be a folder, but {str(out)!r} is a file.")
@@ -315,8 +327,7 @@ def write_report(
         figure.savefig(path, dpi=dpi)
         paths.append(path)
     paths += save_fit(result, out)
-    summary = summarise(result, settings)
-    summary["files"] = [p.name for p in paths] + ["summary.json", "report.md"]
+    summary = {**summary, "files": [p.name for p in paths] + ["summary.json", "report.md"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "report.md").write_text(markdown(summary))
-    return [*paths, out / "summary.json", out / "report.md"]
+    return [*paths, out / "summary.json", out / "report.md"], summary

@@ -163,7 +163,7 @@ def test_sample_posterior_draws_the_known_gaussian():
     sigma = jnp.sqrt(jnp.diag(COV))
     # NUTS draws of a Gaussian are nearly independent: the mean is off by ~sigma / sqrt(1000).
     onp.testing.assert_array_less(jnp.abs(samples.mean - zdx_base.ravel(MEAN)[0]), 5 * sigma / 30)
-    onp.testing.assert_allclose(samples.std, sigma, rtol=0.15)
+    onp.testing.assert_allclose(samples.sigma, sigma, rtol=0.15)
     assert float(jnp.max(samples.r_hat)) < 1.05
     assert samples.divergences == 0
 

@@ -38,7 +38,7 @@ def result():
         draws=jnp.stack([best - sigma, best, best + sigma])[None],
         names=names,
         r_hat=jnp.ones(truth.size),
-        ess=jnp.full(truth.size, 3.0),
+        ess_bulk=jnp.full(truth.size, 3.0),
         divergences=0,
         backend="numpyro",
     )

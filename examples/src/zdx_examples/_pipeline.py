@@ -221,7 +221,7 @@ def fit(
             stage.note(
                 backend=samples.backend,
                 max_r_hat=float(jnp.max(samples.r_hat)),
-                min_ess=float(jnp.min(samples.ess)),
+                min_ess_bulk=float(jnp.min(samples.ess_bulk)),
                 divergences=samples.divergences,
             )
 

@@ -41,12 +41,12 @@ def _log_abs(matrix: onp.ndarray, decades: float = 16.0) -> onp.ndarray:
 
 
 def plot_matrices(fisher: Any, covariance: Any, names: Sequence[str]) -> Figure:
-    """The Fisher matrix, the covariance and the correlation matrix, with parameter names.
+    """The loss curvature, the covariance and the correlation matrix, with parameter names.
 
     Parameters
     ----------
     fisher : array_like
-        ``(n, n)`` a Fisher matrix (e.g. of the loss at the start).
+        ``(n, n)`` the loss curvature at the start (the Fisher matrix times one factor).
     covariance : array_like
         ``(n, n)`` the covariance (inverse Hessian at the best fit).
     names : Sequence[str]
@@ -67,7 +67,7 @@ def plot_matrices(fisher: Any, covariance: Any, names: Sequence[str]) -> Figure:
         axes[0],
         _log_abs(fisher),
         names,
-        "Fisher matrix of the loss at the start",
+        "Loss curvature at the start",
         "log10 |F| (grey: exactly 0)",
         cmap=cmap,
     )

@@ -26,7 +26,7 @@ class PosteriorSamples(eqx.Module):
         A name per flattened parameter (``zdx_base.scalar_names``).
     r_hat : Array
         ``(n,)`` split R-hat per parameter.
-    ess : Array
+    ess_bulk : Array
         ``(n,)`` the bulk effective sample size (ArviZ's ``ess_bulk``) per parameter.
     divergences : int
         The number of divergent transitions (all chains).
@@ -37,7 +37,7 @@ class PosteriorSamples(eqx.Module):
     draws: jax.Array
     names: tuple[str, ...] = eqx.field(static=True)
     r_hat: jax.Array
-    ess: jax.Array
+    ess_bulk: jax.Array
     divergences: int = eqx.field(static=True)
     backend: str = eqx.field(static=True)
 
@@ -52,8 +52,9 @@ class PosteriorSamples(eqx.Module):
         return jnp.mean(self.flat, axis=0)
 
     @property
-    def std(self) -> jax.Array:
-        """``(n,)`` the posterior standard deviation of each flattened parameter."""
+    def sigma(self) -> jax.Array:
+        """``(n,)`` the posterior standard deviation (the 1-sigma width) of each flattened
+        parameter."""
         return jnp.std(self.flat, axis=0)
 
 
@@ -122,7 +123,7 @@ def sample_posterior(
         draws=jnp.asarray(result.draws),
         names=zdx_base.scalar_names(params),
         r_hat=jnp.asarray(result.r_hat),
-        ess=jnp.asarray(result.ess_bulk),
+        ess_bulk=jnp.asarray(result.ess_bulk),
         divergences=int(jnp.sum(result.divergences)),
         backend="zdx_sample",
     )

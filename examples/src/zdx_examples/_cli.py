@@ -84,7 +84,7 @@ _OPTICS_OPTIONS = [
     ("seed", _integer(0), "seed of truth, noise and chains ({})"),
     ("ngd_steps", _integer(1), "natural-gradient steps ({})"),
     ("learning_rate", _rate, "natural-gradient rate ({})"),
-    ("refresh_every", _integer(1), "steps between loss-curvature updates of the natural gradient ({})"),
+    ("refresh_every", _integer(1), "steps between curvature updates of the natural gradient ({})"),
     ("max_steps", _integer(1), "most L-BFGS steps ({})"),
     ("nuts_warmup", _integer(0), "NUTS warm-up steps per chain ({})"),
     ("nuts_samples", _integer(0), "NUTS draws per chain, 0 to skip ({})"),

@@ -40,12 +40,12 @@ def _log_abs(matrix: onp.ndarray, decades: float = 16.0) -> onp.ndarray:
     return logs
 
 
-def plot_matrices(fisher: Any, covariance: Any, names: Sequence[str]) -> Figure:
+def plot_matrices(curvature: Any, covariance: Any, names: Sequence[str]) -> Figure:
     """The loss curvature, the covariance and the correlation matrix, with parameter names.
 
     Parameters
     ----------
-    fisher : array_like
+    curvature : array_like
         ``(n, n)`` the loss curvature at the start (the Fisher matrix times one factor).
     covariance : array_like
         ``(n, n)`` the covariance (inverse Hessian at the best fit).
@@ -56,7 +56,7 @@ def plot_matrices(fisher: Any, covariance: Any, names: Sequence[str]) -> Figure:
     -------
     fig : matplotlib.figure.Figure
     """
-    fisher, covariance = _as_numpy(fisher), _as_numpy(covariance)
+    curvature, covariance = _as_numpy(curvature), _as_numpy(covariance)
     sigma = onp.sqrt(onp.diag(covariance))
     correlation = covariance / onp.outer(sigma, sigma)
     fig = Figure(figsize=(17, 5.2), layout="constrained")
@@ -65,7 +65,7 @@ def plot_matrices(fisher: Any, covariance: Any, names: Sequence[str]) -> Figure:
     _matrix_panel(
         fig,
         axes[0],
-        _log_abs(fisher),
+        _log_abs(curvature),
         names,
         "Loss curvature at the start",
         "log10 |F| (grey: exactly 0)",

@@ -36,10 +36,10 @@ import zdx_batching  # noqa: E402
 import zdx_opt  # noqa: E402
 from zdx_examples import optics as ex  # noqa: E402
 from zdx_examples._calibrate_optics import simulate_averaged  # noqa: E402
-from zdx_examples._cli import filter_set  # noqa: E402
+from zdx_examples._curvature import loss_curvature_fn  # noqa: E402
+from zdx_examples._filters import filter_set  # noqa: E402
 from zdx_examples._fit import loglike_fn, loss_fn  # noqa: E402
-from zdx_examples._pipeline import natural_gradient_descent  # noqa: E402
-from zdx_examples._start import gauss_newton_fisher  # noqa: E402
+from zdx_examples._natural_gradient import natural_gradient_descent  # noqa: E402
 
 
 def problem(n: int, seed: int, npix: int, psf_npix: int):
@@ -66,7 +66,7 @@ def batched(optics, observations, starts, steps):
         starts,
         args,
         args_axes=(None, 0),
-        fisher_fn=gauss_newton_fisher,
+        fisher_fn=loss_curvature_fn,
         steps=steps,
         learning_rate=0.5,
     )

@@ -10,8 +10,8 @@ import pytest
 import zdx_stats
 from zdx_examples import _cli
 from zdx_examples._calibrate_optics import simulate_averaged
-from zdx_examples._optics import build_optics
 from zdx_examples._simulate import true_parameters
+from zdx_examples._telescope import build_optics
 
 
 def test_averaged_data_has_the_mean_and_spread_of_averaged_exposures():

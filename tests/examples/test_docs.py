@@ -1,26 +1,26 @@
-"""The examples in the docstrings of zdx_examples run and give what they show."""
+"""The examples in the docstrings of every zdx_examples module run and give what they show."""
 
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES = [
-    "zdx_examples._optics",
-    "zdx_examples._observation",
-    "zdx_examples._gaussians",
-    "zdx_examples.gaussians",
-    "zdx_examples.optics",
-    "zdx_examples._plots",
-    "zdx_examples.plots",
-    "zdx_examples.report",
-    "zdx_examples._cli",
-    "zdx_examples._start",
-]
+import zdx_examples
+
+MODULES = sorted(
+    f"zdx_examples.{info.name}"
+    for info in pkgutil.iter_modules(zdx_examples.__path__)
+    if info.name != "__main__"
+)
+
+
+def test_every_public_module_is_among_them():
+    for name in ("optics", "plots", "report", "gaussians", "_cli", "_start", "_telescope"):
+        assert f"zdx_examples.{name}" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

@@ -135,7 +135,6 @@ def test_psf_centroid_is_the_source_position(position):
     "kwargs, match",
     [
         ({"npix": 4}, "npix"),
-        ({"npix": 64.0}, "npix"),
         ({"n_zernike": 0}, "n_zernike"),
         ({"psf_npixels": 0}, "psf_npixels"),
         ({"diameter": -1.0}, "diameter"),
@@ -153,6 +152,11 @@ def test_bad_arguments_are_named(kwargs, match):
     kwargs = {"npix": 16, **kwargs}
     with pytest.raises(ValueError, match=match):
         ex.build_optics(**kwargs)
+
+
+def test_a_whole_number_of_pixels_is_asked_for():
+    with pytest.raises(TypeError, match="build_optics: npix must be an integer >= 8, got float"):
+        ex.build_optics(npix=64.0)
 
 
 @pytest.mark.parametrize("filters", [[1.0, 1.1], {1: [1.0]}])
@@ -182,3 +186,12 @@ def test_half_turn_symmetric_pupil_cannot_see_defocus_to_first_order():
 def test_default_pupil_sees_defocus_to_first_order(optics):
     psf, slope = _defocus_sensitivity(optics)
     assert float(jnp.abs(slope).max()) > 1e-5 * float(psf.max())
+
+
+def test_filter_sets_start_with_the_tutorials():
+    assert list(ex.filter_set(3)) == ["blue", "green", "red"]
+    five = ex.filter_set(5)
+    assert list(five) == ["blue", "green", "red", "band4", "band5"]
+    assert [float(five["band5"][0]), float(five["band5"][-1])] == pytest.approx([1.8, 2.0])
+    with pytest.raises(ValueError, match="filter_set: filters must be an integer >= 1, got"):
+        ex.filter_set(0)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as onp
 import pytest
 
-from zdx_examples import _plots, plots
+from zdx_examples import _plot_covariance, plots
 from zdx_examples import optics as ex
 
 FILTERS = {"blue": jnp.linspace(1.0, 1.2, 2), "red": jnp.linspace(1.4, 1.6, 2)}
@@ -28,7 +28,7 @@ def test_group_of_is_the_top_level_name():
 @pytest.mark.parametrize("radius", [1.0, 2.0])
 def test_ellipses_are_mahalanobis_contours(radius):
     correlation = onp.array([[1.0, -0.7], [-0.7, 1.0]])
-    x, y = _plots._ellipse(correlation, radius)
+    x, y = _plot_covariance._ellipse(correlation, radius)
     points = onp.stack([x, y])
     distance = onp.einsum("in,ij,jn->n", points, onp.linalg.inv(correlation), points)
     onp.testing.assert_allclose(distance, radius**2, rtol=1e-12)

@@ -34,7 +34,7 @@ def result():
         draws=draws,
         names=zdx_base.scalar_names(sim.true_params),
         r_hat=jnp.full(9, 1.01),
-        ess=jnp.full(9, 3.0),
+        ess_bulk=jnp.full(9, 3.0),
         divergences=0,
         backend="numpyro",
     )
@@ -47,7 +47,7 @@ def result():
         lbfgs_params=unravel(best),
         params=unravel(best),
         best_method="lbfgs",
-        fisher=jnp.asarray(onp.linalg.inv(covariance)),
+        loss_curvature=jnp.asarray(onp.linalg.inv(covariance)),
         hessian=jnp.asarray(onp.linalg.inv(covariance)),
         covariance=jnp.asarray(covariance),
         names=zdx_base.scalar_names(sim.true_params),
@@ -95,7 +95,7 @@ def test_summary_has_the_figures_of_the_fit(result):
         assert row["pull"] == pytest.approx(pull, rel=1e-9, abs=1e-9)
         assert row["sigma"] == pytest.approx(sigma, rel=1e-12)
         assert row["nuts_mean"] == pytest.approx(row["fit"], rel=1e-12)
-        assert row["nuts_std"] == pytest.approx(sigma * math.sqrt(2 / 3), rel=1e-9)
+        assert row["nuts_sigma"] == pytest.approx(sigma * math.sqrt(2 / 3), rel=1e-9)
     assert summary["nuts"]["backend"] == "numpyro"
     assert summary["nuts"]["draws_per_chain"] == 3
 

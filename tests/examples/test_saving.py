@@ -38,7 +38,7 @@ def result():
         draws=jnp.stack([best - sigma, best, best + sigma])[None],
         names=names,
         r_hat=jnp.ones(truth.size),
-        ess=jnp.full(truth.size, 3.0),
+        ess_bulk=jnp.full(truth.size, 3.0),
         divergences=0,
         backend="numpyro",
     )
@@ -50,7 +50,7 @@ def result():
         lbfgs_params=unravel(best),
         params=unravel(best),
         best_method="lbfgs",
-        fisher=jnp.linalg.inv(covariance),
+        loss_curvature=jnp.linalg.inv(covariance),
         hessian=jnp.linalg.inv(covariance),
         covariance=covariance,
         names=names,
@@ -105,7 +105,7 @@ def test_optics_fit_command_leaves_files_that_reproduce_its_chi2r(tmp_path):
     settings = summary["settings"]
     like = ex.simulate(
         ex.build_optics(
-            filters=_cli.filter_set(settings["filters"]),
+            filters=ex.filter_set(settings["filters"]),
             npix=settings["npix"],
             psf_npixels=settings["psf_npix"],
             n_zernike=settings["n_zernike"],

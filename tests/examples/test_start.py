@@ -1,20 +1,15 @@
 """The sign search over the even Zernike terms: every method converges from every seed."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
 import pytest
 
 from zdx_examples import optics as ex
-from zdx_examples._cli import filter_set
-from zdx_examples._pipeline import loss_fisher, natural_gradient_descent, whitened_lbfgs
-from zdx_examples._start import (
-    choose_start,
-    even_zernike_terms,
-    flip_even_terms,
-    gauss_newton_fisher,
-    sign_patterns,
-)
+from zdx_examples._curvature import loss_curvature_fn
+from zdx_examples._start import choose_start, even_zernike_terms, flip_even_terms, sign_patterns
+from zdx_examples.optics import filter_set
 
 
 def test_even_terms_are_those_of_even_radial_order():
@@ -45,15 +40,15 @@ def optics():
     return ex.build_optics(filters=filter_set(3), npix=64, psf_npixels=24, n_zernike=7)
 
 
-def test_gauss_newton_fisher_is_the_loss_fisher(optics):
+def test_the_loss_curvature_maps_over_many_starts(optics):
+    # the sign search runs it under vmap (zdx_opt.fit_many): each row is the one-start value
     sim = ex.simulate(optics, seed=1, n_images=20)
     args = (optics, sim.observations)
-    onp.testing.assert_allclose(
-        gauss_newton_fisher(sim.true_params, args),
-        loss_fisher(sim.true_params, *args),
-        rtol=1e-9,
-        atol=1e-12,
-    )
+    starts = jax.tree.map(lambda leaf: jnp.stack([leaf, 1.01 * leaf]), sim.true_params)
+    many = eqx.filter_jit(jax.vmap(loss_curvature_fn, in_axes=(0, None)))(starts, args)
+    for i in range(2):
+        one = jax.tree.map(lambda leaf, i=i: leaf[i], starts)
+        onp.testing.assert_allclose(many[i], ex.loss_curvature(one, *args), rtol=1e-9, atol=1e-12)
 
 
 def test_a_centrosymmetric_pupil_cannot_tell_the_sign_of_the_even_terms():
@@ -90,9 +85,9 @@ def test_each_method_converges_on_its_own_after_the_sign_search(optics, seed):
     choice = choose_start(ex.start_params(sim.observations, optics), args)
     assert choice.losses.shape == (8,)
     assert int(jnp.argmin(choice.losses)) == choice.chosen
-    ngd, _, _ = natural_gradient_descent(choice.params, args, steps=100, progress=False)
-    fisher = loss_fisher(choice.params, *args)
-    lbfgs, _ = whitened_lbfgs(choice.params, args, fisher, progress=False)
+    ngd, _, _ = ex.natural_gradient_descent(choice.params, args, steps=100, progress=False)
+    curvature = ex.loss_curvature(choice.params, *args)
+    lbfgs, _ = ex.whitened_lbfgs(choice.params, args, curvature, progress=False)
     for params in (ngd, lbfgs.params):
         chi2r = float(ex.get_reduced_chi2(params, optics, sim.observations))
         assert 0.9 <= chi2r <= 1.1

@@ -11,8 +11,6 @@ program per block of data sets (``zdx_opt.fit_many``, ``zdx_opt.hessian_many``).
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 import jax
@@ -23,12 +21,16 @@ from jax.flatten_util import ravel_pytree
 import zdx_base
 import zdx_opt
 import zdx_stats
+from zdx_base import checks
 
+from ._curvature import loss_curvature_fn
+from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
-from ._optics import build_optics
 from ._simulate import simulate, start_params, true_parameters
-from ._start import even_zernike_terms, flip_even_terms, gauss_newton_fisher, sign_patterns
+from ._stage_recorder import StageRecorder
+from ._start import even_zernike_terms, flip_even_terms, sign_patterns
+from ._telescope import build_optics
 
 OPTICS_CALIBRATION_DEFAULTS = {
     "n": 200,
@@ -152,7 +154,7 @@ def search_signs_many(
     count = patterns.shape[0]
     settings = dict(
         args_axes=(None, 0),
-        fisher_fn=gauss_newton_fisher,
+        fisher_fn=loss_curvature_fn,
         learning_rate=learning_rate,
         refresh_every=refresh_every,
         progress=progress,
@@ -176,6 +178,31 @@ def search_signs_many(
     rows = jnp.arange(losses.shape[0]) * count + best
     chosen = jax.tree.map(lambda leaf: leaf[rows], trials.params)
     return chosen, losses, patterns
+
+
+def _simulate_data_sets(s: dict[str, Any]) -> tuple[Any, dict, list, dict]:
+    """The telescope, the truth, ``s["n"]`` simulated data sets (observations stacked on a
+    leading axis) and the data-based start of each."""
+    optics = build_optics(
+        filters=filter_set(s["filters"]),
+        npix=s["npix"],
+        psf_npixels=s["psf_npix"],
+        n_zernike=s["n_zernike"],
+    )
+    truth = true_parameters(optics, s["seed"])
+    seeds = s["seed"] * 100_000 + 1 + onp.arange(s["n"])
+    if s["noise"] == "exposures":
+        simulations = [
+            simulate(optics, int(seed), s["n_images"], s["read_noise"], true_params=truth)
+            for seed in seeds
+        ]
+        observations = stack_observations(simulations)
+    else:
+        observations = simulate_averaged(optics, truth, seeds, s["n_images"], s["read_noise"])
+    starts = jax.vmap(_start_of, in_axes=(None, 0))(
+        (optics, observations), [(obs.data, obs.error) for obs in observations]
+    )
+    return optics, truth, observations, starts
 
 
 def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
@@ -205,8 +232,6 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
     RuntimeError
         If fewer than two fits reach the noise.
     """
-    from ._cli import filter_set
-
     unknown = sorted(set(settings) - set(OPTICS_CALIBRATION_DEFAULTS))
     if unknown:
         raise TypeError(
@@ -214,86 +239,58 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
             f"{sorted(OPTICS_CALIBRATION_DEFAULTS)}."
         )
     s = {**OPTICS_CALIBRATION_DEFAULTS, **settings}
-    seconds: dict[str, float] = {}
+    checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
+    recorder = StageRecorder(progress=progress)
+    sets = "data sets"
+    with recorder.stage("simulate", unit=sets) as stage:
+        optics, truth, observations, starts = _simulate_data_sets(s)
+        jax.block_until_ready(observations)
+        stage.stop(steps=s["n"])
 
-    def say(message: str) -> None:
-        if progress:
-            print(message, file=sys.stderr)
-
-    clock = time.perf_counter()
-    optics = build_optics(
-        filters=filter_set(s["filters"]),
-        npix=s["npix"],
-        psf_npixels=s["psf_npix"],
-        n_zernike=s["n_zernike"],
-    )
-    truth = true_parameters(optics, s["seed"])
-    seeds = s["seed"] * 100_000 + 1 + onp.arange(s["n"])
-    if s["noise"] == "exposures":
-        simulations = [
-            simulate(optics, int(seed), s["n_images"], s["read_noise"], true_params=truth)
-            for seed in seeds
-        ]
-        observations = stack_observations(simulations)
-    elif s["noise"] == "averaged":
-        observations = simulate_averaged(optics, truth, seeds, s["n_images"], s["read_noise"])
-    else:
-        raise ValueError(
-            f"calibrate_optics: `noise` must be 'averaged' or 'exposures', got {s['noise']!r}."
+    with recorder.stage("choose_start", unit=sets) as stage:
+        chosen, search_losses, patterns = search_signs_many(
+            starts,
+            optics,
+            observations,
+            pilot_steps=s["pilot_steps"],
+            trial_steps=s["trial_steps"],
+            learning_rate=s["search_learning_rate"],
+            refresh_every=s["refresh_every"],
+            block_size=s["block_size"],
+            progress=progress,
         )
-    starts = jax.vmap(_start_of, in_axes=(None, 0))(
-        (optics, observations), [(obs.data, obs.error) for obs in observations]
-    )
-    jax.block_until_ready(observations)
-    seconds["simulate"] = time.perf_counter() - clock
-    say(f"[simulate] {s['n']} data sets in {seconds['simulate']:.1f} s")
-
-    clock = time.perf_counter()
-    chosen, search_losses, patterns = search_signs_many(
-        starts,
-        optics,
-        observations,
-        pilot_steps=s["pilot_steps"],
-        trial_steps=s["trial_steps"],
-        learning_rate=s["search_learning_rate"],
-        refresh_every=s["refresh_every"],
-        block_size=s["block_size"],
-        progress=progress,
-    )
-    jax.block_until_ready(chosen)
-    seconds["choose_start"] = time.perf_counter() - clock
-    say(f"[choose_start] {seconds['choose_start']:.1f} s")
+        jax.block_until_ready(chosen)
+        stage.stop(steps=s["n"])
 
     args = (optics, observations)
-    clock = time.perf_counter()
-    fits = zdx_opt.fit_many(
-        loss_fn,
-        chosen,
-        args,
-        args_axes=(None, 0),
-        fisher_fn=gauss_newton_fisher,
-        steps=s["ngd_steps"],
-        learning_rate=s["learning_rate"],
-        refresh_every=s["refresh_every"],
-        block_size=s["block_size"],
-        progress=progress,
-    )
-    jax.block_until_ready(fits.params)
-    seconds["natural_gradient"] = time.perf_counter() - clock
-    say(f"[natural_gradient] {seconds['natural_gradient']:.1f} s")
+    with recorder.stage("natural_gradient", unit=sets) as stage:
+        fits = zdx_opt.fit_many(
+            loss_fn,
+            chosen,
+            args,
+            args_axes=(None, 0),
+            fisher_fn=loss_curvature_fn,
+            steps=s["ngd_steps"],
+            learning_rate=s["learning_rate"],
+            refresh_every=s["refresh_every"],
+            block_size=s["block_size"],
+            progress=progress,
+        )
+        jax.block_until_ready(fits.params)
+        stage.stop(steps=s["n"])
 
-    clock = time.perf_counter()
-    hessians = zdx_opt.hessian_many(
-        lambda p, a: -loglike_fn(p, a),
-        fits.params,
-        args,
-        args_axes=(None, 0),
-        block_size=s["block_size"],
-        progress=progress,
-    )
-    hessians = jax.block_until_ready(hessians)
-    seconds["hessian"] = time.perf_counter() - clock
-    say(f"[hessian] {seconds['hessian']:.1f} s")
+    with recorder.stage("hessian", unit=sets) as stage:
+        hessians = zdx_opt.hessian_many(
+            lambda p, a: -loglike_fn(p, a),
+            fits.params,
+            args,
+            args_axes=(None, 0),
+            block_size=s["block_size"],
+            progress=progress,
+        )
+        hessians = jax.block_until_ready(hessians)
+        stage.stop(steps=s["n"])
+    seconds = {name: record["seconds"] for name, record in recorder.records.items()}
 
     def one_chi2r(params, arrays):
         one = [obs.set(["data", "error"], list(pair)) for obs, pair in zip(observations, arrays)]

@@ -18,6 +18,15 @@ def _save(figure: Any, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _write_summary_and_report(
+    out: pathlib.Path, summary: dict[str, Any], lines: list[str]
+) -> dict[str, str]:
+    """Write ``summary.json`` and ``report.md`` (``lines``) into ``out``; their paths."""
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "report.md").write_text("\n".join(lines))
+    return {name: str(out / name) for name in ("summary.json", "report.md")}
+
+
 def optics_verdict(summary: dict[str, Any]) -> list[str]:
     """The targets of the optics calibration, one line each, met or missed.
 
@@ -51,20 +60,14 @@ def optics_verdict(summary: dict[str, Any]) -> list[str]:
 
 
 def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
-    """Write ``pulls.png``, ``coverage.png``, ``summary.json`` and ``report.md`` to ``out``.
-
-    Returns
-    -------
-    paths : dict[str, str]
-        File name -> path written.
-    """
+    """Write ``pulls.png``, ``coverage.png``, ``summary.json`` and ``report.md`` to ``out``;
+    file name -> path of each."""
     out.mkdir(parents=True, exist_ok=True)
     names = summary["names"]
     pulls = onp.asarray(summary["pulls"])
     cover = zdx_stats.coverage(pulls, levels=summary["coverage"]["levels"])
     _save(zdx_stats.plot_pull_histograms(pulls, names), out / "pulls.png")
     _save(zdx_stats.plot_coverage(cover, names, pulls), out / "coverage.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     s = summary["settings"]
     stats = summary["pull_statistics"]
     lines = [
@@ -117,19 +120,13 @@ def write_optics_calibration(summary: dict[str, Any], out: pathlib.Path) -> dict
         "![coverage](coverage.png)",
         "",
     ]
-    (out / "report.md").write_text("\n".join(lines))
-    files = ("pulls.png", "coverage.png", "summary.json", "report.md")
-    return {name: str(out / name) for name in files}
+    figures = {name: str(out / name) for name in ("pulls.png", "coverage.png")}
+    return {**figures, **_write_summary_and_report(out, summary, lines)}
 
 
 def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
-    """Write one rank-histogram figure per sampler, ``summary.json`` and ``report.md``.
-
-    Returns
-    -------
-    paths : dict[str, str]
-        File name -> path written.
-    """
+    """Write one rank-histogram figure per sampler, ``summary.json`` and ``report.md`` to
+    ``out``; file name -> path of each."""
     out.mkdir(parents=True, exist_ok=True)
     s = summary["settings"]
     samplers = [name for name in ("nuts", "mams", "nested_sampling") if name in summary]
@@ -170,7 +167,4 @@ def write_sbc_report(summary: dict[str, Any], out: pathlib.Path) -> dict[str, st
             f"![ranks of {name}](ranks_{name}.png)",
             "",
         ]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "report.md").write_text("\n".join(lines))
-    paths.update({"summary.json": str(out / "summary.json"), "report.md": str(out / "report.md")})
-    return paths
+    return {**paths, **_write_summary_and_report(out, summary, lines)}

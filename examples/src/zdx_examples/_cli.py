@@ -19,180 +19,15 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import optimistix as optx
 
-import zdx_batching
-import zdx_stats
+from ._commands import DEFAULTS, calibrate, gaussians_fit, optics_fit
+from ._filters import filter_set
 
-from . import gaussians as gauss
-from . import optics as ex
-from ._plots import plot_gaussians
-from ._report import summarise, write_report
-
-DEFAULTS = {
-    "npix": 128,
-    "psf_npix": 32,
-    "n_zernike": 7,
-    "filters": 3,
-    "n_images": 1000,
-    "seed": 0,
-    "ngd_steps": 100,
-    "learning_rate": 0.1,
-    "refresh_every": 5,
-    "max_steps": 256,
-    "nuts_warmup": 200,
-    "nuts_samples": 300,
-    "nuts_chains": 1,
-    "corner_params": 6,
-}
-"""The settings of ``optics-fit`` when no option is given."""
-
-
-def gaussians_fit(seed: int = 0, out: str | pathlib.Path | None = None) -> dict[str, Any]:
-    """Fit the tutorial's sum of Gaussians; a summary of the fit.
-
-    Parameters
-    ----------
-    seed : int
-        Seed of the simulated noise (the tutorial's is 0).
-    out : str or Path, optional
-        A folder to write ``gaussians.png`` and ``summary.json`` into.
-
-    Returns
-    -------
-    summary : dict
-        ``initial_chi2r``, ``final_chi2r``, ``steps``, ``seconds``, the best-fit values
-        ``params`` and their one-sigma uncertainties ``sigma`` (lists per parameter).
-    """
-    sim = gauss.simulate(seed=seed)
-    args = (sim.model, sim.data, sim.error)
-    params = gauss.init_params(sim.model)
-    ddof = zdx_stats.ddof(params, sim.data)
-    initial = zdx_stats.chi2r(sim.model(params), sim.data, sim.error, ddof)
-    solver = optx.BestSoFarMinimiser(optx.BFGS(rtol=1e-12, atol=1e-12))
-    start = time.perf_counter()
-    sol = optx.minimise(gauss.loss_fn, solver, params, args)
-    seconds = time.perf_counter() - start
-    final = zdx_stats.chi2r(sim.model(sol.value), sim.data, sim.error, ddof)
-    hessian, unflatten = zdx_batching.hessian(lambda p: gauss.neg_loglike_fn(p, args), sol.value)
-    sigma = unflatten(jnp.sqrt(jnp.diag(jnp.linalg.inv(hessian))))
-    summary = {
-        "initial_chi2r": float(initial),
-        "final_chi2r": float(final),
-        "steps": int(sol.stats["num_steps"]),
-        "seconds": round(seconds, 3),
-        "params": {k: [float(v) for v in sol.value[k]] for k in sol.value},
-        "sigma": {k: [float(v) for v in sigma[k]] for k in sigma},
-    }
-    if out is not None:
-        out = _folder(out)
-        curves = {
-            "truth": sim.true_values,
-            "start": sim.model(params),
-            "best fit": sim.model(sol.value),
-        }
-        plot_gaussians(sim.model.xs, sim.data, float(sim.error), curves).savefig(
-            out / "gaussians.png", dpi=110
-        )
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def filter_set(n: int) -> dict[str, jax.Array]:
-    """``n`` filters of five wavelengths each: the tutorial's blue, green and red (1.0 to
-    1.6 microns) first, then 0.2-micron bands ``band4``, ``band5``... beyond.
-
-    >>> list(filter_set(2)), list(filter_set(4))
-    (['blue', 'green'], ['blue', 'green', 'red', 'band4'])
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`filters` must be an integer >= 1, got {n!r}.")
-    filters = dict(list(ex.default_filters().items())[:n])
-    for i in range(3, n):
-        filters[f"band{i + 1}"] = jnp.linspace(1.0 + 0.2 * i, 1.2 + 0.2 * i, 5)
-    return filters
-
-
-def _folder(out: str | pathlib.Path) -> pathlib.Path:
-    out = pathlib.Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out must be a folder, but {str(out)!r} is a file.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def optics_fit(
-    out: str | pathlib.Path | None = None, progress: bool = True, **settings: Any
-) -> dict[str, Any]:
-    """Simulate the hierarchical optics data, fit it end to end and report; a summary.
-
-    Parameters
-    ----------
-    out : str or Path, optional
-        A folder to write the figures, ``summary.json`` and ``report.md`` into
-        (:func:`zdx_examples.report.write_report`).
-    progress : bool
-        Show progress bars and a line per stage on standard error.
-    **settings
-        Any of :data:`DEFAULTS`: ``npix`` (pupil pixels), ``psf_npix`` (detector
-        pixels), ``n_zernike``, ``filters`` (how many), ``n_images`` (exposures averaged),
-        ``seed``, ``ngd_steps``, ``learning_rate``, ``refresh_every`` (of the natural
-        gradient's Fisher matrix), ``max_steps`` (L-BFGS),
-        ``nuts_warmup``, ``nuts_samples`` (0 skips NUTS), ``nuts_chains``,
-        ``corner_params``.
-
-    Returns
-    -------
-    summary : dict
-        :func:`zdx_examples.report.summarise` of the fit, with a ``simulate`` stage first.
-
-    Raises
-    ------
-    TypeError
-        For an unknown setting.
-    ValueError
-        For a setting out of range.
-    """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"optics_fit: unknown settings {unknown}; known: {sorted(DEFAULTS)}.")
-    s = {**DEFAULTS, **settings}
-    folder = None if out is None else _folder(out)
-    clock = time.perf_counter()
-    optics = ex.build_optics(
-        filters=filter_set(s["filters"]),
-        npix=s["npix"],
-        psf_npixels=s["psf_npix"],
-        n_zernike=s["n_zernike"],
-    )
-    sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
-    jax.block_until_ready(sim.observations)
-    seconds = time.perf_counter() - clock
-    if progress:
-        print(f"[simulate] {s['n_images']} exposures in {seconds:.1f} s", file=sys.stderr)
-    result = ex.fit(
-        sim,
-        ngd_steps=s["ngd_steps"],
-        learning_rate=s["learning_rate"],
-        refresh_every=s["refresh_every"],
-        max_steps=s["max_steps"],
-        nuts_warmup=s["nuts_warmup"],
-        nuts_samples=s["nuts_samples"],
-        nuts_chains=s["nuts_chains"],
-        seed=s["seed"],
-        progress=progress,
-        stages={"simulate": {"steps": s["n_images"], "seconds": round(seconds, 3)}},
-    )
-    if folder is None:
-        return summarise(result, s)
-    write_report(result, folder, settings=s, corner_params=s["corner_params"])
-    return json.loads((folder / "summary.json").read_text())
+__all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -214,12 +49,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 print(f"{key}[{i}] {v:.6g} +- {s:.3g}")
 
 
+def _parsed(text: str, kind: type, name: str) -> Any:
+    """``kind(text)``, or the ``argparse`` error saying it must be ``name``."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
+
+
 def _integer(minimum: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        value = _parsed(text, int, "an integer")
         if value < minimum:
             kind = "positive integer" if minimum == 1 else f"integer >= {minimum}"
             raise argparse.ArgumentTypeError(f"must be a {kind}, got {text}")
@@ -229,13 +69,29 @@ def _integer(minimum: int):
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    value = _parsed(text, float, "a number")
     if not 0 < value < 10:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 10), got {text}")
     return value
+
+
+_OPTICS_OPTIONS = [
+    ("npix", _integer(8), "pupil pixels across ({}; the tutorial's is 256)"),
+    ("psf_npix", _integer(4), "detector pixels across ({})"),
+    ("n_zernike", _integer(1), "Zernike terms from defocus on ({})"),
+    ("filters", _integer(1), "number of filters ({})"),
+    ("n_images", _integer(2), "exposures averaged per filter ({})"),
+    ("seed", _integer(0), "seed of truth, noise and chains ({})"),
+    ("ngd_steps", _integer(1), "natural-gradient steps ({})"),
+    ("learning_rate", _rate, "natural-gradient rate ({})"),
+    ("refresh_every", _integer(1), "steps between curvature updates of the natural gradient ({})"),
+    ("max_steps", _integer(1), "most L-BFGS steps ({})"),
+    ("nuts_warmup", _integer(0), "NUTS warm-up steps per chain ({})"),
+    ("nuts_samples", _integer(0), "NUTS draws per chain, 0 to skip ({})"),
+    ("nuts_chains", _integer(1), "NUTS chains ({})"),
+    ("corner_params", _integer(0), "parameters in the corner plot, 0 for all ({})"),
+]
+"""``optics-fit``'s options after ``--out`` and ``--json``: setting, parser, help."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,93 +109,15 @@ def _parser() -> argparse.ArgumentParser:
         help="natural gradient, whitened L-BFGS, Hessian and NUTS on the optics model",
         description="Simulate the hierarchical optics data and fit it end to end.",
     )
-    d = DEFAULTS
     o.add_argument("--out", help="folder for the figures, summary.json and report.md")
     o.add_argument("--json", help="also write the summary to this JSON file")
-    o.add_argument(
-        "--npix",
-        type=_integer(8),
-        default=d["npix"],
-        help=f"pupil pixels across ({d['npix']}; the tutorial's is 256)",
-    )
-    o.add_argument(
-        "--psf-npix",
-        type=_integer(4),
-        default=d["psf_npix"],
-        help=f"detector pixels across ({d['psf_npix']})",
-    )
-    o.add_argument(
-        "--n-zernike",
-        type=_integer(1),
-        default=d["n_zernike"],
-        help=f"Zernike terms from defocus on ({d['n_zernike']})",
-    )
-    o.add_argument(
-        "--filters",
-        type=_integer(1),
-        default=d["filters"],
-        help=f"number of filters ({d['filters']})",
-    )
-    o.add_argument(
-        "--n-images",
-        type=_integer(2),
-        default=d["n_images"],
-        help=f"exposures averaged per filter ({d['n_images']})",
-    )
-    o.add_argument(
-        "--seed",
-        type=_integer(0),
-        default=d["seed"],
-        help=f"seed of truth, noise and chains ({d['seed']})",
-    )
-    o.add_argument(
-        "--ngd-steps",
-        type=_integer(1),
-        default=d["ngd_steps"],
-        help=f"natural-gradient steps ({d['ngd_steps']})",
-    )
-    o.add_argument(
-        "--learning-rate",
-        type=_rate,
-        default=d["learning_rate"],
-        help=f"natural-gradient rate ({d['learning_rate']})",
-    )
-    o.add_argument(
-        "--refresh-every",
-        type=_integer(1),
-        default=d["refresh_every"],
-        help=f"steps between Fisher updates of the natural gradient ({d['refresh_every']})",
-    )
-    o.add_argument(
-        "--max-steps",
-        type=_integer(1),
-        default=d["max_steps"],
-        help=f"most L-BFGS steps ({d['max_steps']})",
-    )
-    o.add_argument(
-        "--nuts-warmup",
-        type=_integer(0),
-        default=d["nuts_warmup"],
-        help=f"NUTS warm-up steps per chain ({d['nuts_warmup']})",
-    )
-    o.add_argument(
-        "--nuts-samples",
-        type=_integer(0),
-        default=d["nuts_samples"],
-        help=f"NUTS draws per chain, 0 to skip ({d['nuts_samples']})",
-    )
-    o.add_argument(
-        "--nuts-chains",
-        type=_integer(1),
-        default=d["nuts_chains"],
-        help=f"NUTS chains ({d['nuts_chains']})",
-    )
-    o.add_argument(
-        "--corner-params",
-        type=_integer(0),
-        default=d["corner_params"],
-        help=f"parameters in the corner plot, 0 for all ({d['corner_params']})",
-    )
+    for key, kind, text in _OPTICS_OPTIONS:
+        o.add_argument(
+            f"--{key.replace('_', '-')}",
+            type=kind,
+            default=DEFAULTS[key],
+            help=text.format(DEFAULTS[key]),
+        )
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     _calibrate_parser(sub)
     return parser
@@ -364,33 +142,6 @@ def _calibrate_parser(sub: Any) -> None:
             parser.add_argument(
                 f"--{key.replace('_', '-')}", type=kind, default=value, help=f"({value})"
             )
-
-
-def calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``calibrate optics`` or ``calibrate gaussians`` from parsed options; a summary."""
-    from ._calibrate_gaussians import SBC_DEFAULTS, sbc_gaussians
-    from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS, calibrate_optics
-    from ._calibration_report import write_optics_calibration, write_sbc_report
-
-    progress = not args.quiet
-    if args.experiment == "optics":
-        settings = {key: getattr(args, key) for key in OPTICS_CALIBRATION_DEFAULTS}
-        summary = calibrate_optics(progress=progress, **settings)
-        if args.out:
-            write_optics_calibration(summary, _folder(args.out))
-        return {
-            "converged": summary["converged"],
-            "coverage_1sigma": summary["coverage"]["overall"][0],
-            "coverage_2sigma": summary["coverage"]["overall"][1],
-            "pull_std": summary["pull_statistics"]["overall_std"],
-            "total_seconds": summary["total_seconds"],
-        }
-    settings = {key: getattr(args, key) for key in SBC_DEFAULTS}
-    summary = sbc_gaussians(progress=progress, **settings)
-    if args.out:
-        write_sbc_report(summary, _folder(args.out))
-    names = [n for n in ("nuts", "mams", "nested_sampling") if n in summary]
-    return {f"{n}_min_pvalue_bonferroni": summary[n].get("min_pvalue_bonferroni") for n in names}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,12 +55,8 @@ def get_reduced_chi2(params: dict, optics: Any, observations: list) -> jnp.ndarr
 
     Parameters
     ----------
-    params : dict
-        Model parameters.
-    optics : FilteredOpticalSystem
-        The optical system.
-    observations : list[Observation]
-        Observations with data and error.
+    params, optics, observations
+        As for :func:`z_scores`.
 
     Returns
     -------
@@ -77,10 +73,8 @@ def loglike_fn(params: dict, args: tuple) -> jnp.ndarray:
 
     Parameters
     ----------
-    params : dict
-        Model parameters.
-    args : tuple
-        ``(optics, observations)``.
+    params, args
+        As for :func:`loss_fn`.
 
     Returns
     -------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import jax
@@ -11,7 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 import zdx_stats
-from zdx_base import Base
+from zdx_base import Base, checks
 
 
 class GaussianModel(Base):
@@ -55,12 +53,8 @@ class GaussianModel(Base):
                 "GaussianModel: mean, std and power must have the same shape, got "
                 f"{self.mean.shape}, {self.std.shape} and {self.power.shape}."
             )
-        if not (isinstance(width, numbers.Real) and 0 < width < math.inf):
-            raise ValueError(f"GaussianModel: `width` must be a positive number, got {width!r}.")
-        if isinstance(nsamples, bool) or not isinstance(nsamples, numbers.Integral) or nsamples < 1:
-            raise ValueError(
-                f"GaussianModel: `nsamples` must be an integer >= 1, got {nsamples!r}."
-            )
+        width = checks.check_number("GaussianModel", "width", width, positive=True)
+        nsamples = checks.check_int("GaussianModel", "nsamples", nsamples, minimum=1)
         self.xs = jnp.linspace(-width, width, nsamples)
 
     @staticmethod
@@ -136,8 +130,7 @@ def simulate(model: GaussianModel | None = None, error: float = 0.05, seed: int 
     >>> sim.data.shape, float(sim.error)
     ((500,), 0.05)
     """
-    if not (isinstance(error, numbers.Real) and 0 < error < math.inf):
-        raise ValueError(f"`error` must be a positive finite number, got {error!r}.")
+    error = checks.check_number("simulate", "error", error, positive=True)
     if model is None:
         model = default_model()
     true_values = model()

@@ -9,9 +9,9 @@ import dLux.utils as dlu
 import jax.numpy as jnp
 import jax.random as jr
 
-from zdx_base import Base
+from zdx_base import Base, checks
 
-from ._optics import allow_rank_promotion
+from ._telescope import allow_rank_promotion
 
 
 class Observation(Base):
@@ -131,8 +131,8 @@ def take_image(psf: Any, seed: Any, read_noise: Any = 10) -> jnp.ndarray:
     >>> take_image(jnp.zeros((2, 2)), 0, read_noise=0.0).tolist()
     [[0.0, 0.0], [0.0, 0.0]]
     """
-    if isinstance(read_noise, numbers.Real) and not (0 <= read_noise < float("inf")):
-        raise ValueError(f"`read_noise` must be a finite number >= 0, got {read_noise!r}.")
+    if isinstance(read_noise, numbers.Real):  # a traced one is checked by ``simulate``
+        checks.check_number("take_image", "read_noise", read_noise, minimum=0.0)
     psf = jnp.asarray(psf, dtype=float)
     keys = jr.split(jr.key(seed), 2)
     photons = jr.poisson(keys[0], psf)

@@ -12,17 +12,10 @@ import equinox as eqx
 import numpy as onp
 
 from ._fit import loss_fn
-from ._pipeline import OpticsFit
-from ._plots import (
-    corner_plot,
-    key_parameters,
-    plot_data,
-    plot_losses,
-    plot_matrices,
-    plot_parameter_history,
-    plot_pulls,
-    plot_z_scores,
-)
+from ._plot_covariance import corner_plot, key_parameters, plot_matrices
+from ._plot_images import plot_data, plot_z_scores
+from ._plots import plot_losses, plot_parameter_history, plot_pulls
+from ._result import OpticsFit
 from ._saving import save_fit, saved_files_section
 
 FIGURES = {
@@ -30,7 +23,7 @@ FIGURES = {
     "residuals.png": "Residual z-scores at the start and after each fit",
     "losses.png": "Loss curves",
     "parameters.png": "Parameter evolution during the natural-gradient descent",
-    "matrices.png": "Fisher, covariance and correlation matrices",
+    "matrices.png": "Loss curvature, covariance and correlation matrices",
     "pulls.png": "Fitted values against the truth, in units of the Hessian sigma",
     "corner.png": "Corner plot: NUTS draws against the Hessian ellipses and the truth",
 }
@@ -76,7 +69,7 @@ def summarise(result: OpticsFit, settings: Mapping[str, Any] | None = None) -> d
         ``max_abs_pull`` (largest ``|fit - truth| / sigma``), ``steps`` and ``seconds``
         (stage -> number), ``total_seconds``, ``stages`` (stage -> everything it
         reported), ``parameters`` (one dict per scalar: ``name``, ``truth``, ``start``,
-        ``fit``, ``sigma``, ``pull``, and ``nuts_mean`` / ``nuts_std`` when sampled),
+        ``fit``, ``sigma``, ``pull``, and ``nuts_mean`` / ``nuts_sigma`` when sampled),
         ``nuts`` (diagnostics or None), ``settings``, ``method_chi2r`` (the reduced
         chi-squared each method reached on its own) and ``start_choice`` (which start the
         sign search chose and why, or None).
@@ -98,7 +91,7 @@ def summarise(result: OpticsFit, settings: Mapping[str, Any] | None = None) -> d
         }
         if samples is not None:
             row["nuts_mean"] = _number(samples.mean[i])
-            row["nuts_std"] = _number(samples.std[i])
+            row["nuts_sigma"] = _number(samples.sigma[i])
         parameters.append(row)
     nuts = None
     if samples is not None:
@@ -108,7 +101,7 @@ def summarise(result: OpticsFit, settings: Mapping[str, Any] | None = None) -> d
             "chains": int(samples.draws.shape[0]),
             "draws_per_chain": int(samples.draws.shape[1]),
             "max_r_hat": _number(onp.max(samples.r_hat)),
-            "min_ess": _number(onp.min(samples.ess)),
+            "min_ess_bulk": _number(onp.min(samples.ess_bulk)),
             "divergences": samples.divergences,
             "seconds": stage.get("seconds"),
         }
@@ -164,14 +157,14 @@ def make_figures(result: OpticsFit, corner_params: int = 6) -> dict[str, Any]:
         ),
         "losses.png": plot_losses(result.ngd_losses, result.lbfgs_losses, reference=truth_loss),
         "parameters.png": plot_parameter_history(result.ngd_history, result.names, result.truth),
-        "matrices.png": plot_matrices(result.fisher, result.covariance, result.names),
+        "matrices.png": plot_matrices(result.loss_curvature, result.covariance, result.names),
         "pulls.png": plot_pulls(
             result.names,
             result.best,
             result.sigma,
             result.truth,
             None if result.samples is None else result.samples.mean,
-            None if result.samples is None else result.samples.std,
+            None if result.samples is None else result.samples.sigma,
         ),
         "corner.png": corner_plot(
             result.best,
@@ -240,7 +233,7 @@ def markdown(summary: Mapping[str, Any], figures: Mapping[str, str] = FIGURES) -
             "",
             f"NUTS ({nuts['backend']}): {nuts['chains']} chain(s) of {nuts['draws_per_chain']} "
             f"draws, largest R-hat {_format(nuts['max_r_hat'], 4)}, smallest effective sample "
-            f"size {_format(nuts['min_ess'], 4)}, {nuts['divergences']} divergence(s).",
+            f"size {_format(nuts['min_ess_bulk'], 4)}, {nuts['divergences']} divergence(s).",
         ]
     lines += ["", "## Figures", ""]
     for file, caption in figures.items():
@@ -265,7 +258,7 @@ def markdown(summary: Mapping[str, Any], figures: Mapping[str, str] = FIGURES) -
             f"{_format(row['fit'], 8)} ± {_format(row['sigma'], 3)} | {_format(row['pull'], 3)} |"
         )
         if nuts:
-            line += f" {_format(row.get('nuts_mean'), 8)} ± {_format(row.get('nuts_std'), 3)} |"
+            line += f" {_format(row.get('nuts_mean'), 8)} ± {_format(row.get('nuts_sigma'), 3)} |"
         lines.append(line)
     lines += saved_files_section(summary)
     return "\n".join(lines) + "\n"
@@ -305,6 +298,25 @@ def write_report(
     NotADirectoryError
         If ``out`` exists and is not a folder.
     """
+    return write_files(result, out, summarise(result, settings), corner_params, dpi)[0]
+
+
+def write_files(
+    result: OpticsFit,
+    out: str | pathlib.Path,
+    summary: Mapping[str, Any],
+    corner_params: int = 6,
+    dpi: int = 110,
+) -> tuple[list[pathlib.Path], dict[str, Any]]:
+    """:func:`write_report` for a summary already made (:func:`summarise`).
+
+    Returns
+    -------
+    paths : list[pathlib.Path]
+        Every file written, as :func:`write_report` returns them.
+    summary : dict
+        What ``summary.json`` holds: ``summary`` with the ``files`` written.
+    """
     out = pathlib.Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"`out` must be a folder, but {str(out)!r} is a file.")
@@ -315,8 +327,7 @@ def write_report(
         figure.savefig(path, dpi=dpi)
         paths.append(path)
     paths += save_fit(result, out)
-    summary = summarise(result, settings)
-    summary["files"] = [p.name for p in paths] + ["summary.json", "report.md"]
+    summary = {**summary, "files": [p.name for p in paths] + ["summary.json", "report.md"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "report.md").write_text(markdown(summary))
-    return [*paths, out / "summary.json", out / "report.md"]
+    return [*paths, out / "summary.json", out / "report.md"], summary

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import equinox as eqx
@@ -11,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from zdx_base import Base
+from zdx_base import Base, checks
 
 from ._observation import Observation, take_image
-from ._optics import FilteredOpticalSystem, build_optics
+from ._telescope import FilteredOpticalSystem, build_optics
 
 
 class OpticsSimulation(Base):
@@ -56,7 +54,7 @@ def true_parameters(optics: Any, seed: int = 0) -> dict:
     params : dict
         ``{"wfe": Array, "position": {filter: (2,) Array}, "flux": {filter: scalar}}``.
     """
-    seed = _check_seed(seed)
+    seed = checks.check_int("true_parameters", "seed", seed, minimum=0)
     names = list(optics.filters)
     keys = jr.split(jr.key(seed), 3)
     positions = 0.1 * jr.normal(keys[0], (len(names), 2))
@@ -67,12 +65,6 @@ def true_parameters(optics: Any, seed: int = 0) -> dict:
         "position": {name: positions[i] for i, name in enumerate(names)},
         "flux": {name: fluxes[i] for i, name in enumerate(names)},
     }
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-    return int(seed)
 
 
 @eqx.filter_jit
@@ -123,15 +115,15 @@ def simulate(
 
     Raises
     ------
+    TypeError
+        If ``seed`` or ``n_images`` is not an integer, or ``read_noise`` not a number.
     ValueError
         If ``seed``, ``n_images`` or ``read_noise`` is out of range, or any resulting
         error is zero or not finite.
     """
-    seed = _check_seed(seed)
-    if isinstance(n_images, bool) or not isinstance(n_images, numbers.Integral) or n_images < 2:
-        raise ValueError(f"`n_images` must be an integer >= 2, got {n_images!r}.")
-    if not isinstance(read_noise, numbers.Real) or not 0 <= read_noise < math.inf:
-        raise ValueError(f"`read_noise` must be a finite number >= 0, got {read_noise!r}.")
+    seed = checks.check_int("simulate", "seed", seed, minimum=0)
+    n_images = checks.check_int("simulate", "n_images", n_images, minimum=2)
+    read_noise = checks.check_number("simulate", "read_noise", read_noise, minimum=0.0)
     if optics is None:
         optics = build_optics()
     observations = [Observation(0.0, 0.0, name) for name in optics.filters]

@@ -27,19 +27,19 @@ make them distinguishable), so the loss after a few steps picks the true basin.
 from __future__ import annotations
 
 import itertools
-import numbers
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.flatten_util import ravel_pytree
 
 import zdx_opt
+from zdx_base import checks
 
+from ._curvature import loss_curvature_fn
 from ._fit import loss_fn
-from ._optics import noll_to_nm
+from ._telescope import noll_to_nm
 
 
 def even_zernike_terms(n_zernike: int, first_noll: int = 4) -> tuple[int, ...]:
@@ -113,29 +113,6 @@ class StartChoice(eqx.Module):
         )
 
 
-def gauss_newton_fisher(params: dict, args: tuple) -> jax.Array:
-    """The Fisher matrix of :func:`loss_fn`, ``(2 / pixels) J^T J``, by ``jax.jacfwd``.
-
-    ``J`` is the Jacobian of every image's ``model / error``; this is the Hessian of the
-    loss where the model meets the data. Unlike :func:`loss_fisher` it is built from plain
-    JAX transforms, so it can be vmapped over data sets.
-
-    Returns
-    -------
-    fisher : Array
-        ``(n, n)`` in ``ravel_pytree(params)`` order.
-    """
-    optics, observations = args
-    flat, unravel = ravel_pytree(params)
-
-    def scaled(x):
-        p = unravel(x)
-        return jnp.stack([obs(p, optics) / obs.error for obs in observations]).ravel()
-
-    jac = jax.jacfwd(scaled)(flat)
-    return (2.0 / observations[0].data.size) * jac.T @ jac
-
-
 def flip_even_terms(params: dict, even_terms: tuple[int, ...], patterns: Any) -> dict:
     """``params`` repeated once per pattern, the even terms of ``wfe`` multiplied by it.
 
@@ -151,12 +128,6 @@ def flip_even_terms(params: dict, even_terms: tuple[int, ...], patterns: Any) ->
         return {**params, "wfe": params["wfe"].at[index].multiply(signs)}
 
     return jax.vmap(one)(patterns)
-
-
-def _check_steps(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"choose_start: `{name}` must be an integer >= 1, got {value!r}.")
-    return int(value)
 
 
 def choose_start(
@@ -199,16 +170,16 @@ def choose_start(
 
     Raises
     ------
-    ValueError
-        If a step count is out of range.
+    TypeError, ValueError
+        If a step count is not an integer >= 1.
     """
-    pilot_steps = _check_steps("pilot_steps", pilot_steps)
-    trial_steps = _check_steps("trial_steps", trial_steps)
-    max_terms = _check_steps("max_terms", max_terms)
+    pilot_steps = checks.check_int("choose_start", "pilot_steps", pilot_steps, minimum=1)
+    trial_steps = checks.check_int("choose_start", "trial_steps", trial_steps, minimum=1)
+    max_terms = checks.check_int("choose_start", "max_terms", max_terms, minimum=1)
     even = even_zernike_terms(int(start["wfe"].shape[0]))
     settings = dict(
         args_axes=None,
-        fisher_fn=gauss_newton_fisher,
+        fisher_fn=loss_curvature_fn,
         learning_rate=learning_rate,
         refresh_every=refresh_every,
     )

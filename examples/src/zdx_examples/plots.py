@@ -10,13 +10,13 @@ Nothing here touches pyplot's global state: save a figure with ``fig.savefig(pat
 4
 """
 
-from ._plots import corner_plot as corner_plot
+from ._plot_covariance import corner_plot as corner_plot
+from ._plot_covariance import key_parameters as key_parameters
+from ._plot_covariance import plot_matrices as plot_matrices
+from ._plot_images import plot_data as plot_data
+from ._plot_images import plot_z_scores as plot_z_scores
 from ._plots import group_of as group_of
-from ._plots import key_parameters as key_parameters
-from ._plots import plot_data as plot_data
 from ._plots import plot_gaussians as plot_gaussians
 from ._plots import plot_losses as plot_losses
-from ._plots import plot_matrices as plot_matrices
 from ._plots import plot_parameter_history as plot_parameter_history
 from ._plots import plot_pulls as plot_pulls
-from ._plots import plot_z_scores as plot_z_scores

@@ -26,8 +26,8 @@ from ._paths import resolve as resolve
 from ._ravel import Raveled as Raveled
 from ._ravel import ravel as ravel
 from ._ravel import scalar_names as scalar_names
-from ._serialise import LeafInfo as LeafInfo
-from ._serialise import SavedInfo as SavedInfo
+from ._save_format import LeafInfo as LeafInfo
+from ._save_format import SavedInfo as SavedInfo
 from ._serialise import load as load
 from ._serialise import save as save
 from ._serialise import saved_info as saved_info

@@ -1,4 +1,8 @@
-"""The telescope of the hierarchical optics example: aperture, Zernike basis, filters."""
+"""The telescope of the hierarchical optics example: aperture, Zernike basis, optics.
+
+This is the one home of the telescope model; ``zdx_examples.optics`` re-exports it with the
+rest of the optics example (observations, simulation, loss and fit).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ import dLux.utils as dlu
 import jax
 import jax.numpy as jnp
 import numpy as onp
+
+from zdx_base import checks
+
+from ._filters import check_filters, default_filters
 
 # dLux broadcasts arrays of different ranks internally; allow it while we call into dLux
 # even when a user (or a test suite) asks JAX to raise on implicit rank promotion.
@@ -29,97 +37,6 @@ def allow_rank_promotion():
     return jax.numpy_rank_promotion(_ALLOW_RANK_PROMOTION)
 
 
-def default_filters() -> dict[str, jnp.ndarray]:
-    """The three filters of the tutorial, five wavelengths each, in microns.
-
-    Returns
-    -------
-    filters : dict[str, Array]
-        ``{"blue": linspace(1.0, 1.2, 5), "green": linspace(1.2, 1.4, 5),
-        "red": linspace(1.4, 1.6, 5)}`` (microns). A new dict each call.
-
-    >>> sorted(default_filters())
-    ['blue', 'green', 'red']
-    """
-    return {
-        "blue": jnp.linspace(1.0, 1.2, 5),
-        "green": jnp.linspace(1.2, 1.4, 5),
-        "red": jnp.linspace(1.4, 1.6, 5),
-    }
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, onp.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
-    return number
-
-
-def check_filters(filters: Any) -> dict[str, jnp.ndarray]:
-    """Validate a mapping of filter name to wavelengths (microns) and convert it.
-
-    Parameters
-    ----------
-    filters : Mapping[str, array_like]
-        Non-empty mapping from a filter name to a 1-D, non-empty array of positive, finite
-        wavelengths in microns.
-
-    Returns
-    -------
-    filters : dict[str, Array]
-        A new dict, in the same order, with float arrays as values.
-
-    Raises
-    ------
-    TypeError
-        If ``filters`` is not a mapping or a name is not a string.
-    ValueError
-        If the mapping is empty, or a wavelength array is not 1-D, is empty, holds
-        non-finite or non-positive values, or looks like metres instead of microns.
-
-    >>> check_filters({"J": [1.1, 1.2]})["J"].shape
-    (2,)
-    """
-    if not isinstance(filters, Mapping):
-        raise TypeError(
-            "`filters` must be a mapping of filter name to wavelengths in microns, "
-            f"got {type(filters).__name__}."
-        )
-    if len(filters) == 0:
-        raise ValueError("`filters` must name at least one filter, got an empty mapping.")
-    checked = {}
-    for name, wavelengths in filters.items():
-        if not isinstance(name, str):
-            raise TypeError(f"`filters` keys must be strings, got {name!r}.")
-        array = onp.asarray(wavelengths, dtype=float)
-        where = f"`filters[{name!r}]`"
-        if array.ndim != 1 or array.size == 0:
-            raise ValueError(
-                f"{where} must be a non-empty 1-D array of wavelengths (microns), "
-                f"got shape {array.shape}."
-            )
-        if not onp.all(onp.isfinite(array)) or onp.any(array <= 0):
-            raise ValueError(
-                f"{where} must hold positive finite wavelengths (microns), got {array}."
-            )
-        if array.max() < 1e-3:
-            raise ValueError(
-                f"{where} must be in microns; the largest value {array.max():.3g} looks "
-                "like metres (multiply by 1e6)."
-            )
-        checked[name] = jnp.asarray(array, dtype=float)
-    return checked
-
-
 def noll_to_nm(j: int) -> tuple[int, int]:
     """Radial order ``n`` and signed azimuthal order ``m`` of Noll index ``j``.
 
@@ -128,13 +45,13 @@ def noll_to_nm(j: int) -> tuple[int, int]:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         If ``j`` is not an integer >= 1.
 
     >>> [noll_to_nm(j) for j in (1, 2, 3, 4, 5, 6)]
     [(0, 0), (1, 1), (1, -1), (2, 0), (2, -2), (2, 2)]
     """
-    j = _check_int("j", j, 1)
+    j = checks.check_int("noll_to_nm", "j", j, minimum=1)
     n = 0
     while (n + 1) * (n + 2) // 2 < j:
         n += 1
@@ -172,8 +89,8 @@ def zernike_basis(js: Sequence[int], npix: int, diameter: float) -> jnp.ndarray:
     >>> float(zernike_basis([1], 4, 1.0)[0, 1, 1])
     1.0
     """
-    npix = _check_int("npix", npix, 1)
-    diameter = _check_positive("diameter", diameter)
+    npix = checks.check_int("zernike_basis", "npix", npix, minimum=1)
+    diameter = checks.check_number("zernike_basis", "diameter", diameter, positive=True)
     x = (onp.arange(npix) - (npix - 1) / 2) * (diameter / npix)
     xx, yy = onp.meshgrid(x, x)
     rho = onp.hypot(xx, yy) / (diameter / 2)
@@ -243,15 +160,17 @@ def telescope_aperture(
     >>> telescope_aperture(16, 1.0).shape
     (16, 16)
     """
-    npix = _check_int("npix", npix, 2)
-    diameter = _check_positive("diameter", diameter)
-    obscuration = float(obscuration)
-    if not 0.0 <= obscuration < 1.0:
-        raise ValueError(f"`obscuration` must be in [0, 1), got {obscuration!r}.")
-    spider_width = float(spider_width)
-    if not 0.0 <= spider_width < diameter:
+    fn = "telescope_aperture"
+    npix = checks.check_int(fn, "npix", npix, minimum=2)
+    diameter = checks.check_number(fn, "diameter", diameter, positive=True)
+    obscuration = checks.check_number(fn, "obscuration", obscuration, minimum=0.0)
+    if obscuration >= 1.0:
+        raise ValueError(f"{fn}: obscuration must be in [0, 1), got obscuration={obscuration!r}.")
+    spider_width = checks.check_number(fn, "spider_width", spider_width, minimum=0.0)
+    if spider_width >= diameter:
         raise ValueError(
-            f"`spider_width` must be in [0, diameter={diameter}) metres, got {spider_width!r}."
+            f"{fn}: spider_width must be in [0, diameter={diameter}) metres, "
+            f"got spider_width={spider_width!r}."
         )
     pixel = diameter / npix
     soft = pixel / 2
@@ -366,11 +285,12 @@ def build_optics(
     (['aperture', 'wfe'], (7,), ['blue', 'green', 'red'])
     """
     filters = default_filters() if filters is None else check_filters(filters)
-    npix = _check_int("npix", npix, 8)
-    diameter = _check_positive("diameter", diameter)
-    psf_npixels = _check_int("psf_npixels", psf_npixels, 1)
-    psf_pixel_scale = _check_positive("psf_pixel_scale", psf_pixel_scale)
-    n_zernike = _check_int("n_zernike", n_zernike, 1)
+    fn = "build_optics"
+    npix = checks.check_int(fn, "npix", npix, minimum=8)
+    diameter = checks.check_number(fn, "diameter", diameter, positive=True)
+    psf_npixels = checks.check_int(fn, "psf_npixels", psf_npixels, minimum=1)
+    psf_pixel_scale = checks.check_number(fn, "psf_pixel_scale", psf_pixel_scale, positive=True)
+    n_zernike = checks.check_int(fn, "n_zernike", n_zernike, minimum=1)
 
     transmission = telescope_aperture(npix, diameter, obscuration, spider_width, spider_angles)
     basis = zernike_basis(range(4, 4 + n_zernike), npix, diameter)

@@ -39,7 +39,7 @@ def test_information_is_the_prior_to_posterior_divergence(gauss, result):
 def test_equally_weighted_samples_follow_the_posterior(gauss, result):
     x = np.column_stack([result.samples["x"], result.samples["y"]])
     assert x.shape == (result.num_samples, gauss.n)
-    assert result.num_samples == int(result.ess)
+    assert result.num_samples == int(result.ess_kish)
     assert result.num_samples > 300
     se = gauss.sigma / math.sqrt(result.num_samples)
     np.testing.assert_array_less(np.abs(x.mean(0) - gauss.mu), 5 * se)

@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.flatten_util import ravel_pytree
 
 import zdx_base
 import zdx_opt
@@ -298,8 +297,8 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
 
     arrays = [(obs.data, obs.error) for obs in observations]
     chi2r = jax.jit(jax.vmap(one_chi2r))(fits.params, arrays)
-    flat_fits = jax.vmap(lambda p: ravel_pytree(p)[0])(fits.params)
-    flat_truth = ravel_pytree(truth)[0]
+    flat_fits = jax.vmap(lambda p: zdx_base.ravel(p).flat)(fits.params)
+    flat_truth = zdx_base.ravel(truth).flat
     eigenvalues = jnp.linalg.eigvalsh(hessians)
     positive = eigenvalues[:, 0] > 0
     covariances = jnp.linalg.inv(hessians)

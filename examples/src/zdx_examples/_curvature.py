@@ -57,7 +57,7 @@ def loss_curvature(params: dict, optics: Any, observations: list, progress: bool
     Returns
     -------
     loss_curvature : Array
-        ``(n, n)``, in ``ravel_pytree(params)`` order.
+        ``(n, n)``, in ``zdx_base.ravel(params)`` order.
     """
     fisher, _ = zdx_batching.fisher(WhitenedModel(optics, observations), params, progress=progress)
     return loss_curvature_scale(observations) * fisher

@@ -33,8 +33,8 @@ class ImportanceEvidence(eqx.Module):
     pareto_k : float
         The Pareto k-hat of the weights (:func:`pareto_khat`): below 0.5 good, up to 0.7
         usable, above 0.7 the estimate and its error cannot be trusted.
-    ess : float
-        The effective sample size of the weights, ``(sum w)^2 / sum w^2``.
+    ess_kish : float
+        Kish's effective sample size of the weights, ``(sum w)^2 / sum w^2``.
     num_samples : int
         The number of draws ``S`` from the proposal.
     df : float or None
@@ -44,7 +44,7 @@ class ImportanceEvidence(eqx.Module):
     log_evidence: jax.Array
     log_evidence_error: jax.Array
     pareto_k: float
-    ess: float
+    ess_kish: float
     num_samples: int = eqx.field(static=True)
     df: float | None = eqx.field(static=True)
 
@@ -165,7 +165,7 @@ def importance_evidence(
         log_evidence=jnp.asarray(log_z),
         log_evidence_error=jnp.asarray(math.sqrt(rel_var / num_samples)),
         pareto_k=float(k),
-        ess=float(onp.sum(w) ** 2 / onp.sum(w**2)),
+        ess_kish=float(onp.sum(w) ** 2 / onp.sum(w**2)),
         num_samples=int(num_samples),
         df=df,
     )

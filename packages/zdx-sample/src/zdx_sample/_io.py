@@ -22,7 +22,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.flatten_util import ravel_pytree
 
 import zdx_base
 
@@ -296,7 +295,7 @@ def load_result(path: str | os.PathLike, params: Any) -> Any:
         _check_params(fn_name, info.path, stored["params"], params)
         treedef = jax.tree.structure(params)
         zeros = jax.tree.map(lambda x: jnp.zeros(onp.shape(x), jnp.result_type(x)), params)
-        unravel = ravel_pytree(zeros)[1]
+        unravel = zdx_base.ravel(zeros).unravel
     like = [
         jax.ShapeDtypeStruct(leaf.shape, leaf.dtype)
         if leaf.kind == "array"

@@ -11,8 +11,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
+import zdx_base
 from zdx_base import checks
 
 from ._compare import EvidenceEstimate
@@ -30,7 +30,7 @@ class LaplaceResult(eqx.Module):
         The posterior mode, in the structure of ``params``.
     covariance : Array
         ``(n, n)`` the inverse of the posterior Fisher matrix, in flattened
-        (``ravel_pytree``) order; ``names[i]`` names row ``i``.
+        (``zdx_base.ravel``) order; ``names[i]`` names row ``i``.
     fisher : Array
         ``(n, n)`` the posterior Fisher matrix (minus the Hessian of the log posterior).
     names : tuple of str
@@ -71,7 +71,7 @@ class LaplaceResult(eqx.Module):
     @property
     def flat_mean(self) -> jax.Array:
         """The mode as a flat ``(n,)`` vector (the order of ``names``)."""
-        return ravel_pytree(self.mean)[0]
+        return zdx_base.ravel(self.mean).flat
 
     @property
     def log_evidence(self) -> jax.Array:

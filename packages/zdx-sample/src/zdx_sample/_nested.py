@@ -13,7 +13,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.flatten_util import ravel_pytree
 from jax.scipy.special import logsumexp
 from tqdm.auto import tqdm
 
@@ -49,8 +48,9 @@ class NestedSamplingResult(eqx.Module):
         Nested-sampling steps (each replaces ``num_delete`` points).
     information : Array
         The Kullback-Leibler divergence from prior to posterior, in nats.
-    ess : Array
-        The effective sample size of the weighted dead points.
+    ess_kish : Array
+        Kish's effective sample size of the weighted dead points, ``(sum w)^2 / sum w^2``
+        (not ArviZ's ``ess_bulk``, which measures autocorrelation).
     dead_points : Array
         ``(num_dead, n)`` every dead point (and the final live points), flattened.
     log_weights : Array
@@ -66,7 +66,7 @@ class NestedSamplingResult(eqx.Module):
     num_likelihood_evaluations: int = eqx.field(static=True)
     num_iterations: int = eqx.field(static=True)
     information: jax.Array
-    ess: jax.Array
+    ess_kish: jax.Array
     dead_points: jax.Array
     log_weights: jax.Array
     log_likelihoods: jax.Array
@@ -100,7 +100,7 @@ class NestedSamplingResult(eqx.Module):
     def to_inference_data(self):
         """An ArviZ ``InferenceData`` of the equally weighted draws (one chain):
         ``posterior.params`` with dimensions ``(chain, draw, parameter)``."""
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(self.samples)
+        flat = jax.vmap(lambda p: zdx_base.ravel(p).flat)(self.samples)
         return draws_to_inference_data(
             flat[None],
             self.names,
@@ -171,7 +171,7 @@ def nested_sampling(
     -------
     NestedSamplingResult
         ``log_evidence``, ``log_evidence_error``, ``samples``,
-        ``num_likelihood_evaluations``, ``information``, ``ess``...
+        ``num_likelihood_evaluations``, ``information``, ``ess_kish``...
 
     Raises
     ------
@@ -314,7 +314,7 @@ def nested_sampling(
         num_likelihood_evaluations=evaluations,
         num_iterations=iterations,
         information=jnp.asarray(information),
-        ess=jnp.asarray(ess),
+        ess_kish=jnp.asarray(ess),
         # device_put, not jnp.asarray: the number of points changes from run to run, and
         # jnp.asarray compiles a small program per shape
         dead_points=jax.device_put(points),
@@ -358,7 +358,7 @@ def _algorithm(arrays: Any, prior: Any, settings: _Settings):
 def _prior_draws(key: jax.Array, prior: Any, num: int) -> jax.Array:
     """``(num, n)`` flattened draws from the prior: the first live points."""
     draws = check_prior(prior).sample(key, num)
-    positions = jax.vmap(lambda p: ravel_pytree(p)[0])(draws)
+    positions = jax.vmap(lambda p: zdx_base.ravel(p).flat)(draws)
     return positions.astype(jnp.result_type(float))
 
 

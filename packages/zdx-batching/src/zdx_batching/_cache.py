@@ -18,6 +18,8 @@ import collections
 import threading
 from typing import Any
 
+from ._shortcut import NoMatch
+
 _MAX_ENTRIES = 64
 _MAX_FLAGS = 1024
 _programs: collections.OrderedDict = collections.OrderedDict()
@@ -27,6 +29,10 @@ _baking: collections.OrderedDict = collections.OrderedDict()
 _state: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
+# setting -> [(matcher, program)], newest first: see ``_shortcut.py``. Only programs that
+# are in ``_programs`` are listed.
+_shortcuts: dict = {}
+_MAX_SHORTCUTS = 8
 
 
 def lookup(key: Any) -> Any:
@@ -52,8 +58,49 @@ def store(key: Any, program: Any) -> None:
         except Exception:
             return
         _programs.move_to_end(key)
+        evicted = []
         while len(_programs) > _MAX_ENTRIES:
-            _programs.popitem(last=False)
+            evicted.append(_programs.popitem(last=False)[1])
+        if evicted:
+            _forget_shortcuts(evicted)
+
+
+def _forget_shortcuts(programs: list) -> None:
+    for setting in list(_shortcuts):
+        kept = [pair for pair in _shortcuts[setting] if all(pair[1] is not p for p in programs)]
+        if kept:
+            _shortcuts[setting] = kept
+        else:
+            del _shortcuts[setting]
+
+
+def shortcut(setting: Any, value: Any) -> tuple | None:
+    """``(program, leaves)`` of a stored program whose matcher accepts ``value`` (see
+    ``_shortcut.py``), or ``None``."""
+    candidates = _shortcuts.get(setting)
+    if not candidates:
+        return None
+    for matcher, program in candidates:
+        leaves: list = []
+        try:
+            matcher(value, leaves)
+        except NoMatch:
+            continue
+        with _lock:
+            _stats["hits"] += 1
+        return program, tuple(leaves)
+    return None
+
+
+def store_shortcut(setting: Any, matcher: Any, program: Any) -> None:
+    """List ``matcher`` for ``program`` (stored in the cache) under ``setting``."""
+    with _lock:
+        try:
+            listed = _shortcuts.setdefault(setting, [])
+        except Exception:  # a setting that cannot be hashed
+            return
+        listed.insert(0, (matcher, program))
+        del listed[_MAX_SHORTCUTS:]
 
 
 def needs_baking(key: Any) -> bool:
@@ -106,6 +153,7 @@ def clear_cache() -> None:
     """
     with _lock:
         _programs.clear()
+        _shortcuts.clear()
         _baking.clear()
         _state.clear()
         _stats["hits"] = 0

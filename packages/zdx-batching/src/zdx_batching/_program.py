@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import jax
 import numpy as np
 
 from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
-from ._memory import choose_block, fixed_bytes, footprint
+from ._memory import choose_block, footprint
 from ._request import Request
 
 
@@ -79,19 +80,26 @@ class Program:
             self._run = self._jitted(self.plan)
             return
         compiled: dict = {}
-
-        def measure(block: int) -> int:
-            program = self._jitted(self._plan(block)).lower(*inputs).compile()
-            compiled[block] = program
-            return footprint(program, request.columns.name)
-
-        largest = largest_block(request.ncolumns, request.nbatches, self.devices)
         name = request.columns.name
 
-        def fixed() -> int:
-            return fixed_bytes(compiled[largest], name)
+        def lower(block: int) -> Any:
+            return self._jitted(self._plan(block)).lower(*inputs)
 
-        block, _ = choose_block(name, request.limit, largest, measure, fixed)
+        def prefetch(blocks: tuple) -> None:
+            # Traced one after the other, compiled side by side (XLA releases the GIL):
+            # with a free core, two small programs cost about the wall time of one.
+            lowered = [lower(block) for block in blocks]
+            with concurrent.futures.ThreadPoolExecutor(len(blocks)) as pool:
+                for block, program in zip(blocks, pool.map(lambda low: low.compile(), lowered)):
+                    compiled[block] = program
+
+        def measure(block: int) -> int:
+            if block not in compiled:
+                compiled[block] = lower(block).compile()
+            return footprint(compiled[block], name)
+
+        largest = largest_block(request.ncolumns, request.nbatches, self.devices)
+        block, _ = choose_block(name, request.limit, largest, measure, prefetch)
         self.plan = self._plan(block)
         self._run = compiled[block]
 

@@ -32,10 +32,10 @@ from ._capture import (
     changed_entries,
 )
 from ._columns import plan_blocks
-from ._flat import abstract
+from ._flat import abstract, make_unflatten
 from ._precision import warn_if_float32, warn_if_not_finite
 from ._program import Program, global_inputs, is_finite
-from ._request import Request
+from ._request import Request, make_request
 from ._shortcut import build as build_matcher
 
 # Raised while tracing when ``f`` needs a concrete value of something it captured.
@@ -186,3 +186,30 @@ def evaluate(request: Request) -> jax.Array:
     if finite is False:
         warn_if_not_finite(name, finite)
     return result
+
+
+def matrix(
+    columns: Any,
+    f: Any,
+    x: Any,
+    nbatches: Any,
+    jit: Any,
+    checkpoint: Any,
+    args: Any,
+    max_memory: Any,
+    progress: Any,
+) -> tuple[jax.Array, Any]:
+    """What a public function of columns returns: the result of the checked request and
+    the ``unflatten`` of ``x``'s layout."""
+    request = make_request(
+        columns,
+        f,
+        x,
+        args=args,
+        nbatches=nbatches,
+        jit=jit,
+        checkpoint=checkpoint,
+        max_memory=max_memory,
+        progress=progress,
+    )
+    return evaluate(request), make_unflatten(request.layout)

@@ -11,12 +11,13 @@ about linearly with the block size: a part that every block shares (inputs, resu
 values ``f`` saves for its linearisation) plus a part per column. Compiling costs about as
 much whatever the block size, so the search compiles as few programs as it can:
 
-1. two small blocks, of one and two columns (compiled side by side): the first says
-   whether one column fits at all (a ``ValueError`` says how many bytes it needs if not);
-   together they give the shared part and the growth per column;
+1. two small blocks, of one and two columns, compiled side by side and only to be
+   measured (without LLVM's optimisations: the same buffers, about half the compile
+   time): the first says whether one column fits at all (a ``ValueError`` says how many
+   bytes it needs if not); together they give the shared part and the growth per column;
 2. the line through them predicts the largest block that fits (at most the largest block
-   that ``nbatches`` allows); that program is compiled, and its own memory analysis
-   verifies the prediction;
+   that ``nbatches`` allows); that program is compiled in full, and its own memory
+   analysis verifies the prediction;
 3. only if it is over, the line is redrawn through the points measured and a smaller
    block is tried (at most a few rounds; a block that was measured to fit is the fallback).
 
@@ -64,6 +65,16 @@ def _stats(compiled: object, name: str) -> object:
     return stats
 
 
+def too_small(name: str, limit: int, one_column: int) -> str:
+    """The message for a bound that one column at a time does not fit in."""
+    return (
+        f"{name}: max_memory={limit} bytes ({describe_bytes(limit)}) is too small for "
+        f"even one column at a time: the program for one column needs {one_column} bytes "
+        f"({describe_bytes(one_column)}) per device. Raise max_memory, or use "
+        "checkpoint=True to recompute rather than store intermediate values."
+    )
+
+
 def choose_block(
     name: str,
     limit: int,
@@ -94,12 +105,7 @@ def choose_block(
     if prefetch is not None and len(small) > 1:
         prefetch(small)
     if probe(1) > limit:
-        raise ValueError(
-            f"{name}: max_memory={limit} bytes ({describe_bytes(limit)}) is too small for "
-            f"even one column at a time: the program for one column needs {probe(1)} bytes "
-            f"({describe_bytes(probe(1))}) per device. Raise max_memory, or use "
-            "checkpoint=True to recompute rather than store intermediate values."
-        )
+        raise ValueError(too_small(name, limit, probe(1)))
     if largest == 1:
         return 1, seen
     if probe(2) > limit:

@@ -157,3 +157,18 @@ def test_progress_without_jit(expected, bars):
         lambda p: jnp.tanh(p["w"] * p["s"]), X, nbatches=5, jit=False, progress=True
     )
     assert bars[-1].n == bars[-1].total == 5
+
+
+def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_compile():
+    from zdx_batching._memory import footprint
+    from zdx_batching._program import _MEASURE_ONLY
+
+    def blocks_of_products(w):
+        products = jax.vmap(lambda v: jax.jvp(jax.grad(lambda z: loss({"w": z, "s": 0.8})), (w,), (v,))[1])
+        return jax.lax.map(products, jnp.eye(9).reshape(3, 3, 9))
+
+    lowered = jax.jit(blocks_of_products).lower(X["w"])
+    # the options are accepted (no fallback), and the buffers are those of the full compile
+    assert footprint(lowered.compile(_MEASURE_ONLY), "hessian") == footprint(
+        jax.jit(blocks_of_products).lower(X["w"]).compile(), "hessian"
+    )

@@ -107,8 +107,8 @@ def test_two_small_blocks_predict_the_block_and_its_own_program_verifies_it():
 
     prefetched = []
     block, seen = choose_block("hessian", 1750, 20, linear, prefetched.append)
-    assert prefetched == [(1, 2)]  # the two small programs, compiled side by side
-    assert block == 7 and sorted(seen) == [1, 2, 7]  # three compiles, the last one kept
+    assert prefetched == [(2, 3)]  # the two small programs, compiled side by side
+    assert block == 7 and sorted(seen) == [2, 3, 7]  # three compiles, the last one kept
 
     def steeper(block):  # a line from the small blocks predicts too much: step down
         return 1000 + 100 * block + (200 * (block - 6) if block > 6 else 0)
@@ -122,7 +122,7 @@ def test_a_large_bound_keeps_one_block_and_a_progress_bar_counts_it(expected, ba
     H, _ = batching.hessian(loss, X, max_memory="10GB", progress=True)
     np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
     # two small blocks predict that the largest fits; its own analysis confirms it
-    assert list(measurements) == [1, 2, 10]
+    assert list(measurements) == [2, 3, 10]
     assert bars[0].total == len(jax.devices()) and bars[0].n == bars[0].total and bars[0].closed
 
 

@@ -11,10 +11,13 @@ about linearly with the block size: a part that every block shares (inputs, resu
 values ``f`` saves for its linearisation) plus a part per column. Compiling costs about as
 much whatever the block size, so the search compiles as few programs as it can:
 
-1. two small blocks, of one and two columns, compiled side by side and only to be
+1. two small blocks, of two and three columns, compiled side by side and only to be
    measured (without LLVM's optimisations: the same buffers, about half the compile
-   time): the first says whether one column fits at all (a ``ValueError`` says how many
-   bytes it needs if not); together they give the shared part and the growth per column;
+   time); together they give the shared part and the growth per column (a block of one
+   column is left out of the line: on the optics problem its footprint lies well below
+   the line of the larger blocks, which made the prediction too small). If two columns do
+   not fit, one column is compiled: it is the program, or a ``ValueError`` says how many
+   bytes it needs;
 2. the line through them predicts the largest block that fits (at most the largest block
    that ``nbatches`` allows); that program is compiled in full, and its own memory
    analysis verifies the prediction;
@@ -101,16 +104,20 @@ def choose_block(
             seen[block] = measure(block)
         return seen[block]
 
-    small = (1, 2) if largest >= 2 else (1,)
+    if largest == 1:
+        if probe(1) > limit:
+            raise ValueError(too_small(name, limit, probe(1)))
+        return 1, seen
+    small = (2, 3) if largest >= 3 else (2,)
     if prefetch is not None and len(small) > 1:
         prefetch(small)
-    if probe(1) > limit:
-        raise ValueError(too_small(name, limit, probe(1)))
-    if largest == 1:
+    if probe(2) > limit:  # one column, or none
+        if probe(1) > limit:
+            raise ValueError(too_small(name, limit, probe(1)))
         return 1, seen
-    if probe(2) > limit:
-        return 1, seen
-    low, high = 2, None  # the largest block known to fit, the smallest known not to
+    if largest == 2 or probe(3) > limit:
+        return 2, seen
+    low, high = 3, None  # the largest block known to fit, the smallest known not to
     for _ in range(_ROUNDS):
         if low == largest or (high is not None and high - low <= 1):
             break
@@ -127,8 +134,8 @@ def choose_block(
 def _predict(seen: dict, low: int, high: int | None, limit: int, largest: int) -> int:
     """The largest block the line through two measured points says fits, strictly
     between ``low`` (fits) and ``high`` (over; ``None``: nothing measured over yet)."""
-    if high is None:  # the two smallest blocks: the shared part and the growth per column
-        first, second = 1, 2
+    if high is None:  # the two small blocks: the shared part and the growth per column
+        first, second = 2, 3
     else:
         first, second = low, high
     slope = (seen[second] - seen[first]) / (second - first)

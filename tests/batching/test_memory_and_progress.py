@@ -164,7 +164,8 @@ def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_co
     from zdx_batching._program import _MEASURE_ONLY
 
     def blocks_of_products(w):
-        products = jax.vmap(lambda v: jax.jvp(jax.grad(lambda z: loss({"w": z, "s": 0.8})), (w,), (v,))[1])
+        gradient = jax.grad(lambda z: loss({"w": z, "s": 0.8}))
+        products = jax.vmap(lambda v: jax.jvp(gradient, (w,), (v,))[1])
         return jax.lax.map(products, jnp.eye(9).reshape(3, 3, 9))
 
     lowered = jax.jit(blocks_of_products).lower(X["w"])

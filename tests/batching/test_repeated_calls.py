@@ -149,3 +149,13 @@ def test_what_the_matchers_do_not_know_goes_the_general_way():
     model.data = np.array([10.0, 20.0, 30.0, 40.0])
     H, _ = batching.hessian(model.nll, X)
     np.testing.assert_allclose(H, fresh(model.nll), rtol=1e-12)
+
+
+def test_a_program_found_by_its_matcher_is_the_most_recently_used():
+    data = jnp.array([1.0, 2.0, 3.0, 4.0])
+    batching.hessian(bound(data, 2), X)
+    first = list(_cache._programs.values())[-1]
+    batching.hessian(bound(data, 3), X)
+    assert list(_cache._programs.values())[-1] is not first
+    batching.hessian(bound(data, 2), X)  # by its matcher
+    assert list(_cache._programs.values())[-1] is first

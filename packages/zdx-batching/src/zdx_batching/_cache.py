@@ -29,8 +29,8 @@ _baking: collections.OrderedDict = collections.OrderedDict()
 _state: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
-# setting -> [(matcher, program)], newest first: see ``_shortcut.py``. Only programs that
-# are in ``_programs`` are listed.
+# setting -> [(matcher, program, key)], newest first: see ``_shortcut.py``. Only programs
+# that are in ``_programs`` (under ``key``) are listed.
 _shortcuts: dict = {}
 _MAX_SHORTCUTS = 8
 
@@ -49,25 +49,27 @@ def lookup(key: Any) -> Any:
         return program
 
 
-def store(key: Any, program: Any) -> None:
-    """Keep ``program`` under ``key`` (nothing happens for a key that cannot be hashed),
-    forgetting the least recently used beyond the limit."""
+def store(key: Any, program: Any) -> bool:
+    """Keep ``program`` under ``key``, forgetting the least recently used beyond the limit.
+
+    Returns whether it was kept (not for a key that cannot be hashed)."""
     with _lock:
         try:
             _programs[key] = program
         except Exception:
-            return
+            return False
         _programs.move_to_end(key)
         evicted = []
         while len(_programs) > _MAX_ENTRIES:
             evicted.append(_programs.popitem(last=False)[1])
         if evicted:
             _forget_shortcuts(evicted)
+    return True
 
 
 def _forget_shortcuts(programs: list) -> None:
     for setting in list(_shortcuts):
-        kept = [pair for pair in _shortcuts[setting] if all(pair[1] is not p for p in programs)]
+        kept = [entry for entry in _shortcuts[setting] if all(entry[1] is not p for p in programs)]
         if kept:
             _shortcuts[setting] = kept
         else:
@@ -80,7 +82,7 @@ def shortcut(setting: Any, value: Any) -> tuple | None:
     candidates = _shortcuts.get(setting)
     if not candidates:
         return None
-    for matcher, program in candidates:
+    for matcher, program, key in candidates:
         leaves: list = []
         try:
             matcher(value, leaves)
@@ -88,18 +90,21 @@ def shortcut(setting: Any, value: Any) -> tuple | None:
             continue
         with _lock:
             _stats["hits"] += 1
+            if key in _programs:  # most recently used, as a lookup would make it
+                _programs.move_to_end(key)
         return program, tuple(leaves)
     return None
 
 
-def store_shortcut(setting: Any, matcher: Any, program: Any) -> None:
-    """List ``matcher`` for ``program`` (stored in the cache) under ``setting``."""
+def store_shortcut(setting: Any, matcher: Any, program: Any, key: Any) -> None:
+    """List ``matcher`` for ``program`` (stored in the cache under ``key``) under
+    ``setting``."""
     with _lock:
         try:
             listed = _shortcuts.setdefault(setting, [])
         except Exception:  # a setting that cannot be hashed
             return
-        listed.insert(0, (matcher, program))
+        listed.insert(0, (matcher, program, key))
         del listed[_MAX_SHORTCUTS:]
 
 

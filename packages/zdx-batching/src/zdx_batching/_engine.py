@@ -142,11 +142,12 @@ def _cached(
         final = capture(pair, bake=baked, state=_cache.state_entries())
     except (Opaque, Traced):
         return result, finite
-    _cache.store(_program_key(setting, final), program)
-    if shortcut and not _cache.state_entries():  # arrays are inputs: a matcher can find them
+    key = _program_key(setting, final)
+    stored = _cache.store(key, program)
+    if stored and shortcut and not _cache.state_entries():  # a matcher can find the arrays
         matcher = build_matcher(pair, array_types())
         if matcher is not None:
-            _cache.store_shortcut(setting, matcher, program)
+            _cache.store_shortcut(setting, matcher, program, key)
     return result, finite
 
 

@@ -99,9 +99,15 @@ class Program:
             return footprint(compiled[block], name)
 
         def measure(block: int) -> int:
-            if block in probes:
-                return footprint(probes[block], name)
-            return measure_in_full(block)
+            if block in compiled:
+                return footprint(compiled[block], name)
+            if block not in probes:
+                # One column, or the first prediction, is usually the program: compiled
+                # in full. The blocks of the line, and any step down, only to be measured.
+                if block == 1 or (block not in _LINE_BLOCKS and not compiled):
+                    return measure_in_full(block)
+                probes[block] = compile_to_measure(lower(block))
+            return footprint(probes[block], name)
 
         largest = largest_block(request.ncolumns, request.nbatches, self.devices)
         block, _ = choose_block(name, request.limit, largest, measure, prefetch)
@@ -158,6 +164,9 @@ def compile_to_measure(lowered: Any) -> Any:
         return lowered.compile(_MEASURE_ONLY)
     except Exception:  # a backend without these options: the ordinary compile
         return lowered.compile()
+
+
+_LINE_BLOCKS = (2, 3)  # the blocks ``choose_block`` draws its first line through
 
 
 _FINITE_CHECKS: dict = {}

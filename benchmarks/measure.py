@@ -17,6 +17,14 @@ line of JSON:
 
 Without ``clear_refs`` (not Linux) the peak is ``ru_maxrss`` minus its value at the
 baseline, which cannot see a peak lower than the build's.
+
+    python benchmarks/measure.py --interleaved PROBLEM CASE CASE... [--repeats N]
+
+times repeated calls instead: every case once (first calls and one repeat untimed), then
+round after round one call of each case in turn, and prints one line of JSON with each
+case's minimum over the rounds in seconds and its ratio to the first case's. Cases timed
+in the same rounds share the machine's load, so on a busy machine their ratio is what to
+compare.
 """
 
 from __future__ import annotations
@@ -113,7 +121,37 @@ def measure(problem_id: str, case_id: str, repeats: int = 1) -> dict:
     }
 
 
+def interleaved(problem_id: str, case_ids: list[str], repeats: int = 200) -> dict:
+    """The minimum time of a repeated call of each case, timed round after round."""
+    problem = problems.make_problem(problem_id)
+    runs = {c: cases.make_runner(cases.parse_case_id(c), problem) for c in case_ids}
+    for run in runs.values():
+        run()
+        run()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for case_id, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[case_id] = min(best[case_id], time.perf_counter() - start)
+    first = best[case_ids[0]]
+    return {
+        "problem": problem_id,
+        "repeats": repeats,
+        "min_s": {case_id: float(f"{value:.4g}") for case_id, value in best.items()},
+        "ratio": {case_id: round(value / first, 3) for case_id, value in best.items()},
+    }
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--interleaved"] and len(argv) >= 4:
+        repeats = 200
+        if "--repeats" in argv:
+            index = argv.index("--repeats")
+            repeats = int(argv[index + 1])
+            argv = argv[:index] + argv[index + 2 :]
+        print(json.dumps(interleaved(argv[1], argv[2:], repeats)), flush=True)
+        return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ Tests reach the helpers through the ``kit`` fixture (conftest modules are not im
 under ``--import-mode=importlib``).
 """
 
+import os
 import types
 
 import equinox as eqx
@@ -76,6 +77,22 @@ def flat(f, x):
     return (lambda z: f(unravel(z))), x_flat
 
 
+def with_reference(derivative, f, x):
+    """``x``, and ``derivative`` (``jax.hessian``, ``jax.jacfwd``) of ``f`` on the flat
+    vector of ``x``, compiled and evaluated there."""
+    f_flat, x_flat = flat(f, x)
+    return x, jax.jit(derivative(f_flat))(x_flat)
+
+
+def with_cpu_devices(count):
+    """The environment for a subprocess whose JAX sees ``count`` CPU devices."""
+    env = dict(os.environ)
+    flag = f"--xla_force_host_platform_device_count={count}"
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
 def assert_close(actual, expected, tol=1e-10):
     actual, expected = jnp.asarray(actual), jnp.asarray(expected)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
@@ -96,5 +113,7 @@ def kit():
         module_model=module_model,
         module_loss=module_loss,
         flat=flat,
+        with_reference=with_reference,
+        with_cpu_devices=with_cpu_devices,
         assert_close=assert_close,
     )

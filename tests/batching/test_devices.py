@@ -5,7 +5,6 @@ fresh Python process with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -78,12 +77,8 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def two_devices():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
+def two_devices(kit):
+    env = kit.with_cpu_devices(2)
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )

@@ -8,7 +8,6 @@ and ``jax.jacfwd`` computed in this (single) process.
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -77,12 +76,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def results():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
+def results(kit):
+    env = kit.with_cpu_devices(2)
     address = f"127.0.0.1:{_free_port()}"
     workers = [
         subprocess.Popen(

@@ -12,16 +12,12 @@ NBATCHES = [1, 2, 3, 4, 5, 7, 11]  # n = 11: most do not divide it
 
 @pytest.fixture(scope="module")
 def mixed(kit):
-    x = kit.mixed_point()
-    f_flat, x_flat = kit.flat(kit.mixed_loss, x)
-    return x, jax.jit(jax.hessian(f_flat))(x_flat)
+    return kit.with_reference(jax.hessian, kit.mixed_loss, kit.mixed_point())
 
 
 @pytest.fixture(scope="module")
 def module(kit):
-    x = kit.module_point()
-    f_flat, x_flat = kit.flat(kit.module_loss, x)
-    return x, jax.jit(jax.hessian(f_flat))(x_flat)
+    return kit.with_reference(jax.hessian, kit.module_loss, kit.module_point())
 
 
 @pytest.mark.parametrize("nbatches", NBATCHES)

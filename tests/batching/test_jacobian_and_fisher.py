@@ -10,16 +10,12 @@ import zdx_batching as batching
 
 @pytest.fixture(scope="module")
 def mixed_jacobian(kit):
-    x = kit.mixed_point()
-    f_flat, x_flat = kit.flat(kit.mixed_residuals, x)
-    return x, jax.jit(jax.jacfwd(f_flat))(x_flat)
+    return kit.with_reference(jax.jacfwd, kit.mixed_residuals, kit.mixed_point())
 
 
 @pytest.fixture(scope="module")
 def module_jacobian(kit):
-    x = kit.module_point()
-    f_flat, x_flat = kit.flat(kit.module_model, x)
-    return x, jax.jit(jax.jacfwd(f_flat))(x_flat)
+    return kit.with_reference(jax.jacfwd, kit.module_model, kit.module_point())
 
 
 @pytest.mark.parametrize("nbatches", [1, 2, 3, 4, 6, 11])

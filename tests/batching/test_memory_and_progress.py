@@ -51,12 +51,12 @@ def measurements(monkeypatch):
     """Record the block sizes tried by max_memory and their footprints in bytes."""
     seen: dict = {}
 
-    def spy(name, limit, largest, measure, fixed=None):
+    def spy(name, limit, largest, measure, prefetch=None):
         def recorded(block):
             seen[block] = measure(block)
             return seen[block]
 
-        return choose_block(name, limit, largest, recorded, fixed)
+        return choose_block(name, limit, largest, recorded, prefetch)
 
     monkeypatch.setattr(program_module, "choose_block", spy)
     return seen
@@ -101,21 +101,28 @@ def test_the_search_finds_the_largest_block_that_fits():
         choose_block("hessian", 1050, 20, linear)
 
 
-def test_a_line_from_the_fixed_part_finds_a_block_with_two_compiles():
+def test_two_small_blocks_predict_the_block_and_its_own_program_verifies_it():
     def linear(block):
         return 1000 + 100 * block
 
-    block, seen = choose_block("hessian", 1750, 20, linear, fixed=lambda: 1000)
-    assert block == 7 and sorted(seen) == [7, 20]
-    # a fixed part that is too optimistic falls back to the measured line
-    block, seen = choose_block("hessian", 1750, 20, linear, fixed=lambda: 0)
-    assert block == 7 and linear(block) <= 1750
+    prefetched = []
+    block, seen = choose_block("hessian", 1750, 20, linear, prefetched.append)
+    assert prefetched == [(2, 3)]  # the two small programs, compiled side by side
+    assert block == 7 and sorted(seen) == [2, 3, 7]  # three compiles, the last one kept
+
+    def steeper(block):  # a line from the small blocks predicts too much: step down
+        return 1000 + 100 * block + (200 * (block - 6) if block > 6 else 0)
+
+    block, seen = choose_block("hessian", 1750, 20, steeper)
+    assert steeper(block) <= 1750 < steeper(block + 1)
+    assert len(seen) <= 5
 
 
 def test_a_large_bound_keeps_one_block_and_a_progress_bar_counts_it(expected, bars, measurements):
     H, _ = batching.hessian(loss, X, max_memory="10GB", progress=True)
     np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
-    assert list(measurements) == [10]  # the largest block fitted: compiled once
+    # two small blocks predict that the largest fits; its own analysis confirms it
+    assert list(measurements) == [2, 3, 10]
     assert bars[0].total == len(jax.devices()) and bars[0].n == bars[0].total and bars[0].closed
 
 
@@ -150,3 +157,19 @@ def test_progress_without_jit(expected, bars):
         lambda p: jnp.tanh(p["w"] * p["s"]), X, nbatches=5, jit=False, progress=True
     )
     assert bars[-1].n == bars[-1].total == 5
+
+
+def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_compile():
+    from zdx_batching._memory import footprint
+    from zdx_batching._program import _MEASURE_ONLY
+
+    def blocks_of_products(w):
+        gradient = jax.grad(lambda z: loss({"w": z, "s": 0.8}))
+        products = jax.vmap(lambda v: jax.jvp(gradient, (w,), (v,))[1])
+        return jax.lax.map(products, jnp.eye(9).reshape(3, 3, 9))
+
+    lowered = jax.jit(blocks_of_products).lower(X["w"])
+    # the options are accepted (no fallback), and the buffers are those of the full compile
+    assert footprint(lowered.compile(_MEASURE_ONLY), "hessian") == footprint(
+        jax.jit(blocks_of_products).lower(X["w"]).compile(), "hessian"
+    )

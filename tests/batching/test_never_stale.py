@@ -43,7 +43,22 @@ def identity(r):
     return r
 
 
-# --- scenarios: each returns (callable, state, change(state, what, value)) ---------------
+# --- scenarios: each returns (callable, change(what, value)) ------------------------------
+
+
+def change_attributes(target, index):
+    """``change`` for state kept as attributes of ``target`` (an object or a class): new
+    data, the data written in place at ``index``, or a new scale or power."""
+
+    def change(what, value):
+        if what == "data":
+            target.data = np.array([value, -value])
+        elif what == "data_in_place":
+            target.data[index] = value
+        else:
+            setattr(target, what, value)
+
+    return change
 
 
 def bound_method(reduce):
@@ -57,18 +72,7 @@ def bound_method(reduce):
             return reduce(residuals(p, self.data, self.scale, self.power))
 
     model = Model()
-
-    def change(what, value):
-        if what == "data":
-            model.data = np.array([value, -value])
-        elif what == "data_in_place":
-            model.data[0] = value
-        elif what == "scale":
-            model.scale = value
-        else:
-            model.power = value
-
-    return model.__call__, change
+    return model.__call__, change_attributes(model, 0)
 
 
 def class_attribute(reduce):
@@ -80,19 +84,7 @@ def class_attribute(reduce):
         def nll(self, p):
             return reduce(residuals(p, self.data, self.scale, self.power))
 
-    model = Model()
-
-    def change(what, value):
-        if what == "data":
-            Model.data = np.array([value, -value])
-        elif what == "data_in_place":
-            Model.data[1] = value
-        elif what == "scale":
-            Model.scale = value
-        else:
-            Model.power = value
-
-    return model.nll, change
+    return Model().nll, change_attributes(Model, 1)
 
 
 def closure_over_dict(reduce):
@@ -200,16 +192,7 @@ class DataclassModel:
 
 def dataclass_method(reduce):
     model = DataclassModel(np.array([0.1, 0.2]), 2.0, 2, reduce)
-
-    def change(what, value):
-        if what == "data":
-            model.data = np.array([value, -value])
-        elif what == "data_in_place":
-            model.data[1] = value
-        else:
-            setattr(model, what, value)
-
-    return model.nll, change
+    return model.nll, change_attributes(model, 1)
 
 
 def rebound_variables(reduce):

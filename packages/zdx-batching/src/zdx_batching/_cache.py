@@ -18,6 +18,8 @@ import collections
 import threading
 from typing import Any
 
+from ._shortcut import NoMatch
+
 _MAX_ENTRIES = 64
 _MAX_FLAGS = 1024
 _programs: collections.OrderedDict = collections.OrderedDict()
@@ -27,6 +29,10 @@ _baking: collections.OrderedDict = collections.OrderedDict()
 _state: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
+# setting -> [(matcher, program, key)], newest first: see ``_shortcut.py``. Only programs
+# that are in ``_programs`` (under ``key``) are listed.
+_shortcuts: dict = {}
+_MAX_SHORTCUTS = 8
 
 
 def lookup(key: Any) -> Any:
@@ -43,17 +49,63 @@ def lookup(key: Any) -> Any:
         return program
 
 
-def store(key: Any, program: Any) -> None:
-    """Keep ``program`` under ``key`` (nothing happens for a key that cannot be hashed),
-    forgetting the least recently used beyond the limit."""
+def store(key: Any, program: Any) -> bool:
+    """Keep ``program`` under ``key``, forgetting the least recently used beyond the limit.
+
+    Returns whether it was kept (not for a key that cannot be hashed)."""
     with _lock:
         try:
             _programs[key] = program
         except Exception:
-            return
+            return False
         _programs.move_to_end(key)
+        evicted = []
         while len(_programs) > _MAX_ENTRIES:
-            _programs.popitem(last=False)
+            evicted.append(_programs.popitem(last=False)[1])
+        if evicted:
+            _forget_shortcuts(evicted)
+    return True
+
+
+def _forget_shortcuts(programs: list) -> None:
+    for setting in list(_shortcuts):
+        kept = [entry for entry in _shortcuts[setting] if all(entry[1] is not p for p in programs)]
+        if kept:
+            _shortcuts[setting] = kept
+        else:
+            del _shortcuts[setting]
+
+
+def shortcut(setting: Any, value: Any) -> tuple | None:
+    """``(program, leaves)`` of a stored program whose matcher accepts ``value`` (see
+    ``_shortcut.py``), or ``None``."""
+    candidates = _shortcuts.get(setting)
+    if not candidates:
+        return None
+    for matcher, program, key in candidates:
+        leaves: list = []
+        try:
+            matcher(value, leaves)
+        except NoMatch:
+            continue
+        with _lock:
+            _stats["hits"] += 1
+            if key in _programs:  # most recently used, as a lookup would make it
+                _programs.move_to_end(key)
+        return program, tuple(leaves)
+    return None
+
+
+def store_shortcut(setting: Any, matcher: Any, program: Any, key: Any) -> None:
+    """List ``matcher`` for ``program`` (stored in the cache under ``key``) under
+    ``setting``."""
+    with _lock:
+        try:
+            listed = _shortcuts.setdefault(setting, [])
+        except Exception:  # a setting that cannot be hashed
+            return
+        listed.insert(0, (matcher, program, key))
+        del listed[_MAX_SHORTCUTS:]
 
 
 def needs_baking(key: Any) -> bool:
@@ -106,6 +158,7 @@ def clear_cache() -> None:
     """
     with _lock:
         _programs.clear()
+        _shortcuts.clear()
         _baking.clear()
         _state.clear()
         _stats["hits"] = 0

@@ -38,7 +38,7 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 # Immutable values compared by value.
 _SCALARS = (int, float, complex, str, bytes, bool, type(None), np.generic, type(Ellipsis))
 # How deep module-level functions are followed (f -> loss -> helper -> ...).
-_GLOBAL_DEPTH = 4
+GLOBAL_DEPTH = 4
 # How deep containers, pytrees and objects are followed before giving up (uncacheable).
 _MAX_DEPTH = 64
 
@@ -172,24 +172,15 @@ def _take(iterator: Iterator) -> Any:
     return next(iterator)
 
 
-# Exact types found to be concrete arrays (numpy's, and JAX's array class once seen):
-# the common leaves, recognised without the slower abstract ``jax.Array`` check.
-_ARRAY_TYPES: set = {np.ndarray}
-_EXACT_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-
-
 def _capture(value: Any, walk: _Walk) -> Capture:
     kind = type(value)
-    if kind in _ARRAY_TYPES:
-        return _array(value, walk)
-    if kind is types.FunctionType:
-        return _function(value, walk)
-    if kind in _EXACT_SCALARS:
-        return Capture((kind, value), (), None)
+    handler = _BY_TYPE.get(kind)
+    if handler is not None:  # the usual kinds, recognised by their exact type
+        return handler(value, walk)
     if isinstance(value, jax.core.Tracer):
         raise Traced
     if isinstance(value, (jax.Array, np.ndarray)):
-        _ARRAY_TYPES.add(kind)
+        _BY_TYPE[kind] = _array  # JAX's concrete array class, found once
         return _array(value, walk)
     if isinstance(value, _SCALARS):
         return Capture((type(value), value), (), None)
@@ -210,6 +201,15 @@ def _capture(value: Any, walk: _Walk) -> Capture:
         return Capture(ById(value), (), None)
     if isinstance(value, Iterator):  # a generator or iterator: reading it changes it
         raise Opaque(f"an iterator ({kind.__name__})")
+    return _node(value, walk)
+
+
+def _scalar(value: Any, walk: _Walk) -> Capture:
+    return Capture((type(value), value), (), None)
+
+
+def _node(value: Any, walk: _Walk) -> Capture:
+    """A container, pytree node or plain object, followed once (a cycle is opaque)."""
     if id(value) in walk.active or len(walk.active) > _MAX_DEPTH:
         raise Opaque("a cycle, or nesting too deep")  # cannot be compared safely
     walk.active.add(id(value))
@@ -439,16 +439,29 @@ def _cell(cell: types.CellType, walk: _Walk) -> Capture:
     return Capture(part.key, part.leaves, lambda it: types.CellType(part.rebuild(it)))
 
 
-@functools.lru_cache(maxsize=4096)
-def _code_names(code: types.CodeType) -> tuple:
-    """The global and attribute names a code object (and the code nested in it) uses."""
+_CODE_NAMES: dict = {}
+
+
+def code_names(code: types.CodeType) -> tuple:
+    """The global and attribute names a code object (and the code nested in it) uses.
+
+    Remembered by the identity of the code object (which is kept with its names, so the
+    identity cannot be reused): hashing a code object hashes its whole bytecode.
+    """
+    known = _CODE_NAMES.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
     names: set = set()
     stack = [code]
     while stack:
         current = stack.pop()
         names.update(current.co_names)
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    return tuple(sorted(names))
+    if len(_CODE_NAMES) > _MAX_INTERNED:
+        _CODE_NAMES.clear()
+    found = tuple(sorted(names))
+    _CODE_NAMES[id(code)] = (code, found)
+    return found
 
 
 def _globals_key(fn: types.FunctionType, depth: int, seen: set) -> tuple:
@@ -457,19 +470,39 @@ def _globals_key(fn: types.FunctionType, depth: int, seen: set) -> tuple:
     namespace = fn.__globals__
     seen.add(id(fn))
     parts: list = [ById(namespace)]
-    for name in _code_names(fn.__code__):
-        if name not in namespace:
+    for name in code_names(fn.__code__):
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING:
             continue
-        value = namespace[name]
-        if isinstance(value, _SCALARS):
+        if type(value) in _EXACT_SCALARS or isinstance(value, _SCALARS):
             parts.append((name, type(value), value))
         elif (
             isinstance(value, types.FunctionType)
             and value.__globals__ is namespace
-            and depth < _GLOBAL_DEPTH
+            and depth < GLOBAL_DEPTH
             and id(value) not in seen
         ):
             parts.append((name, ById(value), _globals_key(value, depth + 1, seen)))
         else:
             parts.append((name, ById(value)))
     return tuple(parts)
+
+
+_EXACT_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+# Handlers of the common exact types (JAX's concrete array class is added when first seen):
+# recognised by one dictionary lookup instead of a chain of ``isinstance`` checks.
+_BY_TYPE: dict = {
+    np.ndarray: _array,
+    types.FunctionType: _function,
+    tuple: _node,
+    list: _node,
+    dict: _node,
+    **{kind: _scalar for kind in _EXACT_SCALARS},
+}
+
+
+def array_types() -> frozenset:
+    """The exact classes known to be concrete arrays (numpy's, and JAX's once seen)."""
+    return frozenset(kind for kind, handler in _BY_TYPE.items() if handler is _array)

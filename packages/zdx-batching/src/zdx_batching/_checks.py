@@ -1,4 +1,9 @@
-"""Argument checks shared by every public function: clear errors, named arguments."""
+"""Argument checks of zdx-batching's public functions: clear errors, named arguments.
+
+The generic checks (a callable, a flag) are ``zdx_base.checks``; what has a meaning only
+here (``nbatches`` against the number of parameters, memory sizes, the leaves that
+derivatives are taken with respect to) is checked in this module.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from zdx_base import checks
 
 _UNITS = {
     "b": 1,
@@ -25,17 +32,12 @@ _MEMORY_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-z
 
 def check_callable(name: str, f: Any) -> None:
     """Raise a ``TypeError`` unless ``f`` can be called."""
-    if not callable(f):
-        raise TypeError(f"{name}: f must be a callable f(x), got {f!r} of type {type(f).__name__}.")
+    checks.check_callable(name, "f", f, expected="a callable f(x)")
 
 
 def check_flag(name: str, argument: str, value: Any) -> None:
     """Raise a ``TypeError`` unless ``value`` is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"{name}: {argument} must be True or False, got {value!r} "
-            f"of type {type(value).__name__}."
-        )
+    checks.check_bool(name, argument, value)
 
 
 def check_nbatches(name: str, nbatches: Any, n: int) -> int:

@@ -273,7 +273,7 @@ class FisherColumns(JacobianColumns):
     def finite(self, result: Any, xp: Any = jnp) -> Any:
         # F[k, k] is the squared norm of column k of J: any NaN or inf of J shows there,
         # and checking n numbers costs nothing next to the matrix.
-        return xp.isfinite(result.diagonal().sum())
+        return xp.isfinite(result.trace())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         J = jax.jacfwd(f_flat)(x_flat)
@@ -304,8 +304,8 @@ class HessianColumns(Columns):
     def finite(self, result: Any, xp: Any = jnp) -> Any:
         # The diagonal only (a full pass over n * n numbers would cost as much as the
         # Hessian of a cheap function): a NaN or inf in column k almost always reaches
-        # H[k, k].
-        return xp.isfinite(result.diagonal().sum())
+        # H[k, k]. ``trace`` sums it without making a view first.
+        return xp.isfinite(result.trace())
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         return jax.hessian(f_flat)(x_flat)

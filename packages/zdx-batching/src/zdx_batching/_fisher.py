@@ -8,9 +8,7 @@ from typing import Any
 import jax
 
 from ._columns import FisherColumns
-from ._engine import evaluate
-from ._flat import make_unflatten
-from ._request import make_request
+from ._engine import matrix
 
 
 def fisher(
@@ -74,15 +72,4 @@ def fisher(
     >>> F.shape
     (2, 2)
     """
-    request = make_request(
-        FisherColumns(),
-        f,
-        x,
-        args=args,
-        nbatches=nbatches,
-        jit=jit,
-        checkpoint=checkpoint,
-        max_memory=max_memory,
-        progress=progress,
-    )
-    return evaluate(request), make_unflatten(request.layout)
+    return matrix(FisherColumns(), f, x, nbatches, jit, checkpoint, args, max_memory, progress)

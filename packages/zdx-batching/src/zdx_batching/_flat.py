@@ -51,9 +51,32 @@ class Layout(NamedTuple):
         return jax.tree_util.tree_unflatten(self.treedef, out)
 
 
+_LAYOUTS: dict = {}
+_MAX_LAYOUTS = 1024
+
+
 def layout_of(name: str, x: Any) -> tuple[Layout, list]:
-    """Check ``x`` and describe its flat coordinates; also return its leaves."""
+    """Check ``x`` and describe its flat coordinates; also return its leaves.
+
+    Layouts of arrays are remembered by structure, shapes and dtypes (a repeated call
+    with new values of the same form reuses its layout).
+    """
     leaves, treedef = check_parameters(name, x)
+    try:
+        signature = (treedef, *[(leaf.shape, leaf.dtype) for leaf in leaves])
+    except AttributeError:  # a Python float among the leaves
+        signature = None
+    layout = None if signature is None else _LAYOUTS.get(signature)
+    if layout is None:
+        layout = _describe(name, x, leaves, treedef)
+        if signature is not None:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            _LAYOUTS[signature] = layout
+    return layout, leaves
+
+
+def _describe(name: str, x: Any, leaves: list, treedef: Any) -> Layout:
     shapes = tuple(tuple(np.shape(leaf)) for leaf in leaves)
     dtypes = tuple(_dtype(leaf) for leaf in leaves)
     sizes = tuple(math.prod(shape) for shape in shapes)
@@ -61,7 +84,7 @@ def layout_of(name: str, x: Any) -> tuple[Layout, list]:
     if n == 0:
         raise ValueError(f"{name}: x has no parameters (every leaf is empty): got {x!r:.80}.")
     dtype = dtypes[0] if len(set(dtypes)) == 1 else np.dtype(jnp.result_type(*leaves))
-    return Layout(treedef, shapes, dtypes, sizes, dtype, n), leaves
+    return Layout(treedef, shapes, dtypes, sizes, dtype, n)
 
 
 def _dtype(leaf: Any) -> np.dtype:

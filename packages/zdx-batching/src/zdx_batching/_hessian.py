@@ -8,8 +8,7 @@ from typing import Any
 import jax
 
 from ._columns import DiagonalColumns, HessianColumns, HvpColumns
-from ._engine import evaluate
-from ._flat import make_unflatten
+from ._engine import evaluate, matrix
 from ._request import make_request
 
 
@@ -100,18 +99,7 @@ def hessian(
     >>> unflatten(H[0])["b"]
     Array(2., dtype=float64)
     """
-    request = make_request(
-        HessianColumns(),
-        f,
-        x,
-        args=args,
-        nbatches=nbatches,
-        jit=jit,
-        checkpoint=checkpoint,
-        max_memory=max_memory,
-        progress=progress,
-    )
-    return evaluate(request), make_unflatten(request.layout)
+    return matrix(HessianColumns(), f, x, nbatches, jit, checkpoint, args, max_memory, progress)
 
 
 def hessian_diagonal(
@@ -155,18 +143,7 @@ def hessian_diagonal(
     >>> d
     Array([ 6., 12.], dtype=float64)
     """
-    request = make_request(
-        DiagonalColumns(),
-        f,
-        x,
-        args=args,
-        nbatches=nbatches,
-        jit=jit,
-        checkpoint=checkpoint,
-        max_memory=max_memory,
-        progress=progress,
-    )
-    return evaluate(request), make_unflatten(request.layout)
+    return matrix(DiagonalColumns(), f, x, nbatches, jit, checkpoint, args, max_memory, progress)
 
 
 def hvp(

@@ -8,9 +8,7 @@ from typing import Any
 import jax
 
 from ._columns import JacobianColumns
-from ._engine import evaluate
-from ._flat import make_unflatten
-from ._request import make_request
+from ._engine import matrix
 
 
 def jacobian(
@@ -83,15 +81,4 @@ def jacobian(
     >>> J.shape
     (2, 3)
     """
-    request = make_request(
-        JacobianColumns(),
-        f,
-        x,
-        args=args,
-        nbatches=nbatches,
-        jit=jit,
-        checkpoint=checkpoint,
-        max_memory=max_memory,
-        progress=progress,
-    )
-    return evaluate(request), make_unflatten(request.layout)
+    return matrix(JacobianColumns(), f, x, nbatches, jit, checkpoint, args, max_memory, progress)

@@ -6,19 +6,23 @@ bytes counted are what one device holds while the program runs::
 
     argument_size + output_size + temp_size - alias_size
 
-(inputs, the result, XLA's scratch buffers; donated inputs counted once). The search:
+(inputs, the result, XLA's scratch buffers; donated inputs counted once). Memory grows
+about linearly with the block size: a part that every block shares (inputs, result, the
+values ``f`` saves for its linearisation) plus a part per column. Compiling costs about as
+much whatever the block size, so the search compiles as few programs as it can:
 
-1. the largest block allowed by ``nbatches`` (``ceil(n / nbatches)`` columns); if it fits,
-   done, with a single compile;
-2. one column per block; if even that does not fit, ``max_memory`` is too small and a
-   ``ValueError`` says how many bytes one column needs;
-   (before that, a line from the part that does not grow with the block, inputs and
-   result, through the first measurement proposes a block: if it fits, it is taken, after
-   two compiles in all);
-3. otherwise a straight line through the two measurements (memory grows about linearly
-   with the block size) proposes the largest block that fits; it is compiled and checked,
-   and the line is redrawn through the new point until a block fits (at most a few
-   rounds; one column always fits by step 2).
+1. two small blocks, of two and three columns, compiled side by side and only to be
+   measured (without LLVM's optimisations: the same buffers, about half the compile
+   time); together they give the shared part and the growth per column (a block of one
+   column is left out of the line: on the optics problem its footprint lies well below
+   the line of the larger blocks, which made the prediction too small). If two columns do
+   not fit, one column is compiled: it is the program, or a ``ValueError`` says how many
+   bytes it needs;
+2. the line through them predicts the largest block that fits (at most the largest block
+   that ``nbatches`` allows); that program is compiled in full, and its own memory
+   analysis verifies the prediction;
+3. only if it is over, the line is redrawn through the points measured and a smaller
+   block is tried (at most a few rounds; a block that was measured to fit is the fallback).
 
 Every program compiled on the way is discarded except the one chosen, which is cached
 with the rest of the call, so the search is paid once.
@@ -52,13 +56,6 @@ def footprint(compiled: object, name: str) -> int:
     )
 
 
-def fixed_bytes(compiled: object, name: str) -> int:
-    """The part of the footprint that does not grow with the block size: inputs and
-    result."""
-    stats = _stats(compiled, name)
-    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes)
-
-
 def _stats(compiled: object, name: str) -> object:
     stats = compiled.memory_analysis()
     if isinstance(stats, (list, tuple)):  # older jax: one entry per device
@@ -71,20 +68,34 @@ def _stats(compiled: object, name: str) -> object:
     return stats
 
 
+def too_small(name: str, limit: int, one_column: int) -> str:
+    """The message for a bound that one column at a time does not fit in."""
+    return (
+        f"{name}: max_memory={limit} bytes ({describe_bytes(limit)}) is too small for "
+        f"even one column at a time: the program for one column needs {one_column} bytes "
+        f"({describe_bytes(one_column)}) per device. Raise max_memory, or use "
+        "checkpoint=True to recompute rather than store intermediate values."
+    )
+
+
 def choose_block(
     name: str,
     limit: int,
     largest: int,
     measure: Callable[[int], int],
-    fixed: Callable[[], int] | None = None,
+    prefetch: Callable[[tuple], None] | None = None,
 ) -> tuple[int, dict]:
     """The largest block size in ``[1, largest]`` whose program fits in ``limit`` bytes.
 
     ``measure(block)`` compiles the program for ``block`` columns per block and returns
-    its footprint in bytes. With ``fixed()`` (the bytes of the first program that do not
-    grow with the block: inputs and result), a line from that part through the first
-    measurement proposes a block at once, so that a bound that the largest block exceeds
-    usually costs two compiles. Returns the block size and every measurement made.
+    its footprint in bytes; ``prefetch(blocks)``, if given, compiles several at once (side
+    by side) so that measuring them afterwards costs nothing. Returns the block size and
+    every measurement made.
+
+    Raises
+    ------
+    ValueError
+        If even one column at a time does not fit in ``limit``.
     """
     seen: dict[int, int] = {}
 
@@ -93,30 +104,44 @@ def choose_block(
             seen[block] = measure(block)
         return seen[block]
 
-    if probe(largest) <= limit:
-        return largest, seen
-    if fixed is not None and largest > 1:
-        base = fixed()
-        if base < limit < seen[largest]:
-            guess = int((limit - base) / (seen[largest] - base) * largest)
-            if 1 < guess < largest and probe(guess) <= limit:
-                return guess, seen
-    if largest == 1 or probe(1) > limit:
-        raise ValueError(
-            f"{name}: max_memory={limit} bytes ({describe_bytes(limit)}) is too small for "
-            f"even one column at a time: the program for one column needs {probe(1)} bytes "
-            f"({describe_bytes(probe(1))}) per device. Raise max_memory, or use "
-            "checkpoint=True to recompute rather than store intermediate values."
-        )
-    low, high = 1, largest  # low fits, high does not
+    if largest == 1:
+        if probe(1) > limit:
+            raise ValueError(too_small(name, limit, probe(1)))
+        return 1, seen
+    small = (2, 3) if largest >= 3 else (2,)
+    if prefetch is not None and len(small) > 1:
+        prefetch(small)
+    if probe(2) > limit:  # one column, or none
+        if probe(1) > limit:
+            raise ValueError(too_small(name, limit, probe(1)))
+        return 1, seen
+    if largest == 2 or probe(3) > limit:
+        return 2, seen
+    low, high = 3, None  # the largest block known to fit, the smallest known not to
     for _ in range(_ROUNDS):
-        if high - low <= 1:
+        if low == largest or (high is not None and high - low <= 1):
             break
-        slope = (seen[high] - seen[low]) / (high - low)
-        guess = low + int((limit - seen[low]) // slope) if slope > 0 else high - 1
-        guess = min(max(guess, low + 1), high - 1)
+        guess = _predict(seen, low, high, limit, largest)
         if probe(guess) <= limit:
             low = guess
+            if high is None:  # the prediction fitted: taken, no search beyond it
+                break
         else:
             high = guess
     return low, seen
+
+
+def _predict(seen: dict, low: int, high: int | None, limit: int, largest: int) -> int:
+    """The largest block the line through two measured points says fits, strictly
+    between ``low`` (fits) and ``high`` (over; ``None``: nothing measured over yet)."""
+    if high is None:  # the two small blocks: the shared part and the growth per column
+        first, second = 2, 3
+    else:
+        first, second = low, high
+    slope = (seen[second] - seen[first]) / (second - first)
+    if slope <= 0:
+        guess = largest if high is None else high - 1
+    else:
+        guess = first + int((limit - seen[first]) // slope)
+    ceiling = largest if high is None else high - 1
+    return min(max(guess, low + 1), ceiling)

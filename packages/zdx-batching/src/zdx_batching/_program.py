@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import jax
 import numpy as np
 
 from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
-from ._memory import choose_block, fixed_bytes, footprint
+from ._memory import choose_block, footprint, too_small
 from ._request import Request
 
 
@@ -78,20 +79,42 @@ class Program:
             self.plan = self._plan()
             self._run = self._jitted(self.plan)
             return
-        compiled: dict = {}
-
-        def measure(block: int) -> int:
-            program = self._jitted(self._plan(block)).lower(*inputs).compile()
-            compiled[block] = program
-            return footprint(program, request.columns.name)
-
-        largest = largest_block(request.ncolumns, request.nbatches, self.devices)
+        compiled: dict = {}  # block -> program compiled in full (the one to run)
+        probes: dict = {}  # block -> program compiled only to be measured
         name = request.columns.name
 
-        def fixed() -> int:
-            return fixed_bytes(compiled[largest], name)
+        def lower(block: int) -> Any:
+            return self._jitted(self._plan(block)).lower(*inputs)
 
-        block, _ = choose_block(name, request.limit, largest, measure, fixed)
+        def prefetch(blocks: tuple) -> None:
+            # Traced one after the other, compiled side by side (XLA releases the GIL).
+            lowered = [lower(block) for block in blocks]
+            with concurrent.futures.ThreadPoolExecutor(len(blocks)) as pool:
+                for block, program in zip(blocks, pool.map(compile_to_measure, lowered)):
+                    probes[block] = program
+
+        def measure_in_full(block: int) -> int:
+            if block not in compiled:
+                compiled[block] = lower(block).compile()
+            return footprint(compiled[block], name)
+
+        def measure(block: int) -> int:
+            if block in compiled:
+                return footprint(compiled[block], name)
+            if block not in probes:
+                # One column, or the first prediction, is usually the program: compiled
+                # in full. The blocks of the line, and any step down, only to be measured.
+                if block == 1 or (block not in _LINE_BLOCKS and not compiled):
+                    return measure_in_full(block)
+                probes[block] = compile_to_measure(lower(block))
+            return footprint(probes[block], name)
+
+        largest = largest_block(request.ncolumns, request.nbatches, self.devices)
+        block, _ = choose_block(name, request.limit, largest, measure, prefetch)
+        while measure_in_full(block) > request.limit:  # the probe was wrong: step down
+            if block == 1:
+                raise ValueError(too_small(name, request.limit, measure_in_full(1)))
+            block -= 1
         self.plan = self._plan(block)
         self._run = compiled[block]
 
@@ -127,6 +150,23 @@ class Program:
         finally:
             self._bar = None
             bar.close()
+
+
+# Compiled only to read its memory analysis: XLA's buffer assignment (what the analysis
+# reports) is decided before code generation, so code generated without LLVM's
+# optimisations has the same footprint and compiles in about half the time.
+_MEASURE_ONLY = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def compile_to_measure(lowered: Any) -> Any:
+    """``lowered`` compiled for its memory analysis only (not to be run)."""
+    try:
+        return lowered.compile(_MEASURE_ONLY)
+    except Exception:  # a backend without these options: the ordinary compile
+        return lowered.compile()
+
+
+_LINE_BLOCKS = (2, 3)  # the blocks ``choose_block`` draws its first line through
 
 
 _FINITE_CHECKS: dict = {}

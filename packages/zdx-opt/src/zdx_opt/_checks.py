@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import equinox as eqx
@@ -82,3 +84,21 @@ def check_symmetric(matrix: jax.Array, name: str) -> jax.Array:
             f"above the rounding tolerance {float(tol):.3g} (sqrt(eps) * max|M|)."
         )
     return (matrix + matrix.T) / 2
+
+
+def check_int(function: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{function}: `{name}` must be an integer, got {type(value).__name__} {value!r}."
+        )
+    if value < minimum:
+        raise ValueError(f"{function}: `{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_real(function: str, name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{function}: `{name}` must be a number, got {type(value).__name__}.")
+    if not (math.isfinite(value) and low <= value < high):
+        raise ValueError(f"{function}: `{name}` must be in [{low}, {high}), got {value!r}.")
+    return float(value)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -88,14 +89,16 @@ def batched(optics, observations, starts, steps):
 
 
 def loop(optics, observations, starts, steps):
+    """The fits one data set at a time; total seconds, seconds of the first fit, losses."""
     clock = time.perf_counter()
     n = jax.tree.leaves(starts)[0].shape[0]
-    losses = []
+    losses, first = [], None
     for i in range(n):
         start = jax.tree.map(lambda leaf, i=i: leaf[i : i + 1], starts)
         fits, _ = fit_and_hessians(optics, one_data_set(observations, i), start, steps)
         losses.append(float(fits.loss[0]))
-    return time.perf_counter() - clock, np.array(losses)
+        first = time.perf_counter() - clock if first is None else first
+    return time.perf_counter() - clock, first, np.array(losses)
 
 
 def main(argv=None) -> int:
@@ -109,10 +112,14 @@ def main(argv=None) -> int:
     rows = []
     for n in args.n:
         optics, observations, starts = problem(n, 1, args.npix, args.psf_npix)
+        # Each way starts from empty caches, so that both first calls include compilation.
+        jax.clear_caches()
         first, batched_losses = batched(optics, observations, starts, args.steps)
         optics, observations2, starts2 = problem(n, 2, args.npix, args.psf_npix)
         again, _ = batched(optics, observations2, starts2, args.steps)
-        looped, loop_losses = loop(optics, observations, starts, args.steps)
+        jax.clear_caches()
+        looped, loop_first, loop_losses = loop(optics, observations, starts, args.steps)
+        loop_steady = (looped - loop_first) / (n - 1) if n > 1 else float("nan")
         # both ways fit the same data from the same starts: the losses must agree
         agree = float(np.max(np.abs(batched_losses - loop_losses) / loop_losses))
         row = {
@@ -120,14 +127,20 @@ def main(argv=None) -> int:
             "batched_s_per_fit": first / n,
             "batched_again_s_per_fit": again / n,
             "loop_s_per_fit": looped / n,
+            "loop_first_fit_s": loop_first,
+            "loop_s_per_fit_after_first": loop_steady,
             "ratio": first / looped,
+            "ratio_compiled": (again / n) / loop_steady if n > 1 else float("nan"),
             "max_relative_loss_difference": agree,
+            "load_average": os.getloadavg()[0],
         }
         rows.append(row)
         print(
             f"N={n:4d}  batched {first / n:7.3f} s/fit (again {again / n:7.3f})  "
-            f"loop {looped / n:7.3f} s/fit  ratio {first / looped:5.2f}  "
-            f"loss agreement {agree:.1e}",
+            f"loop {looped / n:7.3f} s/fit (first fit {loop_first:6.1f} s, then "
+            f"{loop_steady:6.3f})  ratio {first / looped:5.2f} "
+            f"(compiled {row['ratio_compiled']:5.2f})  loss agreement {agree:.1e}  "
+            f"load {row['load_average']:.1f}",
             flush=True,
         )
     if args.json:

@@ -79,10 +79,14 @@ def run_blocks(
     args: Any,
     arg_axes: Any,
     block_size: int | None,
+    vectorise: bool,
     progress: bool,
     desc: str,
 ) -> Any:
-    """``vmap(single)`` over the data sets, ``block_size`` at a time, over all devices.
+    """``single`` over the data sets, ``block_size`` at a time, over all devices.
+
+    Each device's share of a block runs as ``jax.vmap(single)`` when ``vectorise``, else as
+    ``jax.lax.map(single)`` (one data set after another inside the compiled program).
 
     ``single(x, dynamic_args)`` sees one data set's flattened parameters and array
     arguments; the rest of ``args`` is closed over (static). Blocks are padded with copies
@@ -112,7 +116,14 @@ def run_blocks(
     axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-    layout = _Layout(single=single, static=static, treedef=treedef, axes=axes, devices=devices)
+    layout = _Layout(
+        single=single,
+        static=static,
+        treedef=treedef,
+        axes=axes,
+        devices=devices,
+        vectorise=vectorise,
+    )
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
@@ -138,6 +149,7 @@ class _Layout(eqx.Module):
     treedef: Any = eqx.field(static=True)
     axes: tuple = eqx.field(static=True)
     devices: tuple = eqx.field(static=True)
+    vectorise: bool = eqx.field(static=True)
 
 
 @eqx.filter_jit
@@ -150,7 +162,9 @@ def _block_program(layout: _Layout, x, batched_leaves, shared_leaves):
             dyn = jax.tree.unflatten(layout.treedef, merged)
             return layout.single(x_i, eqx.combine(dyn, layout.static))
 
-        return jax.vmap(one)(x, batched_leaves)
+        if layout.vectorise:
+            return jax.vmap(one)(x, batched_leaves)
+        return jax.lax.map(lambda pair: one(*pair), (x, batched_leaves))
 
     if len(layout.devices) == 1:
         return local(x, batched_leaves, shared_leaves)
@@ -186,6 +200,16 @@ def _leaf_axes(args: Any, arg_axes: Any) -> list:
     leaves, treedef = jax.tree.flatten(args)
     axes = treedef.flatten_up_to(arg_axes)
     return [axis for leaf, axis in zip(leaves, axes) if eqx.is_array(leaf)]
+
+
+def check_vectorise(function: str, vectorise: Any) -> bool:
+    """``vectorise`` as a bool, or a ``TypeError`` naming ``function``."""
+    if not isinstance(vectorise, bool):
+        raise TypeError(
+            f"{function}: argument `vectorise` must be True or False, "
+            f"got {type(vectorise).__name__} {vectorise!r}."
+        )
+    return vectorise
 
 
 def prepare(function: str, params: Any, args: Any, args_axes: Any):

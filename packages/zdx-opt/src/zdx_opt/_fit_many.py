@@ -16,7 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._blocks import Unravel, prepare, run_blocks
+from ._blocks import Unravel, check_vectorise, prepare, run_blocks
 from ._checks import check_int, check_real
 
 
@@ -131,6 +131,7 @@ def fit_many(
     refresh_every: int = 5,
     damping: float = 1e-8,
     block_size: int | None = None,
+    vectorise: bool = True,
     progress: bool = False,
 ) -> ManyFits:
     """Fit many independent data sets by natural-gradient descent, in one compiled program.
@@ -172,6 +173,12 @@ def fit_many(
     block_size : int, optional
         Data sets per compiled block (rounded up to a multiple of the device count);
         default all of them in one block. Smaller blocks bound the memory.
+    vectorise : bool, default True
+        Run the data sets of a block (each device's share) as one ``jax.vmap``-ed program;
+        ``False`` runs them one after another inside the same compiled program
+        (``jax.lax.map``): the same results, no Python between data sets, the memory of one
+        data set, and on CPU it can be faster than the vectorised program, whose working set
+        grows with the block (benchmarks/README.md).
     progress : bool, default False
         Show a ``tqdm`` bar over the blocks.
 
@@ -212,6 +219,7 @@ def fit_many(
     damping = check_real(name, "damping", damping, 0.0, math.inf)
     if block_size is not None:
         block_size = check_int(name, "block_size", block_size, 1)
+    vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 
     single = _NaturalGradientFit(
@@ -225,6 +233,6 @@ def fit_many(
         damping=damping,
     )
     best, loss, losses, done = run_blocks(
-        single, flat, args, arg_axes, block_size, progress, "fits (blocks of data sets)"
+        single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)"
     )
     return ManyFits(params=jax.vmap(unravel)(best), loss=loss, losses=losses, steps_done=done)

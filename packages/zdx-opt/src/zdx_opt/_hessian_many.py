@@ -13,7 +13,7 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from ._blocks import Unravel, prepare, run_blocks
+from ._blocks import Unravel, check_vectorise, prepare, run_blocks
 from ._checks import check_int
 
 
@@ -35,6 +35,7 @@ def hessian_many(
     *,
     args_axes: Any = 0,
     block_size: int | None = None,
+    vectorise: bool = True,
     progress: bool = False,
 ) -> jax.Array:
     """The Hessian of ``fn(params_i, args_i)`` for every data set, in one compiled program.
@@ -55,6 +56,12 @@ def hessian_many(
         As for :func:`fit_many`.
     block_size : int, optional
         Data sets per compiled block; default all in one.
+    vectorise : bool, default True
+        Run the data sets of a block (each device's share) as one ``jax.vmap``-ed program;
+        ``False`` runs them one after another inside the same compiled program
+        (``jax.lax.map``): the same results, no Python between data sets, the memory of one
+        data set, and on CPU it can be faster than the vectorised program, whose working set
+        grows with the block (benchmarks/README.md).
     progress : bool, default False
         Show a ``tqdm`` bar over the blocks.
 
@@ -83,7 +90,10 @@ def hessian_many(
         raise TypeError(f"{name}: `fn` must be callable, got {type(fn).__name__}.")
     if block_size is not None:
         block_size = check_int(name, "block_size", block_size, 1)
+    vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 
     single = _HessianOf(fn=fn, unravel=unravel)
-    return run_blocks(single, flat, args, arg_axes, block_size, progress, "Hessians (blocks)")
+    return run_blocks(
+        single, flat, args, arg_axes, block_size, vectorise, progress, "Hessians (blocks)"
+    )

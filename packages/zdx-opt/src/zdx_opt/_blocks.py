@@ -203,10 +203,12 @@ def _leaf_axes(args: Any, arg_axes: Any) -> list:
 
 
 def check_vectorise(function: str, vectorise: Any) -> bool:
-    """``vectorise`` as a bool, or a ``TypeError`` naming ``function``."""
+    """``vectorise`` as a bool (None: False on CPU, True elsewhere), or a ``TypeError``."""
+    if vectorise is None:
+        return jax.default_backend() != "cpu"
     if not isinstance(vectorise, bool):
         raise TypeError(
-            f"{function}: argument `vectorise` must be True or False, "
+            f"{function}: argument `vectorise` must be True, False or None, "
             f"got {type(vectorise).__name__} {vectorise!r}."
         )
     return vectorise

@@ -35,7 +35,7 @@ def hessian_many(
     *,
     args_axes: Any = 0,
     block_size: int | None = None,
-    vectorise: bool = True,
+    vectorise: bool | None = None,
     progress: bool = False,
 ) -> jax.Array:
     """The Hessian of ``fn(params_i, args_i)`` for every data set, in one compiled program.
@@ -56,12 +56,13 @@ def hessian_many(
         As for :func:`fit_many`.
     block_size : int, optional
         Data sets per compiled block; default all in one.
-    vectorise : bool, default True
-        Run the data sets of a block (each device's share) as one ``jax.vmap``-ed program;
-        ``False`` runs them one after another inside the same compiled program
-        (``jax.lax.map``): the same results, no Python between data sets, the memory of one
-        data set, and on CPU it can be faster than the vectorised program, whose working set
-        grows with the block (benchmarks/README.md).
+    vectorise : bool, optional
+        ``True``: the data sets of a block (each device's share) run as one ``jax.vmap``-ed
+        program. ``False``: one after another inside the same compiled program
+        (``jax.lax.map``), with the same results, no Python between data sets and the
+        memory of one data set. Default ``False`` on CPU, where it measured 1.5x faster
+        than the vectorised program on the optics fits (benchmarks/README.md), and ``True``
+        on GPU and TPU.
     progress : bool, default False
         Show a ``tqdm`` bar over the blocks.
 

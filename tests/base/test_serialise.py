@@ -191,7 +191,7 @@ def test_a_newer_format_is_refused_naming_both_versions(saved):
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(TypeError, match=r"zdx_base\.save: `path` must be a str"):
         zdx_base.save(3, {"a": 1.0})
-    with pytest.raises(TypeError, match="`overwrite` must be a bool"):
+    with pytest.raises(TypeError, match=r"save: overwrite must be True or False, got str 'yes'"):
         zdx_base.save(tmp_path / "x.eqx", {"a": 1.0}, overwrite="yes")
     with pytest.raises(TypeError, match="`metadata` must hold only JSON"):
         zdx_base.save(tmp_path / "x.eqx", {"a": 1.0}, metadata={"f": object()})

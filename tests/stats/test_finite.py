@@ -11,12 +11,9 @@ NAN = jnp.nan
 
 
 @pytest.fixture(scope="module")
-def image():
+def image(gaussian_data):
     """A model, data and error with NaN in the data, the error and the model."""
-    kx, km, ks = jax.random.split(jax.random.key(1), 3)
-    model = jax.random.normal(kx, (4, 4))
-    data = jax.random.normal(km, (4, 4))
-    error = jax.random.uniform(ks, (4, 4), minval=0.5, maxval=2.0)
+    model, data, error = gaussian_data(1, (4, 4))
     data = data.at[0, 0].set(NAN)
     error = error.at[1, 2].set(NAN).at[3, 3].set(jnp.inf)
     model = model.at[2, 1].set(NAN)

@@ -9,12 +9,8 @@ import zdx_stats as stats
 
 
 @pytest.fixture(scope="module")
-def sample():
-    kx, km, ks = jax.random.split(jax.random.key(0), 3)
-    x = jax.random.normal(kx, (3, 4))
-    mean = jax.random.normal(km, (3, 4))
-    std = jax.random.uniform(ks, (3, 4), minval=0.5, maxval=2.0)
-    return x, mean, std
+def sample(gaussian_data):
+    return gaussian_data(0, (3, 4))
 
 
 def test_loglike_is_the_normal_logpdf(sample):

@@ -5,11 +5,13 @@
 any pytree (``zdx_base.set(tree, "a.b", value)``). ``ravel`` flattens a pytree into a vector
 with a name for every scalar. ``save`` and ``load`` write a model to a file (equinox's
 leaf format, with the parameter names and package versions beside the leaves) and read it
-back into a skeleton of the same structure.
+back into a skeleton of the same structure. ``zdx_base.checks`` holds the argument checks
+that every package of the family shares.
 """
 
 import importlib.metadata
 
+from . import checks as checks
 from ._base import Base as Base
 from ._operations import add as add
 from ._operations import divide as divide
@@ -24,8 +26,8 @@ from ._paths import resolve as resolve
 from ._ravel import Raveled as Raveled
 from ._ravel import ravel as ravel
 from ._ravel import scalar_names as scalar_names
-from ._serialise import LeafInfo as LeafInfo
-from ._serialise import SavedInfo as SavedInfo
+from ._save_format import LeafInfo as LeafInfo
+from ._save_format import SavedInfo as SavedInfo
 from ._serialise import load as load
 from ._serialise import save as save
 from ._serialise import saved_info as saved_info

@@ -1,4 +1,9 @@
-"""Input checks shared by the statistics: arrays, shapes, counts and degrees of freedom."""
+"""Checks with a statistical meaning: broadcast data, masks, counts and degrees of freedom.
+
+The generic checks (types, numbers, arrays) are ``zdx_base.checks``; what is here is built on
+them and says what the statistics need (data that broadcast together, a count of data points
+or parameters, positive degrees of freedom).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-
-def is_traced(value: Any) -> bool:
-    """Whether ``value`` is a JAX tracer (its value is unknown until run time)."""
-    return isinstance(value, jax.core.Tracer)
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def as_array(fn: str, name: str, value: Any) -> Array:
-    """``value`` as a JAX array, or a ``TypeError`` naming the function and argument."""
-    try:
-        return jnp.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"{fn}: {name} must be an array or a number, got {_describe(value)}."
-        ) from error
+from zdx_base.checks import as_array, describe, is_traced
 
 
 def broadcast_shape(fn: str, names: Sequence[str], arrays: Sequence[Array]) -> tuple[int, ...]:
@@ -77,7 +62,11 @@ def bool_mask(fn: str, mask: Any, shape: tuple[int, ...]) -> Array:
 
 
 def square_matrix(fn: str, name: str, value: Any, size: int | None = None) -> Array:
-    """``value`` as a square 2-D array (of side ``size`` when given), or a ``ValueError``."""
+    """``value`` as a square 2-D array (of side ``size``, the length of the data, if given).
+
+    Unlike ``zdx_base.checks.as_square_matrix`` it keeps the dtype and accepts a ``(0, 0)``
+    matrix, as zodiax 0.5's statistics did. Raises ``ValueError`` for any other shape.
+    """
     array = as_array(fn, name, value)
     if array.ndim != 2 or array.shape[0] != array.shape[1]:
         raise ValueError(
@@ -107,7 +96,7 @@ def count_scalars(fn: str, name: str, tree: Any) -> int:
         else:
             raise TypeError(
                 f"{fn}: every leaf of {name} must be an array or a number, got "
-                f"{_describe(leaf)} at {name}{jax.tree_util.keystr(path)}; remove such "
+                f"{describe(leaf)} at {name}{jax.tree_util.keystr(path)}; remove such "
                 "leaves first, e.g. with equinox.filter(tree, equinox.is_array)."
             )
     return total
@@ -163,7 +152,7 @@ def check_dof(fn: str, ddof: Any, detail: str = "") -> Any:
             raise ValueError(f"{fn}: ddof must be a scalar, got shape {tuple(ddof.shape)}.")
         value = ddof.item()
     else:
-        raise TypeError(f"{fn}: ddof must be a number or a scalar array, got {_describe(ddof)}.")
+        raise TypeError(f"{fn}: ddof must be a number or a scalar array, got {describe(ddof)}.")
     if not value > 0:
         raise ValueError(
             f"{fn}: ddof must be positive (the number of data points minus the number of "

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ._checks import as_array, count_scalars, is_traced
+from zdx_base.checks import as_array, is_traced
+
+from ._checks import count_scalars
 
 
 def _count_used(data: Any, mask: Any, finite_only: bool) -> int | Array:

@@ -67,21 +67,17 @@ def gaussian_entropy(cov: Any) -> Array:
     Parameters
     ----------
     cov : Array
-        A symmetric positive definite covariance matrix, ``(n, n)``.
+        As in :func:`calc_entropy`.
 
     Returns
     -------
     entropy : Array
-        A scalar.
+        A scalar, in nats.
 
     Raises
     ------
     ValueError
-        If ``cov`` is not a square 2-D matrix.
-
-    Notes
-    -----
-    A ``cov`` that is not positive definite, or contains NaN, gives NaN.
+        As :func:`calc_entropy`; a ``cov`` that is not positive definite gives NaN.
 
     Examples
     --------

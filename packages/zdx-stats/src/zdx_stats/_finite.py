@@ -9,16 +9,9 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
-from ._checks import (
-    as_array,
-    bool_mask,
-    broadcast_shape,
-    check_dof,
-    count,
-    divide_by_dof,
-    float_arrays,
-    is_traced,
-)
+from zdx_base.checks import as_array, is_traced
+
+from ._checks import bool_mask, broadcast_shape, check_dof, count, divide_by_dof, float_arrays
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -134,10 +127,8 @@ def loglike_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
 
     Parameters
     ----------
-    x, mean, std : Array
-        As in :func:`loglike`; shapes broadcast together.
-    mask : Array of bool, optional
-        Also leaves out pixels where it is ``False``; broadcasts to the data.
+    x, mean, std, mask
+        As in :func:`z_score_finite`.
 
     Returns
     -------
@@ -146,10 +137,8 @@ def loglike_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
 
     Raises
     ------
-    ValueError
-        If the shapes cannot be broadcast together.
-    TypeError
-        If ``mask`` is not boolean.
+    ValueError, TypeError
+        As :func:`z_score_finite`.
 
     Notes
     -----
@@ -173,10 +162,8 @@ def chi2_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
 
     Parameters
     ----------
-    x, mean, std : Array
-        As in :func:`chi2`; shapes broadcast together.
-    mask : Array of bool, optional
-        Also leaves out pixels where it is ``False``; broadcasts to the data.
+    x, mean, std, mask
+        The model, the data, their 1-sigma errors and the mask, as in :func:`z_score_finite`.
 
     Returns
     -------
@@ -186,10 +173,9 @@ def chi2_finite(x: Any, mean: Any, std: Any, *, mask: Any = None) -> Array:
 
     Raises
     ------
-    ValueError
-        If the shapes cannot be broadcast together.
-    TypeError
-        If ``mask`` is not boolean.
+    ValueError, TypeError
+        Shapes that do not broadcast, or a mask that is not boolean (see
+        :func:`z_score_finite`).
 
     Examples
     --------
@@ -211,12 +197,12 @@ def chi2r_finite(x: Any, mean: Any, std: Any, params: Any, *, mask: Any = None) 
     Parameters
     ----------
     x, mean, std : Array
-        As in :func:`chi2r`; shapes broadcast together.
+        The model, the data and their 1-sigma errors, as in :func:`chi2_finite`.
     params : PyTree or int
         The model parameters, whose scalars are counted (as in :func:`ddof`), or their
         number as an integer.
     mask : Array of bool, optional
-        Also leaves out pixels where it is ``False``; broadcasts to the data.
+        As in :func:`chi2_finite`.
 
     Returns
     -------
@@ -256,8 +242,7 @@ def chi2r_from_z_finite(z_score: Any, params: Any, *, mask: Any = None) -> Array
     z_score : Array
         The z-scores, of any shape; NaN and inf entries are left out.
     params : PyTree or int
-        The model parameters, whose scalars are counted (as in :func:`ddof`), or their
-        number as an integer.
+        As in :func:`chi2r_finite`: the parameters, or how many there are.
     mask : Array of bool, optional
         Also leaves out entries where it is ``False``; broadcasts to ``z_score``.
 
@@ -275,7 +260,8 @@ def chi2r_from_z_finite(z_score: Any, params: Any, *, mask: Any = None) -> Array
         If the degrees of freedom are not positive; inside ``jax.jit`` the result is NaN
         instead.
     TypeError
-        If ``mask`` is not boolean.
+        If ``mask`` is not boolean, or ``params`` is a bool or has a leaf that is not an
+        array or a number.
 
     Examples
     --------

@@ -8,7 +8,9 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
-from ._checks import as_array, check_dof, divide_by_dof, float_arrays
+from zdx_base.checks import as_array
+
+from ._checks import check_dof, divide_by_dof, float_arrays
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -27,8 +29,8 @@ def z_score(x: Any, mean: Any, std: Any) -> Array:
     mean : Array
         The means (for example the data). Broadcasts against ``x``.
     std : Array
-        The standard deviations (for example the errors), expected positive. Broadcasts
-        against ``x`` and ``mean``.
+        The standard deviations: the 1-sigma errors of the data, expected positive.
+        Broadcasts against ``x`` and ``mean``.
 
     Returns
     -------
@@ -67,12 +69,9 @@ def loglike(x: Any, mean: Any, std: Any) -> Array:
 
     Parameters
     ----------
-    x : Array
-        The values (for example a model prediction).
-    mean : Array
-        The means (for example the data). Broadcasts against ``x``.
-    std : Array
-        The standard deviations, expected positive. Broadcasts against ``x`` and ``mean``.
+    x, mean, std : Array
+        The values, and the means and standard deviations of the normal distributions,
+        as in :func:`z_score`.
 
     Returns
     -------
@@ -81,10 +80,8 @@ def loglike(x: Any, mean: Any, std: Any) -> Array:
 
     Raises
     ------
-    ValueError
-        If the shapes of ``x``, ``mean`` and ``std`` cannot be broadcast together.
-    TypeError
-        If an argument is not an array or a number.
+    ValueError, TypeError
+        As :func:`z_score`: shapes that do not broadcast, an argument that is not an array.
 
     Notes
     -----
@@ -108,12 +105,8 @@ def chi2(x: Any, mean: Any, std: Any) -> Array:
 
     Parameters
     ----------
-    x : Array
-        The values (for example a model prediction).
-    mean : Array
-        The means (for example the data). Broadcasts against ``x``.
-    std : Array
-        The standard deviations (for example the errors). Broadcasts against both.
+    x, mean, std : Array
+        The model, the data and their 1-sigma errors, as in :func:`z_score`.
 
     Returns
     -------
@@ -122,8 +115,8 @@ def chi2(x: Any, mean: Any, std: Any) -> Array:
 
     Raises
     ------
-    ValueError
-        If the shapes of ``x``, ``mean`` and ``std`` cannot be broadcast together.
+    ValueError, TypeError
+        As :func:`z_score`.
 
     Notes
     -----
@@ -147,12 +140,8 @@ def chi2r(x: Any, mean: Any, std: Any, ddof: Any) -> Array:
 
     Parameters
     ----------
-    x : Array
-        The values (for example a model prediction).
-    mean : Array
-        The means (for example the data). Broadcasts against ``x``.
-    std : Array
-        The standard deviations (for example the errors). Broadcasts against both.
+    x, mean, std : Array
+        The model, the data and their 1-sigma errors, as in :func:`chi2`.
     ddof : int or Array
         The degrees of freedom, usually ``ddof(params, data)``: a positive scalar.
 
@@ -164,8 +153,8 @@ def chi2r(x: Any, mean: Any, std: Any, ddof: Any) -> Array:
     Raises
     ------
     ValueError
-        If ``ddof`` is a concrete value that is not positive, or not a scalar, or if the
-        shapes of ``x``, ``mean`` and ``std`` cannot be broadcast together.
+        If ``ddof`` is a concrete value that is not positive, or not a scalar, or as
+        :func:`z_score` if the shapes of ``x``, ``mean`` and ``std`` do not broadcast.
 
     Notes
     -----
@@ -204,7 +193,7 @@ def chi2r_from_z(z_score: Any, ddof: Any) -> Array:
     Raises
     ------
     ValueError
-        If ``ddof`` is a concrete value that is not positive, or not a scalar.
+        As :func:`chi2r`, if ``ddof`` is a concrete value that is not positive or not a scalar.
 
     Notes
     -----

@@ -7,7 +7,9 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
-from ._checks import as_array, count, is_traced
+from zdx_base.checks import as_array, is_traced
+
+from ._checks import count
 
 
 def _loglike(fn: str, max_loglike: Any) -> Array:
@@ -66,12 +68,8 @@ def bic(max_loglike: Any, params: Any, data: Any) -> Array:
 
     Parameters
     ----------
-    max_loglike : Array
-        The maximum log-likelihood $\log\hat L$ of the fit (a scalar, or an array of
-        several models).
-    params : PyTree or int
-        The fitted parameters, whose scalars are counted (as in :func:`ddof`), or their
-        number ``k`` as an integer.
+    max_loglike, params
+        As in :func:`aic`.
     data : PyTree or int
         The data, whose scalars are counted, or their number ``n`` as an integer (for
         example ``finite_mask(model, data, error).sum()`` when NaN pixels are left out).
@@ -79,7 +77,8 @@ def bic(max_loglike: Any, params: Any, data: Any) -> Array:
     Returns
     -------
     bic : Array
-        The criterion, of the shape of ``max_loglike``.
+        The criterion, of the shape of ``max_loglike`` (NaN or ``inf`` where it is NaN or
+        ``-inf``).
 
     Raises
     ------
@@ -88,10 +87,6 @@ def bic(max_loglike: Any, params: Any, data: Any) -> Array:
         gives ``n``). A traced ``n`` cannot be checked: ``n == 0`` then gives NaN.
     TypeError
         If ``params`` or ``data`` is a bool or has a leaf that is not an array or a number.
-
-    Notes
-    -----
-    NaN or ``-inf`` in ``max_loglike`` gives NaN or ``inf``.
 
     Examples
     --------

@@ -53,7 +53,7 @@ def check_positive_semi_definite(mat: Any, *, tol: float = 0.0) -> Array:
     Parameters
     ----------
     mat : Array
-        A square matrix.
+        A square matrix, as in :func:`check_symmetric`.
     tol : float, default 0.0
         How far below zero an eigenvalue may be, to forgive rounding (a covariance from an
         inverted Hessian often has eigenvalues of about ``-1e-12`` times the largest).
@@ -67,7 +67,7 @@ def check_positive_semi_definite(mat: Any, *, tol: float = 0.0) -> Array:
     Raises
     ------
     ValueError
-        If ``mat`` is not a square 2-D matrix.
+        As :func:`check_symmetric`.
 
     Examples
     --------

@@ -9,7 +9,9 @@ import jax.numpy as jnp
 from jax import Array
 from jax.scipy.linalg import solve_triangular
 
-from ._checks import as_array, float_arrays, square_matrix
+from zdx_base.checks import as_array
+
+from ._checks import float_arrays, square_matrix
 
 
 def _mv_parts(fn: str, x: Any, mean: Any, cov: Any):
@@ -80,23 +82,19 @@ def mv_loglike(x: Any, mean: Any, cov: Any) -> Array:
 
     Parameters
     ----------
-    x : Array
-        A vector of shape ``(n,)``, or a batch of vectors ``(..., n)``.
-    mean : Array
-        The mean vector; broadcasts against ``x``.
-    cov : Array
-        The covariance matrix, ``(n, n)``, symmetric positive definite.
+    x, mean, cov : Array
+        The vector (or batch of vectors), the mean vector and the covariance matrix, as in
+        :func:`mv_z_score`.
 
     Returns
     -------
     mv_loglike : Array
-        A scalar for one vector, or an array of shape ``(...)`` for a batch.
+        The log-density of each vector: a scalar, or an array of shape ``(...)``.
 
     Raises
     ------
     ValueError
-        If ``cov`` is not a square matrix, its side differs from the length of ``x``, or
-        ``x`` and ``mean`` cannot be broadcast together.
+        As :func:`mv_z_score`.
 
     Notes
     -----
@@ -118,8 +116,9 @@ def mv_loglike(x: Any, mean: Any, cov: Any) -> Array:
 def gauss_hessian(J: Any, cov: Any = None) -> Array:
     r"""The Gauss-Newton approximation to the Hessian of a Gaussian negative log-likelihood.
 
-    $J^\top J$ without ``cov``, or $J^\top \Sigma^{-1} J$ with it: the Fisher information of
-    a model with Jacobian $J$ and Gaussian errors of covariance $\Sigma$.
+    $J^\top J$ without ``cov``, or $J^\top \Sigma^{-1} J$ with it: the Fisher matrix of a
+    model with Jacobian $J$ and Gaussian errors of covariance $\Sigma$ (the Gauss-Newton
+    matrix of the whitened residuals; the expected Fisher information).
 
     Parameters
     ----------

@@ -170,7 +170,9 @@ def test_hessian_many_equals_jax_hessian_per_data_set(problem):
         (dict(learning_rate=0.0), ValueError, "learning_rate"),
         (dict(momentum=1.0), ValueError, "momentum"),
         (dict(block_size=0), ValueError, "block_size"),
-        (dict(vectorise=1), TypeError, "fit_many: argument `vectorise` must be True, False"),
+        (dict(vectorise=1), TypeError, "fit_many: vectorise must be True or False, got int 1"),
+        (dict(learning_rate="fast"), TypeError, "fit_many: learning_rate must be a finite"),
+        (dict(momentum=1.0), ValueError, r"fit_many: momentum must be a number in \[0, 1\)"),
         (dict(args_axes=1), ValueError, "args_axes"),
     ],
 )

@@ -21,6 +21,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 
+from zdx_base import checks
+
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
 
@@ -203,15 +205,10 @@ def _leaf_axes(args: Any, arg_axes: Any) -> list:
 
 
 def check_vectorise(function: str, vectorise: Any) -> bool:
-    """``vectorise`` as a bool (None: False on CPU, True elsewhere), or a ``TypeError``."""
+    """``vectorise`` as a bool; ``None`` gives False on CPU and True on GPU and TPU."""
     if vectorise is None:
         return jax.default_backend() != "cpu"
-    if not isinstance(vectorise, bool):
-        raise TypeError(
-            f"{function}: argument `vectorise` must be True, False or None, "
-            f"got {type(vectorise).__name__} {vectorise!r}."
-        )
-    return vectorise
+    return checks.check_bool(function, "vectorise", vectorise)
 
 
 def prepare(function: str, params: Any, args: Any, args_axes: Any):

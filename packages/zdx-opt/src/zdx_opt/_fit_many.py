@@ -8,7 +8,6 @@ natural-gradient descent (a ``lax.scan`` over its steps), in blocks over all dev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +15,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from zdx_base import checks
+
 from ._blocks import Unravel, check_vectorise, prepare, run_blocks
-from ._checks import check_int, check_real
 
 
 class ManyFits(eqx.Module):
@@ -163,7 +163,7 @@ def fit_many(
     steps : int, default 100
         Steps per fit, >= 1.
     learning_rate : float, default 0.1
-        In units of the Newton step, in (0, 10).
+        In units of the Newton step, in (0, 10].
     momentum : float, default 0.5
         In [0, 1).
     refresh_every : int, default 5
@@ -207,19 +207,19 @@ def fit_many(
     True
     """
     name = "fit_many"
-    if not callable(loss_fn):
-        raise TypeError(f"{name}: `loss_fn` must be callable, got {type(loss_fn).__name__}.")
-    if fisher_fn is not None and not callable(fisher_fn):
-        raise TypeError(f"{name}: `fisher_fn` must be callable or None.")
-    steps = check_int(name, "steps", steps, 1)
-    refresh_every = check_int(name, "refresh_every", refresh_every, 1)
-    learning_rate = check_real(name, "learning_rate", learning_rate, 0.0, 10.0)
-    if learning_rate == 0:
-        raise ValueError(f"{name}: `learning_rate` must be > 0, got 0.")
-    momentum = check_real(name, "momentum", momentum, 0.0, 1.0)
-    damping = check_real(name, "damping", damping, 0.0, math.inf)
-    if block_size is not None:
-        block_size = check_int(name, "block_size", block_size, 1)
+    checks.check_callable(name, "loss_fn", loss_fn, "a function (params, args) -> scalar")
+    if fisher_fn is not None:
+        checks.check_callable(name, "fisher_fn", fisher_fn, "a function (params, args) -> (n, n)")
+    steps = checks.check_int(name, "steps", steps, minimum=1)
+    refresh_every = checks.check_int(name, "refresh_every", refresh_every, minimum=1)
+    learning_rate = checks.check_number(
+        name, "learning_rate", learning_rate, positive=True, maximum=10
+    )
+    momentum = checks.check_number(name, "momentum", momentum, minimum=0)
+    if momentum >= 1:  # a momentum of 1 never forgets a step
+        raise ValueError(f"{name}: momentum must be a number in [0, 1), got momentum={momentum}.")
+    damping = checks.check_number(name, "damping", damping, minimum=0)
+    block_size = checks.check_int(name, "block_size", block_size, minimum=1, allow_none=True)
     vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 

@@ -13,8 +13,9 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from zdx_base import checks
+
 from ._blocks import Unravel, check_vectorise, prepare, run_blocks
-from ._checks import check_int
 
 
 class _HessianOf(eqx.Module):
@@ -87,10 +88,8 @@ def hessian_many(
     [2.0, 4.0]
     """
     name = "hessian_many"
-    if not callable(fn):
-        raise TypeError(f"{name}: `fn` must be callable, got {type(fn).__name__}.")
-    if block_size is not None:
-        block_size = check_int(name, "block_size", block_size, 1)
+    checks.check_callable(name, "fn", fn, "a function (params, args) -> scalar")
+    block_size = checks.check_int(name, "block_size", block_size, minimum=1, allow_none=True)
     vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 

@@ -58,12 +58,8 @@ def hessian_many(
     block_size : int, optional
         Data sets per compiled block; default all in one.
     vectorise : bool, optional
-        ``True``: the data sets of a block (each device's share) run as one ``jax.vmap``-ed
-        program. ``False``: one after another inside the same compiled program
-        (``jax.lax.map``), with the same results, no Python between data sets and the
-        memory of one data set. Default ``False`` on CPU, where it measured 1.5x faster
-        than the vectorised program on the optics fits (benchmarks/README.md), and ``True``
-        on GPU and TPU.
+        ``jax.vmap`` over a block's data sets, or one after another (``jax.lax.map``); as
+        for :func:`fit_many` (default: one after another on CPU).
     progress : bool, default False
         Show a ``tqdm`` bar over the blocks.
 

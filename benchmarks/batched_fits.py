@@ -66,6 +66,10 @@ def minus_loglike(params, args):
     return -loglike_fn(params, args)
 
 
+VECTORISE = {"auto": None, "yes": True, "no": False}
+vectorise = None  # set from --vectorise in main
+
+
 def fit_and_hessians(optics, observations, starts, steps):
     """``fit_many`` + ``hessian_many`` over the data sets given; the fits and Hessians."""
     args = (optics, observations)
@@ -77,8 +81,11 @@ def fit_and_hessians(optics, observations, starts, steps):
         fisher_fn=gauss_newton_fisher,
         steps=steps,
         learning_rate=0.5,
+        vectorise=vectorise,
     )
-    hessians = zdx_opt.hessian_many(minus_loglike, fits.params, args, args_axes=(None, 0))
+    hessians = zdx_opt.hessian_many(
+        minus_loglike, fits.params, args, args_axes=(None, 0), vectorise=vectorise
+    )
     return fits, jax.block_until_ready(hessians)
 
 
@@ -107,8 +114,16 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--npix", type=int, default=32)
     parser.add_argument("--psf-npix", type=int, default=16)
+    parser.add_argument(
+        "--vectorise",
+        choices=sorted(VECTORISE),
+        default="auto",
+        help="fit_many's vectorise: auto (its default), yes (jax.vmap), no (jax.lax.map)",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
+    global vectorise
+    vectorise = VECTORISE[args.vectorise]
     rows = []
     for n in args.n:
         optics, observations, starts = problem(n, 1, args.npix, args.psf_npix)
@@ -145,7 +160,8 @@ def main(argv=None) -> int:
         )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"steps": args.steps, "rows": rows, "devices": str(jax.devices())}, handle)
+            settings = {"steps": args.steps, "vectorise": args.vectorise}
+            json.dump({**settings, "rows": rows, "devices": str(jax.devices())}, handle)
     return 0 if rows[-1]["ratio"] <= 0.5 else 1
 
 

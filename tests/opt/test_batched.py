@@ -105,6 +105,23 @@ def test_fit_many_reaches_the_truth_and_blocks_do_not_change_the_answer(problem)
     assert 0.4 < float(jnp.mean(whole.loss)) < 1.6
 
 
+def test_one_data_set_after_another_gives_the_vectorised_answer(problem):
+    start, args, _ = problem
+    settings = dict(args_axes=(None, 0, 0), fisher_fn=fisher, steps=20, learning_rate=0.5)
+    vmapped = zdx_opt.fit_many(loss, start, args, block_size=3, vectorise=True, **settings)
+    mapped = zdx_opt.fit_many(loss, start, args, block_size=3, vectorise=False, **settings)
+    for key in start:
+        onp.testing.assert_allclose(mapped.params[key], vmapped.params[key], rtol=1e-12)
+    onp.testing.assert_allclose(mapped.losses, vmapped.losses, rtol=1e-12)
+    onp.testing.assert_array_equal(mapped.steps_done, vmapped.steps_done)
+    at = {"args": args, "args_axes": (None, 0, 0)}
+    onp.testing.assert_allclose(
+        zdx_opt.hessian_many(loss, vmapped.params, vectorise=False, **at),
+        zdx_opt.hessian_many(loss, vmapped.params, vectorise=True, **at),
+        rtol=1e-12,
+    )
+
+
 def test_fit_many_default_metric_is_the_hessian():
     data = jnp.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
     fits = zdx_opt.fit_many(
@@ -153,6 +170,9 @@ def test_hessian_many_equals_jax_hessian_per_data_set(problem):
         (dict(learning_rate=0.0), ValueError, "learning_rate"),
         (dict(momentum=1.0), ValueError, "momentum"),
         (dict(block_size=0), ValueError, "block_size"),
+        (dict(vectorise=1), TypeError, "fit_many: vectorise must be True or False, got int 1"),
+        (dict(learning_rate="fast"), TypeError, "fit_many: learning_rate must be a finite"),
+        (dict(momentum=1.0), ValueError, r"fit_many: momentum must be a number in \[0, 1\)"),
         (dict(args_axes=1), ValueError, "args_axes"),
     ],
 )

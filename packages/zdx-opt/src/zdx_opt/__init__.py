@@ -17,11 +17,11 @@
 
 import importlib.metadata
 
-from ._batched import ManyFits as ManyFits
-from ._batched import fit_many as fit_many
-from ._batched import hessian_many as hessian_many
 from ._eigen import decompose as decompose
 from ._eigen import eigen_projection as eigen_projection
+from ._fit_many import ManyFits as ManyFits
+from ._fit_many import fit_many as fit_many
+from ._hessian_many import hessian_many as hessian_many
 from ._mapping import map_optimisers as map_optimisers
 from ._minimise import MinimiseResult as MinimiseResult
 from ._minimise import minimise as minimise

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 
-from ._checks import as_square_matrix, check_finite, check_symmetric, fail_if, is_traced
+from zdx_base import checks
 
 _ON_BAD = ("raise", "drop", "clip")
 
@@ -58,14 +58,15 @@ def decompose(
     >>> vals
     Array([1.  , 0.25], dtype=float64)
     """
-    m = check_finite(as_square_matrix(matrix, "matrix"), "matrix")
+    m = checks.as_square_matrix("decompose", "matrix", matrix)
+    m = checks.check_finite_matrix("decompose", "matrix", m)
     if hermitian:
-        vals, vecs = _eigh_descending(check_symmetric(m, "matrix"))
+        vals, vecs = _eigh_descending(checks.check_symmetric_matrix("decompose", "matrix", m))
     else:
         cvals, cvecs = jnp.linalg.eig(m)
         imag = jnp.max(jnp.abs(cvals.imag))
         tol = jnp.sqrt(jnp.finfo(m.dtype).eps) * jnp.max(jnp.abs(cvals))
-        cvals = fail_if(
+        cvals = checks.fail_if(
             cvals,
             imag > tol,
             "`matrix` has complex eigenvalues, which decompose(hermitian=False) cannot "
@@ -74,7 +75,7 @@ def decompose(
         order = jnp.argsort(cvals.real)[::-1]
         vals, vecs = cvals.real[order], cvecs.real.T[order]
     if normalise:
-        vals = fail_if(
+        vals = checks.fail_if(
             vals,
             vals[0] <= 0,
             "normalise=True divides the eigenvalues by the largest one, but the largest "
@@ -95,7 +96,7 @@ def _warn_count(count: Any, n: int, action: str, which: str) -> None:
                 stacklevel=3,
             )
 
-    if is_traced(count):
+    if checks.is_traced(count):
         jax.debug.callback(warn, count)
     else:
         warn(count)
@@ -165,10 +166,10 @@ def eigen_projection(
             f"(a covariance matrix), got {'both' if fmat is not None else 'neither'}."
         )
     which = "fmat" if fmat is not None else "cov"
-    if on_bad not in _ON_BAD:
-        raise ValueError(f"`on_bad` must be one of {_ON_BAD}, got {on_bad!r}.")
-    m = as_square_matrix(fmat if fmat is not None else cov, which)
-    m = check_symmetric(check_finite(m, which), which)
+    checks.check_choice("eigen_projection", "on_bad", on_bad, _ON_BAD)
+    m = checks.as_square_matrix("eigen_projection", which, fmat if fmat is not None else cov)
+    m = checks.check_finite_matrix("eigen_projection", which, m)
+    m = checks.check_symmetric_matrix("eigen_projection", which, m)
     n = m.shape[0]
     eps = jnp.finfo(m.dtype).eps
     if rtol is None:
@@ -190,7 +191,7 @@ def eigen_projection(
     scale = 1 / jnp.sqrt(jnp.where(positive, diag, typical))
     vals, vecs = _eigh_descending(scale[:, None] * m * scale[None, :])
 
-    vals = fail_if(
+    vals = checks.fail_if(
         vals,
         vals[0] <= 0,
         f"`{which}` has no positive eigenvalue, so no direction can be whitened.",
@@ -199,7 +200,7 @@ def eigen_projection(
     bad = vals <= floor
     count = jnp.sum(bad)
     if on_bad == "raise":
-        if is_traced(count):
+        if checks.is_traced(count):
             vals = eqx.error_if(
                 vals,
                 count > 0,
@@ -215,7 +216,7 @@ def eigen_projection(
                 "directions or on_bad='clip' to floor their eigenvalues."
             )
     elif on_bad == "drop":
-        if is_traced(count):
+        if checks.is_traced(count):
             raise ValueError(
                 "on_bad='drop' changes the shape of P, so it needs a concrete matrix; "
                 "call eigen_projection outside jit, or use on_bad='clip'."

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from zdx_base import checks
+
 from ._paths import leaf_names, matches
 
 FIXED_LABEL = "<fixed>"
@@ -34,13 +36,7 @@ def _label_of(key: Any) -> str:
 
 
 def _as_float_leaf(name: str, leaf: Any) -> jax.Array:
-    try:
-        arr = jnp.asarray(leaf)
-    except TypeError as exc:
-        raise TypeError(
-            f"`params` leaf '{name}' is a {type(leaf).__name__}, not an array; "
-            "`params` must be a pytree of numbers or arrays."
-        ) from exc
+    arr = checks.as_array("map_optimisers", f"params leaf '{name}'", leaf)
     if not jnp.issubdtype(arr.dtype, jnp.inexact):
         arr = arr.astype(jnp.result_type(float))
     return arr

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import equinox as eqx
 import jax
 
+from zdx_base import checks
+
 if TYPE_CHECKING:  # imported when minimise() runs: it costs ~0.3 s at `import zdx_opt`
     import optimistix as optx
 
@@ -126,8 +128,7 @@ def minimise(
 
     if fmat is not None and cov is not None:
         raise ValueError("minimise takes at most one of `fmat` and `cov`, got both.")
-    if not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}.")
+    checks.check_callable("minimise", "loss_fn", loss_fn, "a function (params, args) -> scalar")
     if solver is None:
         solver = optx.BestSoFarMinimiser(optx.LBFGS(rtol=1e-6, atol=1e-6))
     if fmat is None and cov is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -14,7 +12,7 @@ import jax.scipy.linalg as jsl
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ._checks import as_square_matrix, check_finite, check_symmetric, is_traced
+from zdx_base import checks
 
 _SINGULAR = (
     "natural_gradient: the damped Fisher matrix is not numerically positive definite "
@@ -98,10 +96,13 @@ def natural_gradient(
 
     Raises
     ------
+    TypeError
+        If ``fisher`` is not an array or callable, ``damping`` is not a number or
+        ``refresh_every`` not an integer (or None).
     ValueError
         If ``fisher`` is not square, symmetric and finite, the damped matrix is not
         positive definite (also raised when a refreshed matrix is bad, inside ``jit`` as
-        a runtime error), ``damping`` or ``refresh_every`` is invalid, the gradients do
+        a runtime error), ``damping`` < 0 or ``refresh_every`` < 1, the gradients do
         not have ``n`` entries, or a refreshing callable ``fisher`` gets no ``params``.
 
     Examples
@@ -115,38 +116,28 @@ def natural_gradient(
     >>> updates
     {'a': Array(-1., dtype=float64), 'b': Array(-0.5, dtype=float64)}
     """
-    if (
-        isinstance(damping, bool)
-        or not isinstance(damping, numbers.Real)
-        or not math.isfinite(damping)
-        or damping < 0
-    ):
-        raise ValueError(f"`damping` must be a finite number >= 0, got {damping!r}.")
-    if refresh_every is not None and (
-        isinstance(refresh_every, bool)
-        or not isinstance(refresh_every, numbers.Integral)
-        or refresh_every < 1
-    ):
-        raise ValueError(f"`refresh_every` must be an integer >= 1 or None, got {refresh_every!r}.")
-    damping = float(damping)
+    damping = checks.check_number("natural_gradient", "damping", damping, minimum=0)
+    refresh_every = checks.check_int(
+        "natural_gradient", "refresh_every", refresh_every, minimum=1, allow_none=True
+    )
 
     if callable(fisher):
         fisher_fn = fisher
         fixed = None
     else:
-        fixed = check_symmetric(
-            check_finite(as_square_matrix(fisher, "fisher"), "fisher"), "fisher"
-        )
+        fixed = checks.as_square_matrix("natural_gradient", "fisher", fisher)
+        fixed = checks.check_finite_matrix("natural_gradient", "fisher", fixed)
+        fixed = checks.check_symmetric_matrix("natural_gradient", "fisher", fixed)
         fisher_fn = None
         fixed_chol, ok = _damped_cholesky(fixed, damping)
-        if not is_traced(ok) and not bool(ok):
+        if not checks.is_traced(ok) and not bool(ok):
             raise ValueError(
                 f"`fisher` plus damping={damping:g} is not numerically positive definite "
                 "(it is singular or indefinite); increase `damping`."
             )
 
     def evaluate(params: Any) -> jax.Array:
-        matrix = as_square_matrix(fisher_fn(params), "fisher(params)")
+        matrix = checks.as_square_matrix("natural_gradient", "fisher(params)", fisher_fn(params))
         chol, ok = _damped_cholesky(matrix, damping)
         return eqx.error_if(chol, ~ok, _SINGULAR)
 
@@ -160,7 +151,7 @@ def natural_gradient(
     def init_fn(params: Any) -> NaturalGradientState:
         flat, _ = ravel_pytree(params)
         if fixed is not None:
-            chol = eqx.error_if(fixed_chol, ~ok, _SINGULAR) if is_traced(ok) else fixed_chol
+            chol = eqx.error_if(fixed_chol, ~ok, _SINGULAR) if checks.is_traced(ok) else fixed_chol
         else:
             chol = evaluate(params)
         check_size(flat, chol.shape[0], "params")

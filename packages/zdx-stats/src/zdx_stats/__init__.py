@@ -25,15 +25,11 @@ import importlib.metadata
 from ._calibration import Coverage as Coverage
 from ._calibration import NormalityTest as NormalityTest
 from ._calibration import PullStatistics as PullStatistics
-from ._calibration import UniformityTest as UniformityTest
 from ._calibration import coverage as coverage
 from ._calibration import nominal_coverage as nominal_coverage
 from ._calibration import normality_test as normality_test
 from ._calibration import pull_statistics as pull_statistics
 from ._calibration import pulls as pulls
-from ._calibration import rank_histogram as rank_histogram
-from ._calibration import rank_uniformity_test as rank_uniformity_test
-from ._calibration import sbc_ranks as sbc_ranks
 from ._calibration_plots import plot_coverage as plot_coverage
 from ._calibration_plots import plot_pull_histograms as plot_pull_histograms
 from ._calibration_plots import plot_rank_histograms as plot_rank_histograms
@@ -59,5 +55,9 @@ from ._multivariate import gauss_hessian as gauss_hessian
 from ._multivariate import mv_loglike as mv_loglike
 from ._multivariate import mv_z_score as mv_z_score
 from ._poisson import poisson_loglike as poisson_loglike
+from ._sbc import UniformityTest as UniformityTest
+from ._sbc import rank_histogram as rank_histogram
+from ._sbc import rank_uniformity_test as rank_uniformity_test
+from ._sbc import sbc_ranks as sbc_ranks
 
 __version__ = importlib.metadata.version("zdx-stats")

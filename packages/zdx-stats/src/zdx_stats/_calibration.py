@@ -1,4 +1,4 @@
-"""Are error bars and posteriors calibrated? Coverage, pulls and simulation-based ranks.
+"""Are error bars calibrated? Coverage and pulls over many simulated data sets.
 
 Coverage: over many simulated data sets with known truth, the fraction of fits whose
 truth lies within ``k`` of their own one-sigma errors must be the Gaussian probability of
@@ -7,20 +7,17 @@ truth lies within ``k`` of their own one-sigma errors must be the Gaussian proba
 must then be draws of ``N(0, 1)``: mean 0, standard deviation 1, and normal (the
 D'Agostino-Pearson test of skewness and kurtosis).
 
-Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788): draw a truth from the
-prior, simulate data, sample its posterior, and record the rank of the truth among ``L``
-posterior draws. With a correct sampler the rank is uniform on ``0 .. L``; a chi-squared
-test on a histogram of the ranks tells when it is not.
+The simulation-based calibration of samplers is in :mod:`zdx_stats._sbc`, the figures in
+:mod:`zdx_stats._calibration_plots`.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
-from jax.scipy.special import erf, gammaincc
+from jax.scipy.special import erf
 
 
 def nominal_coverage(level: Any) -> jnp.ndarray:
@@ -34,7 +31,7 @@ def nominal_coverage(level: Any) -> jnp.ndarray:
     return erf(jnp.asarray(level, float) / math.sqrt(2.0))
 
 
-def _as_2d(function: str, name: str, value: Any) -> jnp.ndarray:
+def as_trials_by_parameters(function: str, name: str, value: Any) -> jnp.ndarray:
     array = jnp.asarray(value, dtype=float)
     if array.ndim == 1:
         array = array[:, None]
@@ -72,12 +69,12 @@ def pulls(estimates: Any, truths: Any, sigmas: Any) -> jnp.ndarray:
     >>> pulls([[1.0, 2.0]], [0.0, 0.0], [[0.5, 4.0]]).tolist()
     [[2.0, 0.5]]
     """
-    estimates = _as_2d("pulls", "estimates", estimates)
-    sigmas = _as_2d("pulls", "sigmas", sigmas)
+    estimates = as_trials_by_parameters("pulls", "estimates", estimates)
+    sigmas = as_trials_by_parameters("pulls", "sigmas", sigmas)
     truths = jnp.asarray(truths, dtype=float)
     if truths.ndim == 1 and truths.shape[0] == estimates.shape[1] and estimates.shape[1] > 1:
         truths = jnp.broadcast_to(truths, estimates.shape)
-    truths = _as_2d("pulls", "truths", truths)
+    truths = as_trials_by_parameters("pulls", "truths", truths)
     if not (estimates.shape == sigmas.shape == truths.shape):
         raise ValueError(
             "pulls: `estimates`, `truths` and `sigmas` must have the same shape (or truths "
@@ -149,7 +146,7 @@ def coverage(pull_values: Any, levels: Any = (1.0, 2.0)) -> Coverage:
     >>> cov.per_parameter[:, 0].tolist(), cov.trials
     ([0.5, 0.75], 4)
     """
-    values = _as_2d("coverage", "pull_values", pull_values)
+    values = as_trials_by_parameters("coverage", "pull_values", pull_values)
     if not bool(jnp.all(jnp.isfinite(values))):
         raise ValueError("coverage: `pull_values` must be finite.")
     levels = jnp.atleast_1d(jnp.asarray(levels, dtype=float))
@@ -305,7 +302,7 @@ def pull_statistics(pull_values: Any) -> PullStatistics:
     >>> float(stats.mean[0]), float(stats.std[0])
     (0.0, 1.0)
     """
-    values = _as_2d("pull_statistics", "pull_values", pull_values)
+    values = as_trials_by_parameters("pull_statistics", "pull_values", pull_values)
     trials = values.shape[0]
     if trials < 2 or not bool(jnp.all(jnp.isfinite(values))):
         raise ValueError(
@@ -327,150 +324,4 @@ def pull_statistics(pull_values: Any) -> PullStatistics:
         overall_mean=flat.mean(),
         overall_std=flat.std(ddof=1),
         overall_normality_pvalue=pvalue(flat),
-    )
-
-
-def sbc_ranks(truths: Any, draws: Any) -> jnp.ndarray:
-    """The rank of each true value among its posterior draws (Talts et al. 2018).
-
-    Parameters
-    ----------
-    truths : array_like
-        ``(trials, parameters)`` (or ``(trials,)``) the values the data were simulated from
-        (each drawn from the prior).
-    draws : array_like
-        ``(trials, draws, parameters)`` (or ``(trials, draws)``) posterior draws of each
-        trial; thin them to roughly independent draws first.
-
-    Returns
-    -------
-    ranks : Array
-        ``(trials, parameters)`` integers in ``0 .. draws``: how many draws are below the
-        truth. Uniform for a calibrated sampler.
-
-    Raises
-    ------
-    ValueError
-        If the shapes do not match.
-
-    >>> sbc_ranks([0.5, 2.0], [[0.0, 1.0, 3.0], [1.0, 1.5, 1.8]]).tolist()
-    [[1], [3]]
-    """
-    truths = _as_2d("sbc_ranks", "truths", truths)
-    draws = jnp.asarray(draws, dtype=float)
-    if draws.ndim == 2:
-        draws = draws[..., None]
-    if draws.ndim != 3 or draws.shape[0] != truths.shape[0] or draws.shape[2] != truths.shape[1]:
-        raise ValueError(
-            "sbc_ranks: `draws` must have shape (trials, draws, parameters) matching "
-            f"`truths` {truths.shape}, got {draws.shape}."
-        )
-    return jnp.sum(draws < truths[:, None, :], axis=1)
-
-
-class UniformityTest(NamedTuple):
-    """A chi-squared test that ranks are uniform (:func:`rank_uniformity_test`).
-
-    Attributes
-    ----------
-    statistic : Array
-        ``(parameters,)`` Pearson's ``sum (observed - expected)^2 / expected`` over bins.
-    pvalue : Array
-        ``(parameters,)`` its chi-squared survival probability with ``bins - 1`` degrees
-        of freedom.
-    counts : Array
-        ``(parameters, bins)`` the histogram of the ranks.
-    bins : int
-    """
-
-    statistic: jnp.ndarray
-    pvalue: jnp.ndarray
-    counts: jnp.ndarray
-    bins: int
-
-
-def rank_histogram(ranks: Any, num_draws: int, bins: int) -> jnp.ndarray:
-    """Histogram of ranks in ``0 .. num_draws`` over ``bins`` bins of equal width.
-
-    ``bins`` must divide ``num_draws + 1`` so that every bin holds the same number of rank
-    values (unequal bins would look non-uniform even for a perfect sampler).
-
-    Returns
-    -------
-    counts : Array
-        ``(parameters, bins)``.
-
-    Raises
-    ------
-    ValueError
-        If ``bins`` does not divide ``num_draws + 1`` or a rank is out of range.
-
-    >>> rank_histogram([0, 1, 2, 3, 3], num_draws=3, bins=2).tolist()
-    [[2, 3]]
-    """
-    ranks = jnp.asarray(ranks)
-    if ranks.ndim == 1:
-        ranks = ranks[:, None]
-    for name, value in (("num_draws", num_draws), ("bins", bins)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"rank_histogram: `{name}` must be an integer >= 1, got {value!r}.")
-    if (num_draws + 1) % bins:
-        raise ValueError(
-            f"rank_histogram: `bins`={bins} must divide num_draws + 1 = {num_draws + 1}, "
-            "so that every bin holds as many possible ranks."
-        )
-    if bool(jnp.any((ranks < 0) | (ranks > num_draws))):
-        raise ValueError(f"rank_histogram: ranks must lie in 0 .. {num_draws}.")
-    width = (num_draws + 1) // bins
-    which = ranks // width
-    return jnp.stack(
-        [jnp.sum(which[:, j][:, None] == jnp.arange(bins), axis=0) for j in range(ranks.shape[1])]
-    )
-
-
-def rank_uniformity_test(ranks: Any, num_draws: int, bins: int | None = None) -> UniformityTest:
-    """Pearson's chi-squared test that SBC ranks are uniform, per parameter.
-
-    Parameters
-    ----------
-    ranks : array_like
-        ``(trials, parameters)`` from :func:`sbc_ranks`.
-    num_draws : int
-        Posterior draws per trial (ranks run over ``0 .. num_draws``).
-    bins : int, optional
-        Histogram bins, a divisor of ``num_draws + 1``; default the largest divisor that
-        leaves at least 5 expected counts per bin (the usual rule for the chi-squared
-        approximation), and at most 20.
-
-    Returns
-    -------
-    UniformityTest
-        ``statistic``, ``pvalue`` (small rejects uniformity), ``counts``, ``bins``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`rank_histogram`, or if no valid bin count exists.
-    """
-    ranks = jnp.asarray(ranks)
-    if ranks.ndim == 1:
-        ranks = ranks[:, None]
-    trials = ranks.shape[0]
-    if bins is None:
-        candidates = [b for b in range(2, 21) if (num_draws + 1) % b == 0 and trials / b >= 5]
-        if not candidates:
-            raise ValueError(
-                f"rank_uniformity_test: no bin count in 2..20 divides num_draws + 1 = "
-                f"{num_draws + 1} with >= 5 trials per bin ({trials} trials); choose "
-                "num_draws so that num_draws + 1 has small divisors, or pass `bins`."
-            )
-        bins = max(candidates)
-    counts = rank_histogram(ranks, num_draws, bins)
-    expected = trials / bins
-    statistic = jnp.sum((counts - expected) ** 2 / expected, axis=1)
-    return UniformityTest(
-        statistic=statistic,
-        pvalue=gammaincc((bins - 1) / 2.0, statistic / 2.0),
-        counts=counts,
-        bins=int(bins),
     )

@@ -1,0 +1,228 @@
+"""Run one data set's computation over many data sets: vmapped, in blocks, over devices.
+
+The machinery under :func:`zdx_opt.fit_many` and :func:`zdx_opt.hessian_many`: ``args``
+batched along ``args_axes`` (as ``jax.vmap``'s ``in_axes``), the parameters flattened per
+data set, and ``jax.vmap`` of a single data set's computation run ``block_size`` data sets
+at a time (one compiled program per block shape, re-used for every block), each block
+split over ``jax.devices()`` with ``shard_map`` along the data-set axis, with a ``tqdm``
+bar over the blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, PartitionSpec
+
+from zdx_base import checks
+
+try:  # jax >= 0.6
+    from jax import shard_map as _shard_map
+
+    _VMA_FLAG = "check_vma"
+except ImportError:  # pragma: no cover - older jax
+    from jax.experimental.shard_map import shard_map as _shard_map
+
+    _VMA_FLAG = "check_rep"
+
+_AXIS = "datasets"
+
+
+def _axes_of_leaves(args: Any, in_axes: Any) -> Any:
+    """``in_axes`` (a prefix of ``args``, 0 or None per sub-tree) spread to every leaf."""
+    try:
+        return jax.tree.map(
+            lambda axis, sub: jax.tree.map(lambda _: axis, sub),
+            in_axes,
+            args,
+            is_leaf=lambda x: x is None,
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"`args_axes` must be 0, None, or a prefix of `args` made of 0 and None: {error}"
+        ) from None
+
+
+def _array_leaves(args: Any) -> list:
+    return [leaf for leaf in jax.tree.leaves(args) if eqx.is_array(leaf)]
+
+
+def _count(function: str, params: Any, args: Any, arg_axes: Any) -> int:
+    """The number of data sets: the common leading length of every batched leaf."""
+    sizes = {
+        leaf.shape[0] if getattr(leaf, "ndim", 0) else None for leaf in jax.tree.leaves(params)
+    }
+    axes = _leaf_axes(args, arg_axes)
+    batched = [leaf for leaf, axis in zip(_array_leaves(args), axes) if axis == 0]
+    sizes |= {leaf.shape[0] if leaf.ndim else None for leaf in batched}
+    if not jax.tree.leaves(params):
+        raise ValueError(f"{function}: `params` has no array leaves.")
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(
+            f"{function}: every leaf of `params` (and of the batched `args`) needs the same "
+            f"leading axis, one entry per data set; got leading lengths {sorted(sizes, key=str)}."
+        )
+    (n,) = sizes
+    if n < 1:
+        raise ValueError(f"{function}: there are no data sets (leading axis of length 0).")
+    return n
+
+
+def run_blocks(
+    single: Callable,
+    flat_params: jax.Array,
+    args: Any,
+    arg_axes: Any,
+    block_size: int | None,
+    vectorise: bool,
+    progress: bool,
+    desc: str,
+) -> Any:
+    """``single`` over the data sets, ``block_size`` at a time, over all devices.
+
+    Each device's share of a block runs as ``jax.vmap(single)`` when ``vectorise``, else as
+    ``jax.lax.map(single)`` (one data set after another inside the compiled program).
+
+    ``single(x, dynamic_args)`` sees one data set's flattened parameters and array
+    arguments; the rest of ``args`` is closed over (static). Blocks are padded with copies
+    of the last data set and the padding is dropped from the results.
+    """
+    from tqdm.auto import tqdm
+
+    devices = tuple(jax.devices())
+    ndev = len(devices)
+    total = flat_params.shape[0]
+    block = total if block_size is None else min(block_size, total)
+    block = -(-block // ndev) * ndev  # a multiple of the number of devices
+    nblocks = -(-total // block)
+    padded = nblocks * block
+
+    dynamic, static = eqx.partition(args, eqx.is_array)
+
+    def pad(leaf, axis):
+        if axis != 0:
+            return leaf
+        extra = padded - leaf.shape[0]
+        if extra == 0:
+            return leaf
+        return jnp.concatenate([leaf, jnp.repeat(leaf[-1:], extra, axis=0)])
+
+    leaves, treedef = jax.tree.flatten(dynamic)
+    axes = tuple(_leaf_axes(args, arg_axes))
+    batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
+    flat_params = pad(flat_params, 0)
+    layout = _Layout(
+        single=single,
+        static=static,
+        treedef=treedef,
+        axes=axes,
+        devices=devices,
+        vectorise=vectorise,
+    )
+
+    batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
+    shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
+    outputs = []
+    bar = tqdm(range(nblocks), desc=desc, unit="block", disable=not progress, leave=False)
+    for k in bar:
+        rows = slice(k * block, (k + 1) * block)
+        out = _block_program(
+            layout, flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves
+        )
+        outputs.append(jax.block_until_ready(out))
+    bar.close()
+    stacked = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:total], *outputs)
+    return stacked
+
+
+class _Layout(eqx.Module):
+    """Everything static about a block program: compiled once per distinct layout (same
+    functions, settings, shapes), and found again by ``eqx.filter_jit``'s cache."""
+
+    single: Any
+    static: Any
+    treedef: Any = eqx.field(static=True)
+    axes: tuple = eqx.field(static=True)
+    devices: tuple = eqx.field(static=True)
+    vectorise: bool = eqx.field(static=True)
+
+
+@eqx.filter_jit
+def _block_program(layout: _Layout, x, batched_leaves, shared_leaves):
+    def local(x, batched_leaves, shared_leaves):
+        def one(x_i, b_i):
+            merged, bi, si = [], iter(b_i), iter(shared_leaves)
+            for axis in layout.axes:
+                merged.append(next(bi) if axis == 0 else next(si))
+            dyn = jax.tree.unflatten(layout.treedef, merged)
+            return layout.single(x_i, eqx.combine(dyn, layout.static))
+
+        if layout.vectorise:
+            return jax.vmap(one)(x, batched_leaves)
+        return jax.lax.map(lambda pair: one(*pair), (x, batched_leaves))
+
+    if len(layout.devices) == 1:
+        return local(x, batched_leaves, shared_leaves)
+    mesh = Mesh(np.asarray(layout.devices), (_AXIS,))
+    sharded = _shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(PartitionSpec(_AXIS), PartitionSpec(_AXIS), PartitionSpec()),
+        out_specs=PartitionSpec(_AXIS),
+        **{_VMA_FLAG: False},
+    )
+    return sharded(x, batched_leaves, shared_leaves)
+
+
+class Unravel(eqx.Module):
+    """``flat -> pytree`` for one data set's parameters; equal for equal layouts."""
+
+    treedef: Any = eqx.field(static=True)
+    shapes: tuple = eqx.field(static=True)
+    dtypes: tuple = eqx.field(static=True)
+
+    def __call__(self, flat: jax.Array) -> Any:
+        leaves, start = [], 0
+        for shape, dtype in zip(self.shapes, self.dtypes):
+            size = math.prod(shape)
+            leaves.append(flat[start : start + size].reshape(shape).astype(dtype))
+            start += size
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+def _leaf_axes(args: Any, arg_axes: Any) -> list:
+    """The axis (0 or None) of every array leaf of ``args``, in ``jax.tree.leaves`` order."""
+    leaves, treedef = jax.tree.flatten(args)
+    axes = treedef.flatten_up_to(arg_axes)
+    return [axis for leaf, axis in zip(leaves, axes) if eqx.is_array(leaf)]
+
+
+def check_vectorise(function: str, vectorise: Any) -> bool:
+    """``vectorise`` as a bool; ``None`` gives False on CPU and True on GPU and TPU."""
+    if vectorise is None:
+        return jax.default_backend() != "cpu"
+    return checks.check_bool(function, "vectorise", vectorise)
+
+
+def prepare(function: str, params: Any, args: Any, args_axes: Any):
+    arg_axes = _axes_of_leaves(args, args_axes)
+    for axis in jax.tree.leaves(arg_axes, is_leaf=lambda x: x is None):
+        if axis not in (0, None):
+            raise ValueError(f"{function}: `args_axes` may hold only 0 and None, got {axis!r}.")
+    _count(function, params, args, arg_axes)
+    leaves, treedef = jax.tree.flatten(params)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    unravel = Unravel(
+        treedef=treedef,
+        shapes=tuple(leaf.shape[1:] for leaf in leaves),
+        dtypes=tuple(str(leaf.dtype) for leaf in leaves),
+    )
+    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(params)
+    return flat, unravel, arg_axes

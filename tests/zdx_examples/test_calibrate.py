@@ -65,3 +65,14 @@ def test_calibrate_gaussians_command_records_ranks(tmp_path):
         # two replications are too few for the chi-squared test, and the report says so
         assert summary[sampler]["test"] is None
     assert "no uniformity test" in (out / "report.md").read_text()
+
+
+def test_the_chance_of_a_calibrated_width_outside_the_band_is_the_normal_tail():
+    from zdx_examples._calibration_report import _chance_outside
+
+    # a standard error of 0.05 puts the band's edges at 2 standard errors
+    assert _chance_outside(0.05) == pytest.approx(0.0455, abs=1e-4)
+    rng = onp.random.default_rng(0)
+    widths = rng.standard_normal((4000, 200)).std(axis=1, ddof=1)
+    observed = onp.mean((widths < 0.9) | (widths > 1.1))
+    assert observed == pytest.approx(_chance_outside(1 / onp.sqrt(2 * 199)), abs=0.012)

@@ -47,12 +47,8 @@ def jacobian(
 
     Raises
     ------
-    TypeError
-        If ``f`` is not callable, a leaf of ``x`` is not a floating-point array or float,
-        or ``f`` does not return one floating-point array.
-    ValueError
-        If ``nbatches`` is below 1 or above ``n``, or ``max_memory`` is malformed or too
-        small for one column.
+    TypeError, ValueError
+        As in :func:`hessian`, except that ``f`` may return an array of any shape.
 
     Examples
     --------

@@ -4,6 +4,7 @@ Tests reach the helpers through the ``kit`` fixture (conftest modules are not im
 under ``--import-mode=importlib``).
 """
 
+import functools
 import os
 import types
 
@@ -84,6 +85,13 @@ def with_reference(derivative, f, x):
     return x, jax.jit(derivative(f_flat))(x_flat)
 
 
+@functools.cache
+def reference(derivative, f, point):
+    """:func:`with_reference` at the point ``point()``, computed once per session for each
+    ``(derivative, f, point)``: the expected values that several tests compare with."""
+    return with_reference(derivative, f, point())
+
+
 def with_cpu_devices(count):
     """The environment for a subprocess whose JAX sees ``count`` CPU devices."""
     env = dict(os.environ)
@@ -114,6 +122,7 @@ def kit():
         module_loss=module_loss,
         flat=flat,
         with_reference=with_reference,
+        reference=reference,
         with_cpu_devices=with_cpu_devices,
         assert_close=assert_close,
     )

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import zdx_batching as batching
-from zdx_batching._capture import ById, Opaque, capture
+from zdx_batching._capture import Opaque, capture
+from zdx_batching._capture_key import ById
 
 
 class Box:

@@ -10,27 +10,17 @@ import zdx_batching as batching
 NBATCHES = [1, 2, 3, 4, 5, 7, 11]  # n = 11: most do not divide it
 
 
-@pytest.fixture(scope="module")
-def mixed(kit):
-    return kit.with_reference(jax.hessian, kit.mixed_loss, kit.mixed_point())
-
-
-@pytest.fixture(scope="module")
-def module(kit):
-    return kit.with_reference(jax.hessian, kit.module_loss, kit.module_point())
-
-
 @pytest.mark.parametrize("nbatches", NBATCHES)
-def test_hessian_of_a_dict_of_mixed_shapes_equals_jax_hessian(kit, mixed, nbatches):
-    x, expected = mixed
+def test_hessian_of_a_dict_of_mixed_shapes_equals_jax_hessian(kit, nbatches):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     H, _ = batching.hessian(kit.mixed_loss, x, nbatches=nbatches)
     assert H.shape == (11, 11)
     kit.assert_close(H, expected)
 
 
 @pytest.mark.parametrize("nbatches", [1, 4, 5])
-def test_hessian_of_an_equinox_module_equals_jax_hessian(kit, module, nbatches):
-    x, expected = module
+def test_hessian_of_an_equinox_module_equals_jax_hessian(kit, nbatches):
+    x, expected = kit.reference(jax.hessian, kit.module_loss, kit.module_point)
     H, unflatten = batching.hessian(kit.module_loss, x, nbatches=nbatches)
     kit.assert_close(H, expected)
     assert isinstance(unflatten(H[0]), kit.Params)
@@ -57,16 +47,16 @@ def test_quadratic_form_gives_its_matrix_exactly():
 
 
 @pytest.mark.parametrize("nbatches", [1, 3])
-def test_checkpoint_on_and_off_agree(kit, mixed, nbatches):
-    x, expected = mixed
+def test_checkpoint_on_and_off_agree(kit, nbatches):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     H_plain, _ = batching.hessian(kit.mixed_loss, x, nbatches=nbatches, checkpoint=False)
     H_ckpt, _ = batching.hessian(kit.mixed_loss, x, nbatches=nbatches, checkpoint=True)
     kit.assert_close(H_ckpt, H_plain, tol=1e-13)
     kit.assert_close(H_ckpt, expected)
 
 
-def test_without_jit_gives_the_same_hessian(kit, mixed):
-    x, expected = mixed
+def test_without_jit_gives_the_same_hessian(kit):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     H, _ = batching.hessian(kit.mixed_loss, x, nbatches=4, jit=False)
     kit.assert_close(H, expected)
 
@@ -90,8 +80,8 @@ def test_unflatten_rejects_a_vector_of_the_wrong_length(kit):
         unflatten(jnp.zeros(10))
 
 
-def test_hessian_to_pytree_gives_blocks_of_leaf_shapes(kit, mixed):
-    x, expected = mixed
+def test_hessian_to_pytree_gives_blocks_of_leaf_shapes(kit):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     tree = batching.hessian_to_pytree(expected, x)
     assert tree["vector"]["matrix"].shape == (3, 2, 3)
     assert tree["matrix"]["scalar"].shape == (2, 3)
@@ -109,16 +99,16 @@ def test_hessian_to_pytree_rejects_a_matrix_of_another_size(kit):
 
 
 @pytest.mark.parametrize("nbatches", [1, 4])
-def test_hessian_diagonal_is_the_diagonal(kit, mixed, nbatches):
-    x, expected = mixed
+def test_hessian_diagonal_is_the_diagonal(kit, nbatches):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     d, unflatten = batching.hessian_diagonal(kit.mixed_loss, x, nbatches=nbatches)
     assert d.shape == (11,)
     kit.assert_close(d, jnp.diag(expected))
     assert unflatten(d)["matrix"].shape == (2, 3)
 
 
-def test_hvp_of_a_pytree_vector_and_of_a_flat_vector(kit, mixed):
-    x, expected = mixed
+def test_hvp_of_a_pytree_vector_and_of_a_flat_vector(kit):
+    x, expected = kit.reference(jax.hessian, kit.mixed_loss, kit.mixed_point)
     v_flat = jnp.linspace(-1.0, 1.0, 11)
     _, unravel = jax.flatten_util.ravel_pytree(x)
     out_flat = batching.hvp(kit.mixed_loss, x, v_flat)

@@ -8,19 +8,9 @@ import pytest
 import zdx_batching as batching
 
 
-@pytest.fixture(scope="module")
-def mixed_jacobian(kit):
-    return kit.with_reference(jax.jacfwd, kit.mixed_residuals, kit.mixed_point())
-
-
-@pytest.fixture(scope="module")
-def module_jacobian(kit):
-    return kit.with_reference(jax.jacfwd, kit.module_model, kit.module_point())
-
-
 @pytest.mark.parametrize("nbatches", [1, 2, 3, 4, 6, 11])
-def test_jacobian_of_a_matrix_output_equals_jacfwd(kit, mixed_jacobian, nbatches):
-    x, expected = mixed_jacobian
+def test_jacobian_of_a_matrix_output_equals_jacfwd(kit, nbatches):
+    x, expected = kit.reference(jax.jacfwd, kit.mixed_residuals, kit.mixed_point)
     J, unflatten = batching.jacobian(kit.mixed_residuals, x, nbatches=nbatches)
     assert J.shape == (2, 3, 11)
     kit.assert_close(J, expected)
@@ -28,8 +18,8 @@ def test_jacobian_of_a_matrix_output_equals_jacfwd(kit, mixed_jacobian, nbatches
 
 
 @pytest.mark.parametrize("nbatches", [1, 4])
-def test_jacobian_of_an_equinox_module_equals_jacfwd(kit, module_jacobian, nbatches):
-    x, expected = module_jacobian
+def test_jacobian_of_an_equinox_module_equals_jacfwd(kit, nbatches):
+    x, expected = kit.reference(jax.jacfwd, kit.module_model, kit.module_point)
     J, _ = batching.jacobian(kit.module_model, x, nbatches=nbatches, checkpoint=nbatches > 1)
     assert J.shape == (7, 6)
     kit.assert_close(J, expected)
@@ -44,8 +34,8 @@ def test_jacobian_of_a_scalar_output_is_the_gradient(kit):
 
 
 @pytest.mark.parametrize("nbatches", [1, 2, 4, 5])
-def test_fisher_equals_jt_j(kit, mixed_jacobian, nbatches):
-    x, J = mixed_jacobian
+def test_fisher_equals_jt_j(kit, nbatches):
+    x, J = kit.reference(jax.jacfwd, kit.mixed_residuals, kit.mixed_point)
     F, _unflatten = batching.fisher(kit.mixed_residuals, x, nbatches=nbatches)
     J2 = J.reshape(-1, 11)
     kit.assert_close(F, J2.T @ J2)
@@ -53,8 +43,8 @@ def test_fisher_equals_jt_j(kit, mixed_jacobian, nbatches):
 
 
 @pytest.mark.parametrize("nbatches", [1, 3])
-def test_fisher_of_an_equinox_module_equals_jt_j(kit, module_jacobian, nbatches):
-    x, J = module_jacobian
+def test_fisher_of_an_equinox_module_equals_jt_j(kit, nbatches):
+    x, J = kit.reference(jax.jacfwd, kit.module_model, kit.module_point)
     sigma = 0.05
     F, _ = batching.fisher(lambda p: kit.module_model(p) / sigma, x, nbatches=nbatches)
     kit.assert_close(F, J.T @ J / sigma**2)

@@ -37,14 +37,13 @@ def fisher(
     f
         ``x -> model(x) / sigma``: one real floating-point array of any shape.
     x
-        The point: any pytree whose leaves are floating-point arrays or floats; its
-        ``n`` scalars are ordered as by ``jax.flatten_util.ravel_pytree``.
+        As in :func:`hessian`.
     nbatches
         How many blocks the ``n`` columns of ``J`` are split into
         (``1 <= nbatches <= n``). More blocks, less peak memory for the products; the
         whole ``J`` (``f(x).size * n`` numbers) is held once.
     jit, checkpoint, args, max_memory, progress
-        As for :func:`jacobian`.
+        As in :func:`hessian`.
 
     Returns
     -------
@@ -56,7 +55,7 @@ def fisher(
     Raises
     ------
     TypeError, ValueError
-        As for :func:`jacobian`.
+        As in :func:`jacobian`.
 
     Warns
     -----

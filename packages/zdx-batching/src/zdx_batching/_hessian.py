@@ -122,7 +122,7 @@ def hessian_diagonal(
     Parameters
     ----------
     f, x, nbatches, jit, checkpoint, args, max_memory, progress
-        As for :func:`hessian`.
+        As in :func:`hessian`.
 
     Returns
     -------
@@ -134,7 +134,7 @@ def hessian_diagonal(
     Raises
     ------
     TypeError, ValueError
-        As for :func:`hessian`.
+        As in :func:`hessian`.
 
     Examples
     --------
@@ -163,15 +163,13 @@ def hvp(
 
     Parameters
     ----------
-    f
-        A function of ``x`` returning a real scalar.
-    x
-        The point: any pytree whose leaves are floating-point arrays or floats.
+    f, x
+        As in :func:`hessian`.
     v
         The vector: a pytree with the structure and leaf shapes of ``x``, or a flat
         array of shape ``(n,)`` in ``ravel_pytree`` order.
     jit, checkpoint, args
-        As for :func:`hessian`.
+        As in :func:`hessian`.
 
     Returns
     -------
@@ -180,7 +178,7 @@ def hvp(
     Raises
     ------
     TypeError, ValueError
-        As for :func:`hessian`, and if ``v`` has neither form.
+        As in :func:`hessian`, and if ``v`` has neither form.
 
     Examples
     --------

@@ -32,29 +32,10 @@ def jacobian(
     Parameters
     ----------
     f
-        A function of ``x`` returning one real floating-point array of any shape.
-    x
-        The point: any pytree (dict, list, tuple, ``equinox.Module``...) whose leaves are
-        floating-point arrays or floats. Its ``n`` scalars are ordered as by
-        ``jax.flatten_util.ravel_pytree``.
-    nbatches
-        How many blocks the ``n`` columns are split into (``1 <= nbatches <= n``; ``n``
-        need not be a multiple). More blocks, less peak memory.
-    jit
-        Compile (and cache) the whole computation. ``jit=False`` runs it op by op, for
-        debugging; nothing is cached then.
-    checkpoint
-        Wrap ``f`` in ``jax.checkpoint``: recompute intermediate values instead of
-        storing them.
-    max_memory
-        A bound on the bytes one device may use, as a number or a string such as
-        ``"2GB"`` or ``"512MiB"``. The block size is then chosen from the compiled
-        program's memory analysis (with at least ``nbatches`` blocks). Needs ``jit=True``.
-    progress
-        Show a ``tqdm`` progress bar over the column blocks.
-    args
-        Data for ``f``: given, ``f`` is called as ``f(x, args)``; its arrays are inputs
-        of the compiled program (see :func:`hessian`). Keyword only.
+        A function of ``x`` (or of ``x, args``) returning one real floating-point array
+        of any shape.
+    x, nbatches, jit, checkpoint, args, max_memory, progress
+        As in :func:`hessian`.
 
     Returns
     -------
@@ -66,12 +47,8 @@ def jacobian(
 
     Raises
     ------
-    TypeError
-        If ``f`` is not callable, a leaf of ``x`` is not a floating-point array or float,
-        or ``f`` does not return one floating-point array.
-    ValueError
-        If ``nbatches`` is below 1 or above ``n``, or ``max_memory`` is malformed or too
-        small for one column.
+    TypeError, ValueError
+        As in :func:`hessian`, except that ``f`` may return an array of any shape.
 
     Examples
     --------

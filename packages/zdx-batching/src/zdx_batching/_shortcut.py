@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._capture import GLOBAL_DEPTH, code_names
+from ._capture_key import GLOBAL_DEPTH, code_names
 
 Matcher = Callable[[Any, list], None]
 
@@ -133,7 +133,7 @@ def _mapping(names: tuple, children: list) -> Matcher:
 
 def _globals_read(fn: types.FunctionType, depth: int, seen: set, read: list) -> None:
     """Every ``(name, object)`` that the key of ``fn``'s module-level names depends on
-    (``_capture._globals_key``), with the code of the module's functions followed."""
+    (``_capture_key.globals_key``), with the code of the module's functions followed."""
     namespace = fn.__globals__
     seen.add(id(fn))
     for name in code_names(fn.__code__):

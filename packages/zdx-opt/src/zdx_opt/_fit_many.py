@@ -223,16 +223,8 @@ def fit_many(
     vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 
-    single = _NaturalGradientFit(
-        loss_fn=loss_fn,
-        fisher_fn=fisher_fn,
-        unravel=unravel,
-        steps=steps,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        refresh_every=refresh_every,
-        damping=damping,
-    )
+    fit_settings = (steps, learning_rate, momentum, refresh_every, damping)
+    single = _NaturalGradientFit(loss_fn, fisher_fn, unravel, *fit_settings)
     best, loss, losses, done = run_blocks(
         single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)"
     )

@@ -158,7 +158,7 @@ def fit_many(
         Non-array leaves are always shared.
     fisher_fn : callable, optional
         ``fisher_fn(params, args) -> (n, n)`` a positive-definite metric in
-        ``ravel_pytree(params)`` order (e.g. a Gauss-Newton matrix); default the Hessian
+        ``zdx_base.ravel(params)`` order (e.g. a Gauss-Newton matrix); default the Hessian
         of ``loss_fn``.
     steps : int, default 100
         Steps per fit, >= 1.

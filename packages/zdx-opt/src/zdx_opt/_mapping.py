@@ -28,8 +28,7 @@ def _names_of(key: Any) -> tuple[str, ...]:
         if not isinstance(name, str) or not name:
             raise TypeError(
                 "map_optimisers: `optimisers` keys must be parameter names (non-empty strings "
-                "such as "
-                f"'mean' or 'position.blue') or tuples of names, got {key!r}."
+                f"such as 'mean' or 'position.blue') or tuples of names, got {key!r}."
             )
     return names
 
@@ -99,8 +98,7 @@ def map_optimisers(
     if not isinstance(optimisers, Mapping):
         raise TypeError(
             "map_optimisers: `optimisers` must be a dict mapping parameter names to optax "
-            "optimisers, "
-            f"got {type(optimisers).__name__}."
+            f"optimisers, got {type(optimisers).__name__}."
         )
     names, leaves, treedef = leaf_names(params)
     if not leaves:
@@ -123,8 +121,7 @@ def map_optimisers(
             if name in name_to_label:
                 raise ValueError(
                     f"map_optimisers: parameter name {name!r} is given two optimisers in "
-                    "`optimisers` "
-                    f"(keys {name_to_label[name]!r} and {label!r})."
+                    f"`optimisers` (keys {name_to_label[name]!r} and {label!r})."
                 )
             if not any(matches(leaf, name) for leaf in names):
                 unknown = (
@@ -153,8 +150,7 @@ def map_optimisers(
         if strict:
             raise ValueError(
                 "map_optimisers: strict=True but these parameters have no optimiser in "
-                "`optimisers`: "
-                f"{', '.join(repr(n) for n in unmapped)}."
+                f"`optimisers`: {', '.join(repr(n) for n in unmapped)}."
             )
         transforms[fixed] = optax.set_to_zero()
 

@@ -35,6 +35,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+import zdx_base  # noqa: E402
 import zdx_opt  # noqa: E402
 from zdx_examples import optics as ex  # noqa: E402
 from zdx_examples._calibrate_optics import simulate_averaged  # noqa: E402
@@ -49,7 +50,7 @@ def problem(n: int, seed: int, npix: int, psf_npix: int):
     observations = simulate_averaged(optics, truth, seed * 1000 + np.arange(n), 1000, 10.0)
     # Start near the truth (as after the sign search): the same start for both ways.
     key = jax.random.key(seed)
-    flat, unravel = jax.flatten_util.ravel_pytree(truth)
+    flat, unravel, _ = zdx_base.ravel(truth)
     noise = jax.random.normal(key, (n, flat.size)) * jnp.where(jnp.abs(flat) > 1, 1.0, 0.005)
     starts = jax.vmap(unravel)(flat + noise)
     return optics, observations, starts
@@ -69,23 +70,17 @@ def minus_loglike(params, args):
 VECTORISE = {"auto": None, "yes": True, "no": False}
 vectorise = None  # set from --vectorise in main
 
+# How every data set is fitted (the module docstring): the natural gradient with the
+# Gauss-Newton metric of the loss (refreshed every 5 steps, fit_many's default).
+NATURAL_GRADIENT = {"fisher_fn": loss_curvature_fn, "learning_rate": 0.5}
+
 
 def fit_and_hessians(optics, observations, starts, steps):
     """``fit_many`` + ``hessian_many`` over the data sets given; the fits and Hessians."""
     args = (optics, observations)
-    fits = zdx_opt.fit_many(
-        loss_fn,
-        starts,
-        args,
-        args_axes=(None, 0),
-        fisher_fn=loss_curvature_fn,
-        steps=steps,
-        learning_rate=0.5,
-        vectorise=vectorise,
-    )
-    hessians = zdx_opt.hessian_many(
-        minus_loglike, fits.params, args, args_axes=(None, 0), vectorise=vectorise
-    )
+    blocks = {"args_axes": (None, 0), "vectorise": vectorise}  # one data set per row
+    fits = zdx_opt.fit_many(loss_fn, starts, args, steps=steps, **NATURAL_GRADIENT, **blocks)
+    hessians = zdx_opt.hessian_many(minus_loglike, fits.params, args, **blocks)
     return fits, jax.block_until_ready(hessians)
 
 

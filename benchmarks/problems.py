@@ -1,8 +1,9 @@
 """The problems the benchmarks time, the same in every environment.
 
-This module imports only NumPy, JAX, Equinox, dLux and whichever ``zodiax`` is installed
-(ours, or zodiax 0.5.0 in the ``bench-zodiax05`` environment), so that both environments
-time exactly the same functions at exactly the same points.
+This module imports only NumPy, JAX, Equinox and the examples' optics model (the
+telescope and the observation of ``zdx_examples``, on dLux and whichever ``zodiax`` is
+installed: ours, or zodiax 0.5.0 in the ``bench-zodiax05`` environment), so that both
+environments time exactly the same functions at exactly the same points.
 
 Two families:
 
@@ -24,21 +25,22 @@ gives the Fisher matrix ``J^T J`` (the Gauss-Newton matrix of the same likelihoo
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import math
+import pathlib
 import re
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
-import dLux as dl
-import dLux.utils as dlu
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.scipy.stats as jss
 import numpy as np
-
-import zodiax as zdx
 
 __all__ = [
     "Problem",
@@ -116,134 +118,42 @@ def filter_bands(n_filters: int, n_wavelengths: int = 5) -> dict[str, jax.Array]
     return bands
 
 
-def noll_indices(j: int) -> tuple[int, int]:
-    """Radial order ``n`` and signed azimuthal order ``m`` of Noll index ``j`` (``j >= 1``).
+def _example_optics_modules() -> tuple[Any, Any]:
+    """The examples' telescope and observation modules: the one home of the optics model.
 
-    Even ``j`` with ``m != 0`` is a cosine term (``m > 0``), odd ``j`` a sine term.
+    In the ``bench`` environment they come from the installed ``zdx_examples``. The
+    ``bench-zodiax05`` environment cannot install that package (it needs our ``zodiax``,
+    which zodiax 0.5.0 replaces), so there the two modules are read from the examples'
+    source folder on their own: they need only dLux, JAX and ``zdx_base``, which that
+    environment installs; the package's ``__init__`` (the whole optics pipeline) is not run.
     """
-    n = int((math.sqrt(8 * j - 7) - 1) // 2)
-    while n * (n + 1) // 2 >= j:
-        n -= 1
-    while (n + 1) * (n + 2) // 2 < j:
-        n += 1
-    # The |m| of order n, in Noll's order: n % 2 first (once if 0), then pairs upwards.
-    ms = [abs_m for abs_m in range(n % 2, n + 1, 2) for _ in range(1 if abs_m == 0 else 2)]
-    abs_m = ms[j - n * (n + 1) // 2 - 1]
-    return n, (abs_m if j % 2 == 0 else -abs_m) if abs_m else 0
+    if importlib.util.find_spec("zdx_examples") is None:
+        source = pathlib.Path(__file__).resolve().parents[1] / "examples/src/zdx_examples"
+        package = types.ModuleType("zdx_examples")
+        package.__path__ = [str(source)]
+        sys.modules["zdx_examples"] = package
+    telescope = importlib.import_module("zdx_examples._telescope")
+    observation = importlib.import_module("zdx_examples._observation")
+    return telescope, observation
 
 
-def zernike_basis(js, npix: int, diameter: float) -> jax.Array:
-    """Zernike polynomials of Noll indices ``js`` on dLux's ``npix`` pupil grid.
-
-    Unit RMS over the circle of ``diameter`` metres, zero outside; computed with NumPy
-    (dLux's own ``zernike_basis`` runs op by op and takes seconds for hundreds of terms).
-    """
-    x = (np.arange(npix) - (npix - 1) / 2) * (diameter / npix)
-    xx, yy = np.meshgrid(x, x)
-    rho = np.hypot(xx, yy) / (diameter / 2)
-    theta = np.arctan2(yy, xx)
-    basis = []
-    for j in js:
-        n, m = noll_indices(j)
-        radial = np.zeros_like(rho)
-        for k in range((n - abs(m)) // 2 + 1):
-            radial += (
-                (-1) ** k
-                * math.factorial(n - k)
-                / (
-                    math.factorial(k)
-                    * math.factorial((n + abs(m)) // 2 - k)
-                    * math.factorial((n - abs(m)) // 2 - k)
-                )
-                * rho ** (n - 2 * k)
-            )
-        if m == 0:
-            angular = np.sqrt(n + 1.0)
-        elif m > 0:
-            angular = np.sqrt(2.0 * (n + 1)) * np.cos(m * theta)
-        else:
-            angular = np.sqrt(2.0 * (n + 1)) * np.sin(-m * theta)
-        basis.append(np.where(rho <= 1.0, radial * angular, 0.0))
-    return jnp.asarray(np.stack(basis))
+_telescope, _observation = _example_optics_modules()
+build_optics = _telescope.build_optics
+Observation = _observation.Observation
 
 
-class FilteredOptics(dl.AngularOpticalSystem):
-    """A dLux ``AngularOpticalSystem`` that also carries ``filters`` (name to microns)."""
-
-    filters: dict
-
-    def __init__(self, wf_npixels, diameter, layers, psf_npixels, psf_pixel_scale, filters):
-        super().__init__(
-            wf_npixels=wf_npixels,
-            diameter=diameter,
-            layers=layers,
-            psf_npixels=psf_npixels,
-            psf_pixel_scale=psf_pixel_scale,
-        )
-        self.filters = {name: jnp.asarray(w, dtype=float) for name, w in filters.items()}
-
-
-def build_optics(
-    filters: dict | None = None,
-    npix: int = 256,
-    diameter: float = 1.2,
-    psf_npixels: int = 32,
-    psf_pixel_scale: float = 0.075,
-    n_zernike: int = 7,
-) -> FilteredOptics:
-    """The tutorial's optical system: an obscured, three-spider aperture and a Zernike WFE.
-
-    Layers ``"aperture"`` (a normalising ``TransmissiveLayer``) and ``"wfe"`` (a
-    ``BasisLayer`` of ``n_zernike`` Zernike polynomials from Noll index 4, applied as optical
-    path difference in metres). Same signature and the same model as
-    ``zdx_examples.optics.build_optics`` (same pupil, basis and PSFs), which cannot be imported
-    beside zodiax 0.5.0.
-    """
-    filters = filter_bands(3) if filters is None else filters
-    coords = dlu.pixel_coords(npix, diameter)
-    soft = diameter / npix / 2
-    transmission = dlu.soft_circle(coords, diameter / 2, clip_dist=soft)
-    transmission = transmission * dlu.soft_circle(
-        coords, 0.2 * diameter / 2, clip_dist=soft, invert=True
-    )
-    spiders = jnp.array([90.0, 210.0, 330.0])
-    transmission = transmission * dlu.soft_spider(
-        coords, 0.03, spiders, clip_dist=soft, invert=True
-    )
-    basis = zernike_basis(range(4, 4 + n_zernike), npix, diameter)
-    layers = [
-        ("aperture", dl.TransmissiveLayer(transmission, normalise=True)),
-        ("wfe", dl.BasisLayer(basis, jnp.zeros(n_zernike), as_phase=False)),
-    ]
-    return FilteredOptics(npix, diameter, layers, psf_npixels, psf_pixel_scale, filters)
-
-
-class Observation(zdx.Base):
-    """The tutorial's observation: an image through one filter, and how to model it."""
-
-    data: jax.Array
-    error: jax.Array
-    filter: str
-
-    def __init__(self, data, error, filter):
-        self.data = jnp.array(data, float)
-        self.error = jnp.array(error, float)
-        self.filter = str(filter)
-
-    def __call__(self, params, optics):
-        wavels = 1e-6 * optics.filters[self.filter]
-        position = dlu.arcsec2rad(params["position"][self.filter])
-        flux = 10 ** params["flux"][self.filter]
-        optics = optics.set("wfe.coefficients", 1e-9 * params["wfe"])
-        return flux * optics.propagate(wavels, position)
-
-
-def optics_loglike(params, args):
-    """The tutorial's section 7 ``loglike_fn``: Gaussian log-likelihood of every image."""
+def _images(params, args) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The model, data and error images of every observation, each stacked in one array."""
     optics, observations = args
     pred = jnp.array([obs(params, optics) for obs in observations])
     err = jnp.array([obs.error for obs in observations])
     dat = jnp.array([obs.data for obs in observations])
+    return pred, dat, err
+
+
+def optics_loglike(params, args):
+    """The tutorial's section 7 ``loglike_fn``: Gaussian log-likelihood of every image."""
+    pred, dat, err = _images(params, args)
     return jss.norm.logpdf(pred, dat, err).sum()
 
 
@@ -254,10 +164,7 @@ def optics_loss(params, args):
 
 def optics_residuals(params, args):
     """``(model - data) / error`` of every pixel of every image."""
-    optics, observations = args
-    pred = jnp.array([obs(params, optics) for obs in observations])
-    err = jnp.array([obs.error for obs in observations])
-    dat = jnp.array([obs.data for obs in observations])
+    pred, dat, err = _images(params, args)
     return (pred - dat) / err
 
 
@@ -310,6 +217,16 @@ def optics_problem(
 # A synthetic smooth problem of any size.
 
 
+def _vector_problem(
+    family: str, x: jax.Array, functions: tuple[Callable, Callable], args: Any, description: str
+) -> Problem:
+    """A problem over one parameter vector ``x`` (the pytree ``{"x": x}``), named
+    ``"<family>-n<len(x)>"``; ``functions`` are its ``(loss_fn, residual_fn)``."""
+    loss_fn, residual_fn = functions
+    n = x.shape[0]
+    return Problem(f"{family}-n{n}", family, n, {"x": x}, loss_fn, residual_fn, args, description)
+
+
 def smooth_model(params, args):
     """``A tanh(x)``: every datum depends on every parameter, nonlinearly."""
     A, _, _ = args
@@ -335,16 +252,9 @@ def smooth_problem(n: int = 1000, m: int = 256) -> Problem:
     truth = 0.5 * jr.normal(k2, (n,))
     error = 0.01 * jnp.ones(m)
     data = A @ jnp.tanh(truth) + error * jr.normal(k3, (m,))
-    return Problem(
-        id=f"smooth-n{n}",
-        family="smooth",
-        n=n,
-        x={"x": truth},
-        loss_fn=smooth_loss,
-        residual_fn=smooth_residuals,
-        args=(A, data, error),
-        description=f"synthetic smooth least squares, {n} parameters, {m} data",
-    )
+    functions = (smooth_loss, smooth_residuals)
+    description = f"synthetic smooth least squares, {n} parameters, {m} data"
+    return _vector_problem("smooth", truth, functions, (A, data, error), description)
 
 
 # --------------------------------------------------------------------------------------
@@ -365,16 +275,10 @@ def separable_residuals(params, args):
 def separable_problem(n: int = 1000) -> Problem:
     """The separable function of ``n`` parameters (seed 1)."""
     k1, k2 = jr.split(jr.key(1), 2)
-    return Problem(
-        id=f"separable-n{n}",
-        family="separable",
-        n=n,
-        x={"x": 0.3 * jr.normal(k1, (n,))},
-        loss_fn=separable_loss,
-        residual_fn=separable_residuals,
-        args=jr.normal(k2, (n,)),
-        description=f"separable cheap function, {n} parameters (diagonal Hessian)",
-    )
+    functions = (separable_loss, separable_residuals)
+    description = f"separable cheap function, {n} parameters (diagonal Hessian)"
+    x = 0.3 * jr.normal(k1, (n,))
+    return _vector_problem("separable", x, functions, jr.normal(k2, (n,)), description)
 
 
 def coupled_residuals(params, args):
@@ -392,16 +296,10 @@ def coupled_loss(params, args):
 def coupled_problem(n: int = 300) -> Problem:
     """The coupled cheap function of ``n`` parameters (seed 2)."""
     k1, k2 = jr.split(jr.key(2), 2)
-    return Problem(
-        id=f"coupled-n{n}",
-        family="coupled",
-        n=n,
-        x={"x": 1.0 + 0.1 * jr.normal(k1, (n,))},
-        loss_fn=coupled_loss,
-        residual_fn=coupled_residuals,
-        args=jr.normal(k2, (n,)) / math.sqrt(n),
-        description=f"Rosenbrock chain plus a global coupling, {n} parameters (dense Hessian)",
-    )
+    functions = (coupled_loss, coupled_residuals)
+    description = f"Rosenbrock chain plus a global coupling, {n} parameters (dense Hessian)"
+    x = 1.0 + 0.1 * jr.normal(k1, (n,))
+    return _vector_problem("coupled", x, functions, jr.normal(k2, (n,)) / math.sqrt(n), description)
 
 
 # --------------------------------------------------------------------------------------

@@ -154,3 +154,25 @@ def test_clip_floors_the_bad_eigenvalues_and_says_how_many():
         P_jit = jax.jit(lambda m: opt.eigen_projection(fmat=m, on_bad="clip", rtol=1e-6))(F)
         jax.effects_barrier()
     np.testing.assert_allclose(P_jit, P, rtol=1e-12)
+
+
+# ---- the Fisher matrix under its glossary name `fisher=` and zodiax 0.5's `fmat=`
+
+
+def test_eigen_projection_takes_the_fisher_matrix_as_fisher_or_as_fmat(fisher):
+    by_glossary_name = opt.eigen_projection(fisher=fisher)
+    np.testing.assert_array_equal(by_glossary_name, opt.eigen_projection(fmat=fisher))
+    np.testing.assert_array_equal(by_glossary_name, opt.eigen_projection(fisher))
+    with pytest.raises(TypeError, match=r"eigen_projection: .*fisher= and as fmat="):
+        opt.eigen_projection(fisher=fisher, fmat=fisher)
+    with pytest.raises(ValueError, match="exactly one"):
+        opt.eigen_projection(fisher=fisher, cov=fisher)
+
+
+def test_eigen_projection_checks_rtol(fisher):
+    with pytest.raises(TypeError, match="eigen_projection: rtol must be a finite number"):
+        opt.eigen_projection(fisher=fisher, rtol="small")
+    with pytest.raises(ValueError, match=r"eigen_projection: rtol must be a number in \[0, 1\)"):
+        opt.eigen_projection(fisher=fisher, rtol=1.0)
+    with pytest.raises(ValueError, match="eigen_projection: rtol must be a finite number >= 0"):
+        opt.eigen_projection(fisher=fisher, rtol=-1e-3)

@@ -63,6 +63,11 @@ def test_reparametrise_maps_zero_to_the_start_and_whitens(fit):
     np.testing.assert_allclose(ravel_pytree(to_params(u))[0], ravel_pytree(start)[0] + P @ u)
     with pytest.raises(ValueError, match="3 x 3 but `params` has 6"):
         opt.reparametrise(start, fmat=jnp.eye(3))
+    u0_glossary, by_glossary_name = opt.reparametrise(start, fisher=F)
+    np.testing.assert_array_equal(by_glossary_name.projection, P)
+    np.testing.assert_array_equal(u0_glossary, u0)
+    with pytest.raises(TypeError, match=r"reparametrise: .*fisher= and as fmat="):
+        opt.reparametrise(start, fisher=F, fmat=F)
 
 
 @pytest.mark.slow
@@ -92,10 +97,16 @@ def test_minimise_with_a_covariance_or_with_no_matrix():
     cov = jnp.diag(1 / jnp.array([2.0, 2e4]))
     with_cov = opt.minimise(loss, params, target, cov=cov)
     np.testing.assert_allclose(with_cov.params["x"], target, atol=1e-6)
+    with_fisher = opt.minimise(loss, params, target, fisher=jnp.diag(jnp.array([2.0, 2e4])))
+    np.testing.assert_allclose(with_fisher.params["x"], target, atol=1e-6)
     plain = opt.minimise(loss, params, target)
     assert plain.latent_map is None
     np.testing.assert_allclose(plain.params["x"], target, atol=1e-6)
     with pytest.raises(ValueError, match="at most one"):
         opt.minimise(loss, params, target, fmat=cov, cov=cov)
+    with pytest.raises(ValueError, match="at most one"):
+        opt.minimise(loss, params, target, fisher=cov, cov=cov)
+    with pytest.raises(TypeError, match=r"minimise: .*fisher= and as fmat="):
+        opt.minimise(loss, params, target, fisher=cov, fmat=cov)
     with pytest.raises(ValueError, match="singular or indefinite"):
         opt.minimise(loss, params, target, fmat=jnp.diag(jnp.array([1.0, 0.0])))

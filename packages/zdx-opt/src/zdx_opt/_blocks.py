@@ -18,9 +18,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 
+import zdx_base
 from zdx_base import checks
 
 try:  # jax >= 0.6
@@ -118,14 +118,7 @@ def run_blocks(
     axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-    layout = _Layout(
-        single=single,
-        static=static,
-        treedef=treedef,
-        axes=axes,
-        devices=devices,
-        vectorise=vectorise,
-    )
+    layout = _Layout(single, static, treedef, axes, devices, vectorise)
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
@@ -212,6 +205,24 @@ def check_vectorise(function: str, vectorise: Any) -> bool:
 
 
 def prepare(function: str, params: Any, args: Any, args_axes: Any):
+    """The flattened parameters of every data set, their unravel and the axis of each leaf.
+
+    Returns
+    -------
+    flat : Array
+        ``(N, n)``: row ``i`` is ``zdx_base.ravel`` of data set ``i``'s parameters.
+    unravel : Unravel
+        Turns one row back into one data set's parameter pytree.
+    arg_axes : PyTree
+        ``args_axes`` spread to every leaf of ``args`` (0 or None each).
+
+    Raises
+    ------
+    ValueError
+        If ``args_axes`` holds something other than 0 and None or does not match
+        ``args``, or the leading axes do not give one common number of data sets
+        (see ``_count``); the messages start with ``function``.
+    """
     arg_axes = _axes_of_leaves(args, args_axes)
     for axis in jax.tree.leaves(arg_axes, is_leaf=lambda x: x is None):
         if axis not in (0, None):
@@ -224,5 +235,5 @@ def prepare(function: str, params: Any, args: Any, args_axes: Any):
         shapes=tuple(leaf.shape[1:] for leaf in leaves),
         dtypes=tuple(str(leaf.dtype) for leaf in leaves),
     )
-    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(params)
+    flat = jax.vmap(lambda p: zdx_base.ravel(p).flat)(params)
     return flat, unravel, arg_axes

@@ -12,6 +12,8 @@ import numpy as onp
 
 from zdx_base import checks
 
+from ._fisher_name import fisher_argument
+
 _ON_BAD = ("raise", "drop", "clip")
 
 
@@ -103,16 +105,17 @@ def _warn_count(count: Any, n: int, action: str, which: str) -> None:
 
 
 def eigen_projection(
-    fmat: Any = None,
+    fisher: Any = None,
     cov: Any = None,
     *,
+    fmat: Any = None,
     on_bad: str = "raise",
     rtol: float | None = None,
 ) -> jax.Array:
     """The projection ``P`` that whitens a Fisher (or covariance) matrix.
 
     With ``x = x0 + P @ u`` the latent vector ``u`` has identity Fisher matrix,
-    ``P.T @ fmat @ P = I`` (for a covariance, ``P @ P.T = cov``). The matrix is first scaled
+    ``P.T @ fisher @ P = I`` (for a covariance, ``P @ P.T = cov``). The matrix is first scaled
     to unit diagonal (a correlation-like matrix, so units do not dominate the spectrum),
     then eigen-decomposed: ``P = S @ V @ diag(vals ** -1/2)`` for a Fisher matrix and
     ``P = S^-1 @ V @ diag(vals ** 1/2)`` for a covariance, ``S = diag(diag(M) ** -1/2)``.
@@ -125,11 +128,14 @@ def eigen_projection(
 
     Parameters
     ----------
-    fmat : Array, optional
+    fisher : Array, optional
         A symmetric ``(n, n)`` Fisher information matrix (e.g. the Hessian of a negative
         log-likelihood).
     cov : Array, optional
-        A symmetric ``(n, n)`` covariance matrix. Give exactly one of ``fmat`` and ``cov``.
+        A symmetric ``(n, n)`` covariance matrix. Give exactly one of ``fisher`` and
+        ``cov``.
+    fmat : Array, optional
+        The zodiax 0.5 name of ``fisher``, kept for its code: give at most one of the two.
     on_bad : {"raise", "drop", "clip"}, default "raise"
         ``"raise"``: a ``ValueError`` saying how many directions are bad. ``"drop"``:
         remove them, so ``P`` has shape ``(n, k)`` with ``k`` the good directions (needs a
@@ -138,7 +144,8 @@ def eigen_projection(
         one for a covariance). Dropping and clipping issue a ``RuntimeWarning`` that says
         how many directions were changed.
     rtol : float, optional
-        The relative eigenvalue threshold, default ``n * eps`` of the matrix dtype.
+        The relative eigenvalue threshold in ``[0, 1)``, default ``n * eps`` of the
+        matrix dtype.
 
     Returns
     -------
@@ -147,35 +154,41 @@ def eigen_projection(
 
     Raises
     ------
+    TypeError
+        If both ``fisher`` and ``fmat`` are given, or ``rtol`` is not a real number.
     ValueError
-        If neither or both of ``fmat`` and ``cov`` are given, the matrix is not square,
-        not symmetric, has NaN or inf entries, has no positive eigenvalue at all, or (with
-        ``on_bad="raise"``) has bad directions.
+        If neither or both of the Fisher matrix and ``cov`` are given, the matrix is not
+        square, not symmetric, has NaN or inf entries, has no positive eigenvalue at all,
+        ``rtol`` is outside ``[0, 1)``, or (with ``on_bad="raise"``) the matrix has bad
+        directions.
 
     Examples
     --------
     >>> import jax.numpy as jnp
     >>> F = jnp.array([[4.0, 1.0], [1.0, 2.0]])
-    >>> P = eigen_projection(fmat=F)
+    >>> P = eigen_projection(fisher=F)
     >>> bool(jnp.allclose(P.T @ F @ P, jnp.eye(2)))
     True
     """
-    if (fmat is None) == (cov is None):
+    fisher_name = "fmat" if fmat is not None else "fisher"
+    fisher = fisher_argument("eigen_projection", fisher, fmat)
+    if (fisher is None) == (cov is None):
         raise ValueError(
-            "eigen_projection needs exactly one of `fmat` (a Fisher matrix) and `cov` "
-            f"(a covariance matrix), got {'both' if fmat is not None else 'neither'}."
+            f"eigen_projection needs exactly one of `{fisher_name}` (a Fisher matrix) and "
+            f"`cov` (a covariance matrix), got {'both' if fisher is not None else 'neither'}."
         )
-    which = "fmat" if fmat is not None else "cov"
+    which = fisher_name if fisher is not None else "cov"
     checks.check_choice("eigen_projection", "on_bad", on_bad, _ON_BAD)
-    m = checks.as_square_matrix("eigen_projection", which, fmat if fmat is not None else cov)
+    m = checks.as_square_matrix("eigen_projection", which, fisher if fisher is not None else cov)
     m = checks.check_finite_matrix("eigen_projection", which, m)
     m = checks.check_symmetric_matrix("eigen_projection", which, m)
     n = m.shape[0]
     eps = jnp.finfo(m.dtype).eps
     if rtol is None:
         rtol = n * float(eps)
-    if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
-        raise ValueError(f"`rtol` must be a number in [0, 1), got {rtol!r}.")
+    rtol = checks.check_number("eigen_projection", "rtol", rtol, minimum=0)
+    if rtol >= 1:  # a threshold of the largest eigenvalue itself leaves nothing
+        raise ValueError(f"eigen_projection: rtol must be a number in [0, 1), got rtol={rtol!r}.")
     if on_bad == "clip" and rtol <= float(eps):
         raise ValueError(
             f"on_bad='clip' raises bad eigenvalues to rtol * max, so `rtol` must be "
@@ -228,6 +241,6 @@ def eigen_projection(
         vals = jnp.where(bad, floor, vals)
         _warn_count(count, n, "clipped", which)
 
-    if fmat is not None:
+    if fisher is not None:
         return scale[:, None] * vecs.T * (1 / jnp.sqrt(vals))[None, :]
     return (1 / scale)[:, None] * vecs.T * jnp.sqrt(vals)[None, :]

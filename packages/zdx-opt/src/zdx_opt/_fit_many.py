@@ -158,7 +158,7 @@ def fit_many(
         Non-array leaves are always shared.
     fisher_fn : callable, optional
         ``fisher_fn(params, args) -> (n, n)`` a positive-definite metric in
-        ``ravel_pytree(params)`` order (e.g. a Gauss-Newton matrix); default the Hessian
+        ``zdx_base.ravel(params)`` order (e.g. a Gauss-Newton matrix); default the Hessian
         of ``loss_fn``.
     steps : int, default 100
         Steps per fit, >= 1.
@@ -223,16 +223,8 @@ def fit_many(
     vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 
-    single = _NaturalGradientFit(
-        loss_fn=loss_fn,
-        fisher_fn=fisher_fn,
-        unravel=unravel,
-        steps=steps,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        refresh_every=refresh_every,
-        damping=damping,
-    )
+    fit_settings = (steps, learning_rate, momentum, refresh_every, damping)
+    single = _NaturalGradientFit(loss_fn, fisher_fn, unravel, *fit_settings)
     best, loss, losses, done = run_blocks(
         single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)"
     )

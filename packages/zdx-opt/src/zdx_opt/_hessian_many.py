@@ -66,7 +66,7 @@ def hessian_many(
     Returns
     -------
     hessians : Array
-        ``(N, n, n)`` in ``ravel_pytree(params_i)`` order, symmetrised.
+        ``(N, n, n)`` in ``zdx_base.ravel(params_i)`` order, symmetrised.
 
     Raises
     ------

@@ -21,12 +21,14 @@ def _names_of(key: Any) -> tuple[str, ...]:
     """The parameter names of one key of ``optimisers``: a name or a tuple of names."""
     names = key if isinstance(key, tuple) else (key,)
     if not names:
-        raise ValueError("`optimisers` has an empty tuple as a key; give at least one name.")
+        raise ValueError(
+            "map_optimisers: `optimisers` has an empty tuple as a key; give at least one name."
+        )
     for name in names:
         if not isinstance(name, str) or not name:
             raise TypeError(
-                "`optimisers` keys must be parameter names (non-empty strings such as "
-                f"'mean' or 'position.blue') or tuples of names, got {key!r}."
+                "map_optimisers: `optimisers` keys must be parameter names (non-empty strings "
+                f"such as 'mean' or 'position.blue') or tuples of names, got {key!r}."
             )
     return names
 
@@ -95,12 +97,12 @@ def map_optimisers(
     """
     if not isinstance(optimisers, Mapping):
         raise TypeError(
-            "`optimisers` must be a dict mapping parameter names to optax optimisers, "
-            f"got {type(optimisers).__name__}."
+            "map_optimisers: `optimisers` must be a dict mapping parameter names to optax "
+            f"optimisers, got {type(optimisers).__name__}."
         )
     names, leaves, treedef = leaf_names(params)
     if not leaves:
-        raise ValueError("`params` has no leaves: there is nothing to optimise.")
+        raise ValueError("map_optimisers: `params` has no leaves: there is nothing to optimise.")
 
     transforms: dict[str, optax.GradientTransformation] = {}
     name_to_label: dict[str, str] = {}
@@ -109,17 +111,17 @@ def map_optimisers(
         label = _label_of(key)
         if not isinstance(optimiser, optax.GradientTransformation):
             raise TypeError(
-                f"`optimisers[{key!r}]` must be an optax GradientTransformation "
+                f"map_optimisers: `optimisers[{key!r}]` must be an optax GradientTransformation "
                 f"(e.g. optax.sgd(1e-3)), got {type(optimiser).__name__}."
             )
         if label in transforms:
-            raise ValueError(f"`optimisers` has two keys that both read {label!r}.")
+            raise ValueError(f"map_optimisers: `optimisers` has two keys that both read {label!r}.")
         transforms[label] = optimiser
         for name in group:
             if name in name_to_label:
                 raise ValueError(
-                    f"Parameter name {name!r} is given two optimisers in `optimisers` "
-                    f"(keys {name_to_label[name]!r} and {label!r})."
+                    f"map_optimisers: parameter name {name!r} is given two optimisers in "
+                    f"`optimisers` (keys {name_to_label[name]!r} and {label!r})."
                 )
             if not any(matches(leaf, name) for leaf in names):
                 unknown = (
@@ -127,7 +129,7 @@ def map_optimisers(
                     f"The parameters are: {', '.join(repr(n) for n in names)}."
                 )
                 if strict:
-                    raise ValueError(unknown)
+                    raise ValueError(f"map_optimisers: {unknown}")
                 warnings.warn(f"map_optimisers: {unknown} It is ignored.", stacklevel=2)
                 continue
             name_to_label[name] = label
@@ -147,8 +149,8 @@ def map_optimisers(
     if unmapped:
         if strict:
             raise ValueError(
-                "strict=True but these parameters have no optimiser in `optimisers`: "
-                f"{', '.join(repr(n) for n in unmapped)}."
+                "map_optimisers: strict=True but these parameters have no optimiser in "
+                f"`optimisers`: {', '.join(repr(n) for n in unmapped)}."
             )
         transforms[fixed] = optax.set_to_zero()
 

@@ -13,6 +13,7 @@ from zdx_base import checks
 if TYPE_CHECKING:  # imported when minimise() runs: it costs ~0.3 s at `import zdx_opt`
     import optimistix as optx
 
+from ._fisher_name import fisher_argument
 from ._reparam import LatentMap, reparametrise
 
 
@@ -63,8 +64,9 @@ def minimise(
     params: Any,
     args: Any = None,
     *,
-    fmat: Any = None,
+    fisher: Any = None,
     cov: Any = None,
+    fmat: Any = None,
     solver: optx.AbstractMinimiser | None = None,
     max_steps: int | None = 256,
     throw: bool = False,
@@ -74,7 +76,7 @@ def minimise(
 ) -> MinimiseResult:
     """Minimise ``loss_fn(params, args)`` with optimistix, in whitened coordinates.
 
-    With a Fisher (``fmat``) or covariance (``cov``) matrix of the flattened parameters,
+    With a Fisher (``fisher``) or covariance (``cov``) matrix of the flattened parameters,
     the solver works on the latent vector ``u`` of ``params = x0 + P @ u``
     (:func:`reparametrise`, ``x0`` = the given ``params``), where the problem is
     well-scaled; the solution is returned as a parameter pytree. Without a matrix it
@@ -88,9 +90,11 @@ def minimise(
         The starting parameters (floating-point arrays).
     args : PyTree, optional
         Passed through to ``loss_fn``.
-    fmat, cov : Array, optional
+    fisher, cov : Array, optional
         At most one: the ``(n, n)`` Fisher or covariance matrix of
-        ``ravel_pytree(params)[0]``.
+        ``zdx_base.ravel(params).flat``.
+    fmat : Array, optional
+        The zodiax 0.5 name of ``fisher``, kept for its code: give at most one of the two.
     solver : optimistix.AbstractMinimiser, optional
         Default ``optx.BestSoFarMinimiser(optx.LBFGS(rtol=1e-6, atol=1e-6))``.
     max_steps : int or None, default 256
@@ -112,30 +116,33 @@ def minimise(
 
     Raises
     ------
+    TypeError
+        If ``loss_fn`` is not callable, or both ``fisher`` and ``fmat`` are given.
     ValueError
-        If both ``fmat`` and ``cov`` are given, or the matrix is bad (see
+        If both the Fisher matrix and ``cov`` are given, or the matrix is bad (see
         :func:`eigen_projection`) or does not match the parameters.
 
     Examples
     --------
     >>> import jax.numpy as jnp
     >>> loss = lambda p, args: jnp.sum((p["x"] - 3.0) ** 2)
-    >>> out = minimise(loss, {"x": jnp.zeros(2)}, fmat=2.0 * jnp.eye(2))
+    >>> out = minimise(loss, {"x": jnp.zeros(2)}, fisher=2.0 * jnp.eye(2))
     >>> out.params["x"]
     Array([3., 3.], dtype=float64)
     """
     import optimistix as optx
 
-    if fmat is not None and cov is not None:
-        raise ValueError("minimise takes at most one of `fmat` and `cov`, got both.")
+    fisher_name = "fmat" if fmat is not None else "fisher"
+    if fisher_argument("minimise", fisher, fmat) is not None and cov is not None:
+        raise ValueError(f"minimise takes at most one of `{fisher_name}` and `cov`, got both.")
     checks.check_callable("minimise", "loss_fn", loss_fn, "a function (params, args) -> scalar")
     if solver is None:
         solver = optx.BestSoFarMinimiser(optx.LBFGS(rtol=1e-6, atol=1e-6))
-    if fmat is None and cov is None:
+    if fisher is None and fmat is None and cov is None:
         latent_map = None
         fn, y0 = loss_fn, params
     else:
-        y0, latent_map = reparametrise(params, fmat=fmat, cov=cov, on_bad=on_bad, rtol=rtol)
+        y0, latent_map = reparametrise(params, fisher, cov, fmat=fmat, on_bad=on_bad, rtol=rtol)
         fn = _LatentLoss(loss_fn, latent_map)
     solution = optx.minimise(
         fn, solver, y0, args, options=options, max_steps=max_steps, throw=throw

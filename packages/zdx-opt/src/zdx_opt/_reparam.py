@@ -8,9 +8,12 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
+
+import zdx_base
+from zdx_base import checks
 
 from ._eigen import eigen_projection
+from ._fisher_name import fisher_argument
 
 
 class LatentMap(eqx.Module):
@@ -23,7 +26,7 @@ class LatentMap(eqx.Module):
     Attributes
     ----------
     x0 : Array
-        ``(n,)`` the flattened best-guess parameters (``ravel_pytree`` order).
+        ``(n,)`` the flattened best-guess parameters (``zdx_base.ravel`` order).
     projection : Array
         ``(n, k)`` the projection ``P`` from :func:`eigen_projection`.
     unravel : callable
@@ -45,17 +48,20 @@ class LatentMap(eqx.Module):
 
     def __call__(self, u: jax.Array) -> Any:
         """The parameters ``unravel(x0 + P @ u)`` of the latent vector ``u`` (shape ``(k,)``)."""
-        u = jnp.asarray(u)
+        u = checks.as_array("LatentMap", "u", u)
         if u.shape != (self.dim,):
-            raise ValueError(f"The latent vector must have shape ({self.dim},), got {u.shape}.")
+            raise ValueError(
+                f"LatentMap: u (the latent vector) must have shape ({self.dim},), got {u.shape}."
+            )
         return self.unravel(self.x0 + self.projection @ u)
 
     def to_latent(self, params: Any) -> jax.Array:
         """The latent vector of ``params`` (the least-squares one if ``P`` is not square)."""
-        flat, _ = ravel_pytree(params)
+        flat = zdx_base.ravel(params).flat
         if flat.shape != self.x0.shape:
             raise ValueError(
-                f"`params` has {flat.shape[0]} entries once flattened, expected {self.x0.shape[0]}."
+                f"LatentMap.to_latent: params has {flat.shape[0]} entries once flattened, "
+                f"expected {self.x0.shape[0]}."
             )
         delta = flat - self.x0
         if self.projection.shape[0] == self.projection.shape[1]:
@@ -65,9 +71,10 @@ class LatentMap(eqx.Module):
 
 def reparametrise(
     params: Any,
-    fmat: Any = None,
+    fisher: Any = None,
     cov: Any = None,
     *,
+    fmat: Any = None,
     on_bad: str = "raise",
     rtol: float | None = None,
 ) -> tuple[jax.Array, LatentMap]:
@@ -79,9 +86,12 @@ def reparametrise(
     Parameters
     ----------
     params : PyTree
-        The best guess (a pytree of floating-point arrays); flattened with ``ravel_pytree``.
-    fmat, cov : Array, optional
+        The best guess (a pytree of floating-point arrays); flattened with
+        ``zdx_base.ravel``.
+    fisher, cov : Array, optional
         The ``(n, n)`` Fisher or covariance matrix of the flattened parameters (exactly one).
+    fmat : Array, optional
+        The zodiax 0.5 name of ``fisher``, kept for its code: give at most one of the two.
     on_bad, rtol
         How to treat singular or indefinite directions; see :func:`eigen_projection`.
 
@@ -94,6 +104,9 @@ def reparametrise(
 
     Raises
     ------
+    TypeError
+        If ``params`` holds non-floating-point arrays, or both ``fisher`` and ``fmat`` are
+        given.
     ValueError
         If the matrix size does not match the number of parameters, or as
         :func:`eigen_projection` does.
@@ -103,22 +116,25 @@ def reparametrise(
     >>> import jax.numpy as jnp
     >>> params = {"a": jnp.array(1.0), "b": jnp.array([2.0, 3.0])}
     >>> F = jnp.array([[4.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
-    >>> u0, to_params = reparametrise(params, fmat=F)
+    >>> u0, to_params = reparametrise(params, fisher=F)
     >>> to_params(u0)["b"]
     Array([2., 3.], dtype=float64)
     >>> P = to_params.projection
     >>> bool(jnp.allclose(P.T @ F @ P, jnp.eye(3)))
     True
     """
-    x0, unravel = ravel_pytree(params)
+    which = ("fmat" if fmat is not None else "fisher") if cov is None else "cov"
+    fisher_argument("reparametrise", fisher, fmat)  # raises if given under both names
+    x0, unravel, _ = zdx_base.ravel(params)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
-        raise TypeError(f"`params` must hold floating-point arrays, got dtype {x0.dtype}.")
-    P = eigen_projection(fmat=fmat, cov=cov, on_bad=on_bad, rtol=rtol)
+        raise TypeError(
+            f"reparametrise: params must hold floating-point arrays, got dtype {x0.dtype}."
+        )
+    P = eigen_projection(fisher, cov, fmat=fmat, on_bad=on_bad, rtol=rtol)
     if P.shape[0] != x0.shape[0]:
-        which = "fmat" if fmat is not None else "cov"
         raise ValueError(
-            f"`{which}` is {P.shape[0]} x {P.shape[0]} but `params` has {x0.shape[0]} "
-            "entries once flattened with ravel_pytree."
+            f"reparametrise: `{which}` is {P.shape[0]} x {P.shape[0]} but `params` has "
+            f"{x0.shape[0]} entries once flattened with zdx_base.ravel."
         )
     latent_map = LatentMap(x0=x0, projection=P.astype(x0.dtype), unravel=unravel)
     return latent_map.start(), latent_map

@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Callable
 from functools import partial
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -190,3 +191,37 @@ def corrected_evidence(
     if importance is None:
         raise ValueError(f"{estimator}: no importance-corrected evidence: {importance_problem}.")
     return importance
+
+
+class CorrectedEvidenceResult(eqx.Module):
+    """The importance-corrected evidence of a Gaussian approximation, read from the fields
+    ``importance``, ``evidence_problem`` and ``importance_problem`` of the subclass.
+
+    Reading a property raises ``ValueError`` saying why when there is no evidence (an
+    improper prior) or no correction.
+    """
+
+    #: The estimator's name, which starts the error messages.
+    _estimator_name: ClassVar[str]
+
+    def _importance(self) -> ImportanceEvidence:
+        return corrected_evidence(
+            self._estimator_name, self.importance, self.evidence_problem, self.importance_problem
+        )
+
+    @property
+    def corrected_log_evidence(self) -> jax.Array:
+        """The log evidence by importance sampling from a Student-t with the
+        approximation's mean and covariance (see ``importance``)."""
+        return self._importance().log_evidence
+
+    @property
+    def corrected_log_evidence_error(self) -> jax.Array:
+        """The standard error of ``corrected_log_evidence``."""
+        return self._importance().log_evidence_error
+
+    @property
+    def pareto_k(self) -> float:
+        """The Pareto k-hat of the importance weights: above 0.7 the corrected evidence
+        cannot be trusted."""
+        return self._importance().pareto_k

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -21,12 +21,12 @@ from zdx_base import checks
 from zdx_opt import LatentMap
 
 from ._compare import EvidenceEstimate
-from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
+from ._importance import CorrectedEvidenceResult, ImportanceEvidence, importance_evidence
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
 
-class VariationalResult(eqx.Module):
+class VariationalResult(CorrectedEvidenceResult):
     """The full-rank Gaussian fitted by :func:`variational`, its ELBO and evidence.
 
     Attributes
@@ -56,6 +56,8 @@ class VariationalResult(eqx.Module):
         Why there is no evidence, or no correction (None when there is).
     """
 
+    _estimator_name: ClassVar[str] = "variational"
+
     mean: Any
     covariance: jax.Array
     names: tuple[str, ...] = eqx.field(static=True)
@@ -73,26 +75,6 @@ class VariationalResult(eqx.Module):
     def sigma(self) -> Any:
         """The marginal standard deviations, in the structure of ``params``."""
         return self.latent_map.unravel(jnp.sqrt(jnp.diag(self.covariance)))
-
-    def _importance(self) -> ImportanceEvidence:
-        return corrected_evidence(
-            "variational", self.importance, self.evidence_problem, self.importance_problem
-        )
-
-    @property
-    def corrected_log_evidence(self) -> jax.Array:
-        """The log evidence by importance sampling from the fitted Gaussian's Student-t."""
-        return self._importance().log_evidence
-
-    @property
-    def corrected_log_evidence_error(self) -> jax.Array:
-        """The standard error of ``corrected_log_evidence``."""
-        return self._importance().log_evidence_error
-
-    @property
-    def pareto_k(self) -> float:
-        """The Pareto k-hat of the importance weights (above 0.7: not to be trusted)."""
-        return self._importance().pareto_k
 
     def _draws(self, key: jax.Array, num_samples: int) -> jax.Array:
         z = jax.random.normal(key, (num_samples, self.loc.shape[0]), self.loc.dtype)

@@ -17,21 +17,24 @@ import zdx_sample as zs
 from zdx_sample import targets
 
 
+def as_problem(target, **extra):
+    """A ``zdx_sample.targets.KnownTarget`` under the names the tests use, with ``extra``
+    attributes."""
+    return types.SimpleNamespace(
+        loglike=target.log_likelihood,
+        prior=target.prior,
+        mode=target.mode,
+        sigma=target.sigma,
+        log_z=target.log_evidence,
+        **extra,
+    )
+
+
 def correlated_gaussian(n=4, seed=0, box=10.0):
     """``zdx_sample.targets.correlated_gaussian`` with the parameters
     ``{"x": (n - 1,), "y": ()}``: log Z = -log V up to ~exp(-box^2/2)."""
     target = targets.correlated_gaussian(n, seed, box, scalar_last=True)
-    return types.SimpleNamespace(
-        n=n,
-        loglike=target.log_likelihood,
-        prior=target.prior,
-        mode=target.mode,
-        mu=target.mean,
-        cov=target.covariance,
-        sigma=target.sigma,
-        log_z=target.log_evidence,
-        names=target.names,
-    )
+    return as_problem(target, n=n, mu=target.mean, cov=target.covariance, names=target.names)
 
 
 def gaussian_with_gaussian_prior(n=3, seed=1):
@@ -72,16 +75,8 @@ def logistic_product(n=3, box=40.0):
     """``zdx_sample.targets.logistic_product``. The Laplace evidence is off by exactly
     ``n log(sqrt(pi) / 2)`` (each factor's curvature at its mode is ``1 / (2 s^2)``, its
     height ``1 / (4 s)``)."""
-    target = targets.logistic_product(n, box)
-    return types.SimpleNamespace(
-        n=n,
-        loglike=target.log_likelihood,
-        prior=target.prior,
-        mode=target.mode,
-        log_z=target.log_evidence,
-        laplace_offset=n * math.log(math.sqrt(math.pi) / 2),
-        sigma=target.sigma,
-    )
+    offset = n * math.log(math.sqrt(math.pi) / 2)
+    return as_problem(targets.logistic_product(n, box), n=n, laplace_offset=offset)
 
 
 def run_nuts(problem, **settings):

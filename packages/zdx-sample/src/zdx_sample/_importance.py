@@ -6,13 +6,15 @@ import math
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
 from jax.scipy.special import gammaln
+
+from zdx_base import checks
 
 from ._compare import EvidenceEstimate
 from ._pareto import pareto_khat
@@ -170,6 +172,51 @@ def importance_evidence(
         num_samples=int(num_samples),
         df=df,
     )
+
+
+def optional_importance_evidence(
+    log_target: Callable[[jax.Array], jax.Array],
+    loc: jax.Array,
+    sqrt_cov: jax.Array,
+    log_det_sqrt: jax.Array,
+    key: Any,
+    *,
+    num_samples: int,
+    df: float | None,
+    batch_size: int,
+    estimator: str,
+    warning: str,
+) -> tuple[ImportanceEvidence | None, str | None]:
+    """The importance correction of an estimator's evidence, or why there is none.
+
+    ``num_samples=0`` skips it. Otherwise ``key`` is checked (``zdx_base.checks.as_key``)
+    and :func:`importance_evidence` runs; the ``ValueError`` it raises for weights that are
+    undefined becomes the reason, with a ``RuntimeWarning`` ``"{warning}: {reason}"``
+    pointing at the estimator's caller.
+
+    Returns
+    -------
+    tuple
+        ``(ImportanceEvidence, None)``, or ``(None, reason)``.
+    """
+    if num_samples == 0:
+        return None, "importance_samples=0"
+    try:
+        importance = importance_evidence(
+            log_target,
+            loc,
+            sqrt_cov,
+            log_det_sqrt,
+            checks.as_key(estimator, "key", key),
+            num_samples=num_samples,
+            df=df,
+            batch_size=batch_size,
+            what=estimator,
+        )
+    except ValueError as err:
+        warnings.warn(f"{warning}: {err}", RuntimeWarning, stacklevel=3)
+        return None, str(err)
+    return importance, None
 
 
 def corrected_evidence(

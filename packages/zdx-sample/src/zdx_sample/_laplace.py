@@ -4,7 +4,6 @@ correction."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -16,7 +15,11 @@ import zdx_base
 from zdx_base import checks
 
 from ._compare import EvidenceEstimate
-from ._importance import CorrectedEvidenceResult, ImportanceEvidence, importance_evidence
+from ._importance import (
+    CorrectedEvidenceResult,
+    ImportanceEvidence,
+    optional_importance_evidence,
+)
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
@@ -229,34 +232,23 @@ def laplace(
     importance_problem = None
     if problem is None:
         log_z = log_post + 0.5 * post.n * math.log(2 * math.pi) - 0.5 * curv.log_det
-        if importance_samples == 0:
-            importance_problem = "importance_samples=0"
-        elif importance_samples < 10:
+        if 0 < importance_samples < 10:
             raise ValueError(
                 f"`importance_samples` must be 0 (no correction) or at least 10, got "
                 f"{importance_samples}."
             )
-        else:
-            sqrt_cov = curv.sqrt_covariance
-            try:
-                importance = importance_evidence(
-                    post.log_density_flat,
-                    post.x0,
-                    jnp.asarray(sqrt_cov, post.x0.dtype),
-                    -0.5 * curv.log_det,
-                    checks.as_key("laplace", "key", key),
-                    num_samples=importance_samples,
-                    df=df,
-                    batch_size=batch_size,
-                    what="laplace",
-                )
-            except ValueError as err:
-                importance_problem = str(err)
-                warnings.warn(
-                    f"No importance correction of the Laplace evidence: {err}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        importance, importance_problem = optional_importance_evidence(
+            post.log_density_flat,
+            post.x0,
+            jnp.asarray(curv.sqrt_covariance, post.x0.dtype),
+            -0.5 * curv.log_det,
+            key,
+            num_samples=importance_samples,
+            df=df,
+            batch_size=batch_size,
+            estimator="laplace",
+            warning="No importance correction of the Laplace evidence",
+        )
     return LaplaceResult(
         mean=post.params,
         covariance=jnp.asarray(curv.covariance, post.x0.dtype),

@@ -197,8 +197,10 @@ def rotated_gaussian(dim: int = 10, seed: int = 0) -> KnownTarget:
 
     Raises
     ------
-    TypeError, ValueError
-        If ``dim`` is not an integer of at least 1.
+    TypeError
+        If ``dim`` is not an integer.
+    ValueError
+        If ``dim`` is below 1.
 
     Examples
     --------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -21,7 +20,11 @@ from zdx_base import checks
 from zdx_opt import LatentMap
 
 from ._compare import EvidenceEstimate
-from ._importance import CorrectedEvidenceResult, ImportanceEvidence, importance_evidence
+from ._importance import (
+    CorrectedEvidenceResult,
+    ImportanceEvidence,
+    optional_importance_evidence,
+)
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
@@ -186,8 +189,9 @@ def variational(
     Returns
     -------
     VariationalResult
-        ``mean``, ``covariance``, ``sigma``, ``elbo``, ``corrected_log_evidence``,
-        ``corrected_log_evidence_error``, ``pareto_k``, ``losses``.
+        The fitted Gaussian (``mean``, ``covariance``, ``sigma``), its ``elbo``, the
+        corrected evidence (``corrected_log_evidence`` with its error and ``pareto_k``)
+        and the SVI ``losses``.
 
     Raises
     ------
@@ -276,26 +280,18 @@ def variational(
     importance_problem = None
     sqrt_cov, mean_flat = _gaussian_in_params(latent_map, loc, scale_tril)
     if problem is None:
-        if importance_samples == 0:
-            importance_problem = "importance_samples=0"
-        else:
-            try:
-                importance = importance_evidence(
-                    post.log_density_flat,
-                    mean_flat,
-                    sqrt_cov,
-                    log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
-                    is_key,
-                    num_samples=importance_samples,
-                    df=df,
-                    batch_size=batch_size,
-                    what="variational",
-                )
-            except ValueError as err:
-                importance_problem = str(err)
-                warnings.warn(
-                    f"No importance-corrected evidence: {err}", RuntimeWarning, stacklevel=2
-                )
+        importance, importance_problem = optional_importance_evidence(
+            post.log_density_flat,
+            mean_flat,
+            sqrt_cov,
+            log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
+            is_key,
+            num_samples=importance_samples,
+            df=df,
+            batch_size=batch_size,
+            estimator="variational",
+            warning="No importance-corrected evidence",
+        )
     return VariationalResult(
         mean=latent_map.unravel(mean_flat),
         covariance=sqrt_cov @ sqrt_cov.T,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,43 +33,18 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
-from scipy.special import expit  # noqa: E402
 
 import zdx_sample as zs  # noqa: E402
 
 
 def correlated_gaussian(n=10, seed=0, box=10.0):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n, n))
-    cov = a @ a.T / n + 0.5 * np.eye(n)
-    mu = rng.normal(size=n)
-    sig = np.sqrt(np.diag(cov))
-    prec = np.linalg.inv(cov)
-    logdet = np.linalg.slogdet(cov)[1]
-
-    def loglike(p):
-        d = p["x"] - mu
-        return -0.5 * d @ prec @ d - 0.5 * n * math.log(2 * math.pi) - 0.5 * logdet
-
-    lo, hi = mu - box * sig, mu + box * sig
-    prior = {"x": dist.Uniform(jnp.asarray(lo), jnp.asarray(hi))}
-    return loglike, prior, {"x": jnp.asarray(mu)}, -float(np.sum(np.log(hi - lo))), sig
+    t = zs.targets.correlated_gaussian(n, seed, box)
+    return t.log_likelihood, t.prior, t.mode, t.log_evidence, t.sigma
 
 
 def logistic_product(n=5, box=40.0):
-    loc = np.linspace(-1.0, 1.0, n)
-    scale = np.linspace(0.5, 1.5, n)
-
-    def loglike(p):
-        z = (p["t"] - loc) / scale
-        return jnp.sum(-z - 2 * jnp.logaddexp(0.0, -z) - jnp.log(scale))
-
-    lo, hi = loc - box * scale, loc + box * scale
-    mass = expit((hi - loc) / scale) - expit((lo - loc) / scale)
-    log_z = float(np.sum(np.log(mass)) - np.sum(np.log(hi - lo)))
-    prior = {"t": dist.Uniform(jnp.asarray(lo), jnp.asarray(hi))}
-    return loglike, prior, {"t": jnp.asarray(loc)}, log_z
+    t = zs.targets.logistic_product(n, box)
+    return t.log_likelihood, t.prior, t.mode, t.log_evidence
 
 
 def main() -> int:

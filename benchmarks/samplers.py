@@ -117,22 +117,16 @@ class Target:
 
 
 def rotated_gaussian(dim: int, seed: int = 0) -> Target:
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
-    scales = np.geomspace(0.1, 1.0, dim)
-    cov = (q * scales**2) @ q.T
-    prec = jnp.asarray(np.linalg.inv(cov))
-    mu = rng.normal(size=dim)
+    known = zs.targets.rotated_gaussian(dim, seed)
 
     def log_density(x):
-        d = x - mu
-        return -0.5 * d @ prec @ d
+        return known.log_likelihood({"x": x})
 
     return Target(
         f"gauss{dim}",
         log_density,
-        mu,
-        np.sqrt(np.diag(cov)),
+        known.mean,
+        known.sigma,
         f"{dim}-D Gaussian, scales 0.1 to 1, rotated",
     )
 

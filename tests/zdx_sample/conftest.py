@@ -1,4 +1,5 @@
-"""Posteriors with known answers for the tests of zdx_sample (float64 is on).
+"""Posteriors with known answers for the tests of zdx_sample (float64 is on): those of
+``zdx_sample.targets`` under the names the tests use, and one more.
 
 Tests reach the problems through the ``problems`` fixture (conftest modules are not
 importable under ``--import-mode=importlib``).
@@ -11,49 +12,29 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
-from scipy.special import expit
 
 import zdx_sample as zs
+from zdx_sample import targets
+
+
+def as_problem(target, **extra):
+    """A ``zdx_sample.targets.KnownTarget`` under the names the tests use, with ``extra``
+    attributes."""
+    return types.SimpleNamespace(
+        loglike=target.log_likelihood,
+        prior=target.prior,
+        mode=target.mode,
+        sigma=target.sigma,
+        log_z=target.log_evidence,
+        **extra,
+    )
 
 
 def correlated_gaussian(n=4, seed=0, box=10.0):
-    """A correlated Gaussian likelihood (a normalised density in the parameters) under a
-    uniform prior box of +-``box`` marginal sigmas: log Z = -log V up to ~exp(-box^2/2).
-
-    The parameters are ``{"x": (n - 1,), "y": ()}``.
-    """
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n, n))
-    cov = a @ a.T / n + 0.5 * np.eye(n)
-    mu = rng.normal(size=n)
-    sig = np.sqrt(np.diag(cov))
-    prec = np.linalg.inv(cov)
-    logdet = np.linalg.slogdet(cov)[1]
-
-    def flat(p):
-        return jnp.concatenate([p["x"], jnp.atleast_1d(p["y"])])
-
-    def loglike(p):
-        d = flat(p) - mu
-        return -0.5 * d @ prec @ d - 0.5 * n * math.log(2 * math.pi) - 0.5 * logdet
-
-    lo, hi = mu - box * sig, mu + box * sig
-    prior = {
-        "x": dist.Uniform(jnp.asarray(lo[:-1]), jnp.asarray(hi[:-1])),
-        "y": dist.Uniform(float(lo[-1]), float(hi[-1])),
-    }
-    mode = {"x": jnp.asarray(mu[:-1]), "y": jnp.asarray(mu[-1])}
-    return types.SimpleNamespace(
-        n=n,
-        loglike=loglike,
-        prior=prior,
-        mode=mode,
-        mu=mu,
-        cov=cov,
-        sigma=sig,
-        log_z=-float(np.sum(np.log(hi - lo))),
-        names=(*(f"x[{i}]" for i in range(n - 1)), "y"),
-    )
+    """``zdx_sample.targets.correlated_gaussian`` with the parameters
+    ``{"x": (n - 1,), "y": ()}``: log Z = -log V up to ~exp(-box^2/2)."""
+    target = targets.correlated_gaussian(n, seed, box, scalar_last=True)
+    return as_problem(target, n=n, mu=target.mean, cov=target.covariance, names=target.names)
 
 
 def gaussian_with_gaussian_prior(n=3, seed=1):
@@ -91,29 +72,11 @@ def gaussian_with_gaussian_prior(n=3, seed=1):
 
 
 def logistic_product(n=3, box=40.0):
-    """A product of logistic densities (heavier tails than a Gaussian) under a uniform box
-    of +-``box`` scales. The evidence is exact (logistic CDF), and the Laplace evidence is
-    off by exactly ``n log(sqrt(pi) / 2)`` (each factor's curvature at its mode is
-    ``1 / (2 s^2)``, its height ``1 / (4 s)``)."""
-    loc = np.linspace(-1.0, 1.0, n)
-    scale = np.linspace(0.5, 1.5, n)
-
-    def loglike(p):
-        z = (p["t"] - loc) / scale
-        return jnp.sum(-z - 2 * jnp.logaddexp(0.0, -z) - jnp.log(scale))
-
-    lo, hi = loc - box * scale, loc + box * scale
-    mass = expit((hi - loc) / scale) - expit((lo - loc) / scale)
-    log_v = np.sum(np.log(hi - lo))
-    return types.SimpleNamespace(
-        n=n,
-        loglike=loglike,
-        prior={"t": dist.Uniform(jnp.asarray(lo), jnp.asarray(hi))},
-        mode={"t": jnp.asarray(loc)},
-        log_z=float(np.sum(np.log(mass)) - log_v),
-        laplace_offset=n * math.log(math.sqrt(math.pi) / 2),
-        sigma=scale * math.pi / math.sqrt(3),
-    )
+    """``zdx_sample.targets.logistic_product``. The Laplace evidence is off by exactly
+    ``n log(sqrt(pi) / 2)`` (each factor's curvature at its mode is ``1 / (2 s^2)``, its
+    height ``1 / (4 s)``)."""
+    offset = n * math.log(math.sqrt(math.pi) / 2)
+    return as_problem(targets.logistic_product(n, box), n=n, laplace_offset=offset)
 
 
 def run_nuts(problem, **settings):

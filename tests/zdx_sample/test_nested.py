@@ -102,7 +102,7 @@ def test_live_point_counts_and_weights_match_blackjax(result):
     from blackjax.ns.base import NSInfo, StateWithLogLikelihood
     from blackjax.ns.utils import compute_num_live, log_weights
 
-    from zdx_sample._nested import _padded_weights, num_live_at_death
+    from zdx_sample._nested_weights import num_live_at_death, padded_weights
 
     death = jnp.asarray(result.log_likelihoods)
     # rebuild a plausible birth history: initial points (NaN), then births at earlier deaths
@@ -129,7 +129,7 @@ def test_live_point_counts_and_weights_match_blackjax(result):
 
     # padded to the next power of two (the padding must not change the weights)
     assert death.shape[0] & (death.shape[0] - 1) != 0
-    mine_mean, mine_std, logw = _padded_weights(jax.random.key(5), particles, 1000)
+    mine_mean, mine_std, logw = padded_weights(jax.random.key(5), particles, 1000)
     assert logw.shape == death.shape and np.all(np.isfinite(logw))
     assert abs(float(jax.scipy.special.logsumexp(logw))) < 1e-10
     theirs = jax.scipy.special.logsumexp(log_weights(jax.random.key(6), info, shape=1000), axis=0)

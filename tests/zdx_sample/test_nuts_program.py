@@ -10,23 +10,14 @@ import numpy as np
 import pytest
 
 import zdx_sample as zs
-from zdx_sample import _progress
+from zdx_sample import _progress, targets
 
 
 def rotated_gaussian(dim=10, seed=0):
-    """The issue's target: scales 0.1 to 1, rotated; flat prior."""
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
-    scales = np.geomspace(0.1, 1.0, dim)
-    cov = (q * scales**2) @ q.T
-    prec = jnp.asarray(np.linalg.inv(cov))
-    mu = rng.normal(size=dim)
-
-    def loglike(p):
-        d = p["x"] - mu
-        return -0.5 * d @ prec @ d
-
-    return loglike, {"x": jnp.asarray(mu)}, mu, np.sqrt(np.diag(cov))
+    """The issue's target (``zdx_sample.targets.rotated_gaussian``): scales 0.1 to 1,
+    rotated; flat prior."""
+    target = targets.rotated_gaussian(dim, seed)
+    return target.log_likelihood, target.mode, target.mean, target.sigma
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,12 @@ that knows the name of each scalar parameter (``zdx_base.ravel``):
   as coordinates.
 - ``save_result`` / ``load_result``: any result to one file and back, every field kept;
   ``save_netcdf``: the draws as an ArviZ netCDF file.
+- ``targets``: posteriors with known answers (moments, evidence) for checking a sampler.
 """
 
 import importlib.metadata
 
+from . import targets as targets
 from ._compare import Comparison as Comparison
 from ._compare import ComparisonRow as ComparisonRow
 from ._compare import EvidenceEstimate as EvidenceEstimate

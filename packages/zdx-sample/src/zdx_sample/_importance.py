@@ -6,12 +6,15 @@ import math
 import warnings
 from collections.abc import Callable
 from functools import partial
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
 from jax.scipy.special import gammaln
+
+from zdx_base import checks
 
 from ._compare import EvidenceEstimate
 from ._pareto import pareto_khat
@@ -171,6 +174,51 @@ def importance_evidence(
     )
 
 
+def optional_importance_evidence(
+    log_target: Callable[[jax.Array], jax.Array],
+    loc: jax.Array,
+    sqrt_cov: jax.Array,
+    log_det_sqrt: jax.Array,
+    key: Any,
+    *,
+    num_samples: int,
+    df: float | None,
+    batch_size: int,
+    estimator: str,
+    warning: str,
+) -> tuple[ImportanceEvidence | None, str | None]:
+    """The importance correction of an estimator's evidence, or why there is none.
+
+    ``num_samples=0`` skips it. Otherwise ``key`` is checked (``zdx_base.checks.as_key``)
+    and :func:`importance_evidence` runs; the ``ValueError`` it raises for weights that are
+    undefined becomes the reason, with a ``RuntimeWarning`` ``"{warning}: {reason}"``
+    pointing at the estimator's caller.
+
+    Returns
+    -------
+    tuple
+        ``(ImportanceEvidence, None)``, or ``(None, reason)``.
+    """
+    if num_samples == 0:
+        return None, "importance_samples=0"
+    try:
+        importance = importance_evidence(
+            log_target,
+            loc,
+            sqrt_cov,
+            log_det_sqrt,
+            checks.as_key(estimator, "key", key),
+            num_samples=num_samples,
+            df=df,
+            batch_size=batch_size,
+            what=estimator,
+        )
+    except ValueError as err:
+        warnings.warn(f"{warning}: {err}", RuntimeWarning, stacklevel=3)
+        return None, str(err)
+    return importance, None
+
+
 def corrected_evidence(
     estimator: str,
     importance: ImportanceEvidence | None,
@@ -190,3 +238,37 @@ def corrected_evidence(
     if importance is None:
         raise ValueError(f"{estimator}: no importance-corrected evidence: {importance_problem}.")
     return importance
+
+
+class CorrectedEvidenceResult(eqx.Module):
+    """The importance-corrected evidence of a Gaussian approximation, read from the fields
+    ``importance``, ``evidence_problem`` and ``importance_problem`` of the subclass.
+
+    Reading a property raises ``ValueError`` saying why when there is no evidence (an
+    improper prior) or no correction.
+    """
+
+    #: The estimator's name, which starts the error messages.
+    _estimator_name: ClassVar[str]
+
+    def _importance(self) -> ImportanceEvidence:
+        return corrected_evidence(
+            self._estimator_name, self.importance, self.evidence_problem, self.importance_problem
+        )
+
+    @property
+    def corrected_log_evidence(self) -> jax.Array:
+        """The log evidence by importance sampling from a Student-t with the
+        approximation's mean and covariance (see ``importance``)."""
+        return self._importance().log_evidence
+
+    @property
+    def corrected_log_evidence_error(self) -> jax.Array:
+        """The standard error of ``corrected_log_evidence``."""
+        return self._importance().log_evidence_error
+
+    @property
+    def pareto_k(self) -> float:
+        """The Pareto k-hat of the importance weights: above 0.7 the corrected evidence
+        cannot be trusted."""
+        return self._importance().pareto_k

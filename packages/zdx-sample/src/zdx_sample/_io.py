@@ -199,7 +199,7 @@ def save_result(path: str | os.PathLike, result: Any, *, overwrite: bool = False
     Returns
     -------
     pathlib.Path
-        The path written.
+        The file written: ``path``, with ``.eqx`` added when it had no suffix.
 
     Raises
     ------
@@ -346,7 +346,7 @@ def save_netcdf(
     Returns
     -------
     pathlib.Path
-        The path written.
+        ``path``, now holding the netCDF file.
 
     Raises
     ------

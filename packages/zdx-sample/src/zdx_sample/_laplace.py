@@ -4,9 +4,8 @@ correction."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -16,12 +15,16 @@ import zdx_base
 from zdx_base import checks
 
 from ._compare import EvidenceEstimate
-from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
+from ._importance import (
+    CorrectedEvidenceResult,
+    ImportanceEvidence,
+    optional_importance_evidence,
+)
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
 
-class LaplaceResult(eqx.Module):
+class LaplaceResult(CorrectedEvidenceResult):
     """The Gaussian (Laplace) approximation of a posterior around its mode.
 
     Attributes
@@ -50,6 +53,8 @@ class LaplaceResult(eqx.Module):
     ``corrected_log_evidence_error``, ``pareto_k`` (importance-corrected) only with a
     proper prior; otherwise reading them raises a ``ValueError`` that says why.
     """
+
+    _estimator_name: ClassVar[str] = "laplace"
 
     mean: Any
     covariance: jax.Array
@@ -86,28 +91,6 @@ class LaplaceResult(eqx.Module):
         if self.laplace_log_evidence is None:
             raise ValueError(f"laplace: no evidence: {self.evidence_problem}.")
         return self.laplace_log_evidence
-
-    def _importance(self) -> ImportanceEvidence:
-        return corrected_evidence(
-            "laplace", self.importance, self.evidence_problem, self.importance_problem
-        )
-
-    @property
-    def corrected_log_evidence(self) -> jax.Array:
-        """The log evidence by importance sampling from a Student-t built on the Laplace
-        covariance (see ``importance``)."""
-        return self._importance().log_evidence
-
-    @property
-    def corrected_log_evidence_error(self) -> jax.Array:
-        """The standard error of ``corrected_log_evidence``."""
-        return self._importance().log_evidence_error
-
-    @property
-    def pareto_k(self) -> float:
-        """The Pareto k-hat of the importance weights: above 0.7 the corrected evidence
-        cannot be trusted."""
-        return self._importance().pareto_k
 
     def sample(self, key: Any, num_samples: int = 1000) -> Any:
         """Draws from the Gaussian approximation, each leaf with a leading axis of
@@ -249,34 +232,23 @@ def laplace(
     importance_problem = None
     if problem is None:
         log_z = log_post + 0.5 * post.n * math.log(2 * math.pi) - 0.5 * curv.log_det
-        if importance_samples == 0:
-            importance_problem = "importance_samples=0"
-        elif importance_samples < 10:
+        if 0 < importance_samples < 10:
             raise ValueError(
                 f"`importance_samples` must be 0 (no correction) or at least 10, got "
                 f"{importance_samples}."
             )
-        else:
-            sqrt_cov = curv.sqrt_covariance
-            try:
-                importance = importance_evidence(
-                    post.log_density_flat,
-                    post.x0,
-                    jnp.asarray(sqrt_cov, post.x0.dtype),
-                    -0.5 * curv.log_det,
-                    checks.as_key("laplace", "key", key),
-                    num_samples=importance_samples,
-                    df=df,
-                    batch_size=batch_size,
-                    what="laplace",
-                )
-            except ValueError as err:
-                importance_problem = str(err)
-                warnings.warn(
-                    f"No importance correction of the Laplace evidence: {err}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        importance, importance_problem = optional_importance_evidence(
+            post.log_density_flat,
+            post.x0,
+            jnp.asarray(curv.sqrt_covariance, post.x0.dtype),
+            -0.5 * curv.log_det,
+            key,
+            num_samples=importance_samples,
+            df=df,
+            batch_size=batch_size,
+            estimator="laplace",
+            warning="No importance correction of the Laplace evidence",
+        )
     return LaplaceResult(
         mean=post.params,
         covariance=jnp.asarray(curv.covariance, post.x0.dtype),

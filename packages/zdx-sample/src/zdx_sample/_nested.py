@@ -13,103 +13,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-from jax.scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 import zdx_base
 from zdx_base import checks
 
 from ._checks import check_probability
-from ._compare import EvidenceEstimate
-from ._inference_data import draws_to_inference_data
+from ._nested_result import NestedSamplingResult
+from ._nested_weights import padded_weights
 from ._prior import check_prior
-
-
-class NestedSamplingResult(eqx.Module):
-    """The evidence and posterior of :func:`nested_sampling`.
-
-    Attributes
-    ----------
-    log_evidence : Array
-        ``log Z``, the mean over simulated prior-volume sequences.
-    log_evidence_error : Array
-        Its standard deviation over those sequences (the statistical error of nested
-        sampling, about ``sqrt(information / num_live)``).
-    samples : PyTree
-        Equally weighted posterior draws (resampled from the dead points), each leaf with
-        a leading axis of ``num_samples``.
-    names : tuple of str
-        A name per flattened parameter.
-    num_likelihood_evaluations : int
-        Calls of ``log_likelihood``, counted exactly from blackjax's slice-sampler
-        records: the live points, then per slice step two for the initial bracket plus
-        one per bracket expansion and one per shrinkage.
-    num_iterations : int
-        Nested-sampling steps (each replaces ``num_delete`` points).
-    information : Array
-        The Kullback-Leibler divergence from prior to posterior, in nats.
-    ess_kish : Array
-        Kish's effective sample size of the weighted dead points, ``(sum w)^2 / sum w^2``
-        (not ArviZ's ``ess_bulk``, which measures autocorrelation).
-    dead_points : Array
-        ``(num_dead, n)`` every dead point (and the final live points), flattened.
-    log_weights : Array
-        ``(num_dead,)`` their normalised log posterior weights (``logsumexp = 0``).
-    log_likelihoods : Array
-        ``(num_dead,)`` their log-likelihoods.
-    """
-
-    log_evidence: jax.Array
-    log_evidence_error: jax.Array
-    samples: Any
-    names: tuple[str, ...] = eqx.field(static=True)
-    num_likelihood_evaluations: int = eqx.field(static=True)
-    num_iterations: int = eqx.field(static=True)
-    information: jax.Array
-    ess_kish: jax.Array
-    dead_points: jax.Array
-    log_weights: jax.Array
-    log_likelihoods: jax.Array
-    unravel: Callable[[jax.Array], Any] = eqx.field(static=True)
-
-    @property
-    def num_samples(self) -> int:
-        return int(jax.tree.leaves(self.samples)[0].shape[0])
-
-    @property
-    def mean(self) -> Any:
-        """The posterior mean (from the weighted dead points), in the prior's structure."""
-        w = jnp.exp(self.log_weights)
-        return self.unravel(w @ self.dead_points)
-
-    @property
-    def sigma(self) -> Any:
-        """The posterior standard deviations (weighted dead points)."""
-        w = jnp.exp(self.log_weights)
-        mean = w @ self.dead_points
-        return self.unravel(jnp.sqrt(w @ (self.dead_points - mean) ** 2))
-
-    def evidence_estimates(self) -> list[EvidenceEstimate]:
-        """The log evidence estimate of this result, for :func:`compare`."""
-        return [
-            EvidenceEstimate(
-                "nested_sampling", float(self.log_evidence), float(self.log_evidence_error)
-            )
-        ]
-
-    def to_inference_data(self):
-        """An ArviZ ``InferenceData`` of the equally weighted draws (one chain):
-        ``posterior.params`` with dimensions ``(chain, draw, parameter)``."""
-        flat = jax.vmap(lambda p: zdx_base.ravel(p).flat)(self.samples)
-        return draws_to_inference_data(
-            flat[None],
-            self.names,
-            attrs={
-                "estimator": "nested_sampling",
-                "log_evidence": float(self.log_evidence),
-                "log_evidence_error": float(self.log_evidence_error),
-            },
-        )
 
 
 def nested_sampling(
@@ -290,7 +202,7 @@ def nested_sampling(
     live = jax.device_get(state.particles)
     particles = jax.tree.map(lambda *xs: onp.concatenate(xs, axis=0), *dead, live)
     key, weight_key, sample_key = jax.random.split(key, 3)
-    log_z, log_z_err, logw_mean = _padded_weights(weight_key, particles, num_weight_draws)
+    log_z, log_z_err, logw_mean = padded_weights(weight_key, particles, num_weight_draws)
     if not (bool(jnp.isfinite(log_z)) and bool(jnp.isfinite(log_z_err))):
         raise ValueError(
             f"nested_sampling: the evidence came out as {float(log_z)} +- {float(log_z_err)}; "
@@ -378,73 +290,6 @@ def _step_impl(key: jax.Array, state: Any, arrays: Any, prior: Any, settings: _S
 
 _init = jax.jit(_init_impl, static_argnames="settings")
 _step = jax.jit(_step_impl, static_argnames="settings")
-
-
-def num_live_at_death(birth: jax.Array, death: jax.Array) -> jax.Array:
-    """How many points were alive when each point died, in order of death.
-
-    A point is alive at a death contour ``L`` when it was born below ``L`` (initial points
-    have a NaN birth contour: born before everything) and has not died yet; a birth exactly
-    at ``L`` comes after the death at ``L``. This is the effective number of live points of
-    Fowlie, Handley & Su (2021) (``blackjax.ns.utils.compute_num_live``), in a form that
-    compiles (no boolean indexing).
-
-    Parameters
-    ----------
-    birth, death : Array
-        ``(M,)`` the birth and death log-likelihood contours of every point.
-
-    Returns
-    -------
-    Array
-        ``(M,)`` for the points sorted by ``death``.
-    """
-    died = jnp.sort(death)
-    initial = jnp.sum(jnp.isnan(birth))
-    born = jnp.sort(jnp.where(jnp.isnan(birth), jnp.inf, birth))
-    born_before = initial + jnp.searchsorted(born, died, side="left")
-    order = jnp.arange(death.shape[0])
-    return jnp.maximum(born_before - order - 1, 0) + 1
-
-
-def _padded_weights(key: jax.Array, particles: Any, num_draws: int):
-    """:func:`_weights` of every point, with the points padded to the next power of two so
-    that runs ending with different numbers of dead points share a compiled program."""
-    count = particles.loglikelihood.shape[0]
-    size = 1 << max(count - 1, 1).bit_length()
-    pad = onp.full(size - count, onp.inf)
-    death = onp.concatenate([onp.asarray(particles.loglikelihood, float), pad])
-    birth = onp.concatenate([onp.asarray(particles.loglikelihood_birth, float), pad])
-    log_z, log_z_err, logw_mean = _weights(key, death, birth, count, num_draws)
-    return log_z, log_z_err, onp.asarray(logw_mean)[:count]
-
-
-@partial(jax.jit, static_argnums=4)
-def _weights(key: jax.Array, death: jax.Array, birth: jax.Array, count, num_draws: int):
-    """log Z, its spread over ``num_draws`` simulated sequences of prior volumes, and each
-    point's expected normalised log weight, in one compiled program.
-
-    Skilling (2006): sorted by death contour, the prior volume shrinks at each death by
-    ``t ~ Beta(n, 1)`` (``log t = log(u) / n``, ``n`` the live points then); a point's
-    weight is its likelihood times the trapezoid ``(X_prev - X_next) / 2``. Only the first
-    ``count`` points are real; the others (death and birth contours ``+inf``: they die
-    after and are born after every real point) get weight zero.
-    """
-    order = jnp.argsort(death)
-    n_live = num_live_at_death(birth, death)
-    u = jax.random.uniform(key, (death.shape[0], num_draws), dtype=death.dtype)
-    log_x = jnp.cumsum(jnp.log1p(-u) / n_live[:, None], axis=0)
-    real = (jnp.arange(death.shape[0]) < count)[:, None]  # in order of death
-    prev = jnp.concatenate([jnp.zeros((1, num_draws), death.dtype), log_x[:-1]])
-    nxt = jnp.concatenate([log_x[1:], jnp.full((1, num_draws), -jnp.inf, death.dtype)])
-    nxt = jnp.where(jnp.roll(real, -1, axis=0) & real, nxt, -jnp.inf)
-    # log((X_prev - X_next) / 2), with X_next < X_prev
-    log_dx = prev + jnp.log(-jnp.expm1(nxt - prev)) - jnp.log(2.0)
-    log_w_sorted = jnp.where(real, log_dx + jnp.where(real, death[order][:, None], 0.0), -jnp.inf)
-    log_w = jnp.empty_like(log_w_sorted).at[order].set(log_w_sorted)
-    logz_draws = logsumexp(log_w, axis=0)
-    logw_mean = logsumexp(log_w - logz_draws, axis=1) - math.log(num_draws)
-    return jnp.mean(logz_draws), jnp.std(logz_draws), logw_mean - logsumexp(logw_mean)
 
 
 def _check_initial(loglikes: jax.Array) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -21,12 +20,16 @@ from zdx_base import checks
 from zdx_opt import LatentMap
 
 from ._compare import EvidenceEstimate
-from ._importance import ImportanceEvidence, corrected_evidence, importance_evidence
+from ._importance import (
+    CorrectedEvidenceResult,
+    ImportanceEvidence,
+    optional_importance_evidence,
+)
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
 
 
-class VariationalResult(eqx.Module):
+class VariationalResult(CorrectedEvidenceResult):
     """The full-rank Gaussian fitted by :func:`variational`, its ELBO and evidence.
 
     Attributes
@@ -56,6 +59,8 @@ class VariationalResult(eqx.Module):
         Why there is no evidence, or no correction (None when there is).
     """
 
+    _estimator_name: ClassVar[str] = "variational"
+
     mean: Any
     covariance: jax.Array
     names: tuple[str, ...] = eqx.field(static=True)
@@ -73,26 +78,6 @@ class VariationalResult(eqx.Module):
     def sigma(self) -> Any:
         """The marginal standard deviations, in the structure of ``params``."""
         return self.latent_map.unravel(jnp.sqrt(jnp.diag(self.covariance)))
-
-    def _importance(self) -> ImportanceEvidence:
-        return corrected_evidence(
-            "variational", self.importance, self.evidence_problem, self.importance_problem
-        )
-
-    @property
-    def corrected_log_evidence(self) -> jax.Array:
-        """The log evidence by importance sampling from the fitted Gaussian's Student-t."""
-        return self._importance().log_evidence
-
-    @property
-    def corrected_log_evidence_error(self) -> jax.Array:
-        """The standard error of ``corrected_log_evidence``."""
-        return self._importance().log_evidence_error
-
-    @property
-    def pareto_k(self) -> float:
-        """The Pareto k-hat of the importance weights (above 0.7: not to be trusted)."""
-        return self._importance().pareto_k
 
     def _draws(self, key: jax.Array, num_samples: int) -> jax.Array:
         z = jax.random.normal(key, (num_samples, self.loc.shape[0]), self.loc.dtype)
@@ -204,8 +189,9 @@ def variational(
     Returns
     -------
     VariationalResult
-        ``mean``, ``covariance``, ``sigma``, ``elbo``, ``corrected_log_evidence``,
-        ``corrected_log_evidence_error``, ``pareto_k``, ``losses``.
+        The fitted Gaussian (``mean``, ``covariance``, ``sigma``), its ``elbo``, the
+        corrected evidence (``corrected_log_evidence`` with its error and ``pareto_k``)
+        and the SVI ``losses``.
 
     Raises
     ------
@@ -294,26 +280,18 @@ def variational(
     importance_problem = None
     sqrt_cov, mean_flat = _gaussian_in_params(latent_map, loc, scale_tril)
     if problem is None:
-        if importance_samples == 0:
-            importance_problem = "importance_samples=0"
-        else:
-            try:
-                importance = importance_evidence(
-                    post.log_density_flat,
-                    mean_flat,
-                    sqrt_cov,
-                    log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
-                    is_key,
-                    num_samples=importance_samples,
-                    df=df,
-                    batch_size=batch_size,
-                    what="variational",
-                )
-            except ValueError as err:
-                importance_problem = str(err)
-                warnings.warn(
-                    f"No importance-corrected evidence: {err}", RuntimeWarning, stacklevel=2
-                )
+        importance, importance_problem = optional_importance_evidence(
+            post.log_density_flat,
+            mean_flat,
+            sqrt_cov,
+            log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
+            is_key,
+            num_samples=importance_samples,
+            df=df,
+            batch_size=batch_size,
+            estimator="variational",
+            warning="No importance-corrected evidence",
+        )
     return VariationalResult(
         mean=latent_map.unravel(mean_flat),
         covariance=sqrt_cov @ sqrt_cov.T,

@@ -378,6 +378,12 @@ EXPLICIT_CASES = {
             "args": [("leaf", "jnp", np.asarray([[1.0, 4.0], [0.0, 1.0]]))],
             "kwargs": {},
         },
+        {  # equal rows: exactly singular, eigenvalues 0 and 0.6
+            "kind": "function",
+            "op": "check_positive_semi_definite",
+            "args": [("leaf", "jnp", np.asarray([[0.3, 0.3], [0.3, 0.3]]))],
+            "kwargs": {},
+        },
     ],
 }
 
@@ -578,7 +584,25 @@ DELIBERATE = [
             and not np.allclose(case["args"][0][2], case["args"][0][2].T)
         ),
     ),
+    (
+        "check_positive_semi_definite of a singular matrix",
+        "for a matrix with a zero eigenvalue (singular, e.g. equal rows) the computed "
+        "eigenvalue is zero or a rounding error of either sign; zodiax 0.5 and we may round "
+        "it differently and so answer differently (`tol` sets the margin).",
+        lambda case, theirs, ours: (
+            case.get("op") == "check_positive_semi_definite"
+            and np.allclose(case["args"][0][2], case["args"][0][2].T)
+            and _zero_eigenvalue_within_rounding(np.asarray(case["args"][0][2], float))
+        ),
+    ),
 ]
+
+
+def _zero_eigenvalue_within_rounding(matrix: np.ndarray) -> bool:
+    """Whether a symmetric matrix's smallest eigenvalue is 0 to within rounding error."""
+    values = np.linalg.eigvalsh(matrix)
+    floor = matrix.shape[0] * np.finfo(float).eps * np.max(np.abs(values))
+    return bool(abs(values[0]) <= floor)
 
 
 def _classify(triples):

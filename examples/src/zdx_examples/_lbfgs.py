@@ -39,7 +39,7 @@ def whitened_lbfgs(
 ) -> tuple[zdx_opt.MinimiseResult, jax.Array]:
     """L-BFGS in the latent space whitened by ``loss_curvature``, the tutorial's section 6.
 
-    One call to ``zdx_opt.minimise(loss_fn, params, args, fmat=loss_curvature)``; the
+    One call to ``zdx_opt.minimise(loss_fn, params, args, fisher=loss_curvature)``; the
     loss of every evaluation is recorded (and moves a ``tqdm`` bar) through
     ``jax.debug.callback``.
 
@@ -77,7 +77,7 @@ def whitened_lbfgs(
 
     try:
         result = zdx_opt.minimise(
-            recorded_loss, params, args, fmat=loss_curvature, max_steps=max_steps
+            recorded_loss, params, args, fisher=loss_curvature, max_steps=max_steps
         )
         jax.block_until_ready(result.params)
         jax.effects_barrier()

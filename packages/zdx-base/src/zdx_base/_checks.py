@@ -76,6 +76,16 @@ def _range_text(minimum: float | None, maximum: float | None) -> str:
     return ""
 
 
+def _is_scalar_array(value: Any, *kinds: type) -> bool:
+    """Whether ``value`` is a concrete 0-d NumPy or JAX array of one of the dtype ``kinds``."""
+    return (
+        isinstance(value, (np.ndarray, jax.Array))
+        and value.shape == ()
+        and any(np.issubdtype(value.dtype, kind) for kind in kinds)
+        and not is_traced(value)
+    )
+
+
 def check_int(
     fn: str,
     name: str,
@@ -99,12 +109,7 @@ def check_int(
     if value is None and allow_none:
         return None
     wanted = "an integer" + _range_text(minimum, maximum) + (" or None" if allow_none else "")
-    integral = isinstance(value, numbers.Integral) or (
-        isinstance(value, (np.ndarray, jax.Array))
-        and value.shape == ()
-        and np.issubdtype(value.dtype, np.integer)
-        and not is_traced(value)
-    )
+    integral = isinstance(value, numbers.Integral) or _is_scalar_array(value, np.integer)
     if isinstance(value, (bool, np.bool_)) or not integral:
         raise TypeError(f"{fn}: {name} must be {wanted}, got {describe(value)}.")
     number = int(value)
@@ -143,12 +148,7 @@ def check_number(
         wanted = "a finite number" + _range_text(minimum, maximum)
     if allow_none:
         wanted += " or None"
-    real = isinstance(value, numbers.Real) or (
-        isinstance(value, (np.ndarray, jax.Array))
-        and value.shape == ()
-        and (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer))
-        and not is_traced(value)
-    )
+    real = isinstance(value, numbers.Real) or _is_scalar_array(value, np.floating, np.integer)
     if isinstance(value, (bool, np.bool_)) or not real:
         raise TypeError(f"{fn}: {name} must be {wanted}, got {describe(value)}.")
     number = float(value)

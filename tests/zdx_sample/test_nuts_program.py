@@ -165,3 +165,57 @@ def test_the_inference_data_carry_the_gradient_counts(one_chain):
     data = one_chain.to_inference_data()
     assert data.sample_stats["n_steps"].shape == (1, 4000)
     assert data.attrs["estimator"] == "nuts"
+
+
+def _program_inputs(target, chains):
+    """What ``run_chains`` hands the compiled program: a short run of ``chains`` chains."""
+    from zdx_sample import _chains, _prepare, _program
+
+    loglike, start, *_ = target
+    prepared = _prepare.prepare("nuts", loglike, start)
+    density = _chains.LatentDensity(prepared.posterior.log_posterior(), prepared.latent_map)
+    settings = _program.Settings("nuts", 60, 40, 0.8, 10, True, 0)
+    dim = prepared.latent_map.dim
+    starts = jax.random.normal(jax.random.key(1), (chains, dim))
+    keys = jax.random.key_data(jax.random.split(jax.random.key(2), chains))
+    return settings, density, starts, keys, jnp.zeros((), jnp.int32), 1
+
+
+@pytest.mark.parametrize("chains", [1, 3])
+def test_the_cpu_compile_option_changes_the_speed_only(target, chains):
+    # The sampler's program is compiled with XLA's region-analysis copy insertion on CPU:
+    # the draws must be the very same as those of the ordinary compile.
+    from zdx_sample import _chains
+
+    inputs = _program_inputs(target, chains)
+    tuned, plain = _chains._tuned(*inputs), _chains._plain(*inputs)
+    assert tuned["latent"].shape[:2] == (chains, 40)
+    for name in plain:
+        np.testing.assert_array_equal(np.asarray(tuned[name]), np.asarray(plain[name]))
+
+
+def test_a_backend_without_the_compile_option_gets_the_ordinary_compile(target, monkeypatch):
+    from zdx_sample import _chains
+
+    def refuse(*args):
+        raise ValueError("INVALID_ARGUMENT: No such compile option: 'xla_cpu_...'")
+
+    monkeypatch.setattr(_chains, "_tuned", refuse)
+    monkeypatch.setattr(_chains, "_tuning_refused", [])
+    inputs = _program_inputs(target, 1)
+    out = _chains._compiled(*inputs)
+    assert _chains._tuning_refused == [True]
+    expected = _chains._plain(*inputs)["latent"]
+    np.testing.assert_array_equal(np.asarray(out["latent"]), np.asarray(expected))
+
+
+def test_other_errors_of_the_tuned_compile_are_not_swallowed(target, monkeypatch):
+    from zdx_sample import _chains
+
+    def fail(*args):
+        raise FloatingPointError("from the model")
+
+    monkeypatch.setattr(_chains, "_tuned", fail)
+    monkeypatch.setattr(_chains, "_tuning_refused", [])
+    with pytest.raises(FloatingPointError, match="from the model"):
+        _chains._compiled(*_program_inputs(target, 1))

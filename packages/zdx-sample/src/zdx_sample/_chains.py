@@ -54,6 +54,18 @@ class LatentDensity(eqx.Module):
     def __call__(self, u: jax.Array) -> jax.Array:
         return jnp.asarray(self.log_posterior(self.params(u)), u.dtype)
 
+    def in_coordinates(self, factor: jax.Array) -> Callable[[jax.Array], jax.Array]:
+        """The log density of ``v`` with ``u = factor @ v``: ``P @ factor`` is formed once,
+        so each evaluation multiplies by one matrix instead of two."""
+        latent_map = self.latent_map
+        combined = latent_map.projection @ factor
+
+        def log_density_v(v: jax.Array) -> jax.Array:
+            params = latent_map.unravel(latent_map.x0 + combined @ v)
+            return jnp.asarray(self.log_posterior(params), v.dtype)
+
+        return log_density_v
+
 
 def choose_chain_method(num_chains: int, chain_method: str | None) -> str:
     """``"parallel"`` when there are at least ``num_chains`` devices, else ``"vectorized"``
@@ -76,8 +88,7 @@ def devices_for(num_chains: int, chain_method: str) -> int:
     return count
 
 
-@eqx.filter_jit
-def _compiled(local, density, starts, keys, offset, devices: int):
+def _program(local, density, starts, keys, offset, devices: int):
     if devices == 1:
         return local(density, starts, keys, offset)
     dynamic, static = eqx.partition(density, eqx.is_array)
@@ -95,6 +106,28 @@ def _compiled(local, density, starts, keys, offset, devices: int):
         **{_VMA_FLAG: False},
     )
     return sharded(dynamic, starts, keys, offset)
+
+
+# XLA's CPU backend copies the loop-carried buffers of a while loop that it cannot prove
+# unshared; with region analysis it proves more of them. The samplers' loops run 10-20 %
+# faster with it on the cheap targets of the benchmark suite, with identical draws.
+_CPU_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+_tuned = eqx.filter_jit(_program, compiler_options=_CPU_COMPILER_OPTIONS)
+_plain = eqx.filter_jit(_program)
+_tuning_refused: list[bool] = []  # the backend did not know the option
+
+
+def _compiled(local, density, starts, keys, offset, devices: int):
+    """``local`` compiled (once per shape and settings) and run."""
+    if jax.default_backend() != "cpu" or _tuning_refused:
+        return _plain(local, density, starts, keys, offset, devices)
+    try:
+        return _tuned(local, density, starts, keys, offset, devices)
+    except Exception as error:  # a jaxlib without the option: the ordinary compile
+        if "compile option" not in str(error):
+            raise
+        _tuning_refused.append(True)
+        return _plain(local, density, starts, keys, offset, devices)
 
 
 def run_chains(

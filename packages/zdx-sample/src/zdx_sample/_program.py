@@ -11,9 +11,11 @@ metric in ``v`` is NUTS with the dense inverse metric ``L L^T`` in ``u``, withou
 Cholesky factorisation at every transition. ``L`` changes only at the end of a slow
 warm-up window, where the chain state is moved to the new coordinates.
 
-Warm-up and sampling steps run in one ``lax.scan`` with the chains ``vmap``-ed inside a
-step, so the progress reports and the window ends (shared by all chains) stay outside the
-vectorised code, and the transition is compiled once.
+Warm-up and sampling are two ``lax.scan`` loops of one program, with the chains
+``vmap``-ed inside a step, so the progress reports and the window ends (shared by all
+chains) stay outside the vectorised code. The sampling loop carries the kernel's state
+alone: the metric and the step size are fixed by then, ``P @ L`` is formed once and the
+keys are split up front. A single chain is not batched at all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as onp
 from blackjax.mcmc import adjusted_mclmc_dynamic as bj_mams
 from blackjax.mcmc import hmc as bj_hmc
 from blackjax.mcmc import nuts as bj_nuts
@@ -82,32 +83,26 @@ def _init_state(method: str, u, log_density, key):
     return bj_mams.init(u, log_density, key)
 
 
-def _transition(density, chain: _Chain, step_size, s: Settings):
-    key, sub = jax.random.split(chain.key)
-    factor = chain.factor
-
-    def log_density_v(v):
-        return density(factor @ v)
-
+def _kernel_step(s: Settings, key, state, log_density_v, step_size):
+    """One transition of the blackjax kernel in ``v`` coordinates: the new state, its
+    info and the number of gradient evaluations it took."""
+    dim = state.position.shape[0]
     if s.method == "nuts":
         kernel = bj_nuts.build_kernel(divergence_threshold=DIVERGENCE_THRESHOLD)
-        ones = jnp.ones(factor.shape[0], factor.dtype)
+        ones = jnp.ones(dim, state.position.dtype)
         state, info = kernel(
-            sub, chain.state, log_density_v, step_size, ones, max_num_doublings=s.max_doublings
+            key, state, log_density_v, step_size, ones, max_num_doublings=s.max_doublings
         )
-        gradients = info.num_integration_steps
-    else:
-        kernel = bj_mams.build_kernel(
-            integration_steps_fn=_mams_steps, divergence_threshold=DIVERGENCE_THRESHOLD
-        )
-        mean_steps = trajectory_length(factor.shape[0]) / step_size
-        cap = jnp.asarray(2**s.max_doublings - 1, jnp.int32)
-        state, info = kernel(
-            sub, chain.state, log_density_v, step_size, integration_steps_params=(mean_steps, cap)
-        )
-        gradients = 2 * info.num_integration_steps  # two gradients per McLachlan step
-    chain = chain._replace(key=key, state=state, gradients=chain.gradients + gradients)
-    return chain, info
+        return state, info, info.num_integration_steps
+    kernel = bj_mams.build_kernel(
+        integration_steps_fn=_mams_steps, divergence_threshold=DIVERGENCE_THRESHOLD
+    )
+    mean_steps = trajectory_length(dim) / step_size
+    cap = jnp.asarray(2**s.max_doublings - 1, jnp.int32)
+    state, info = kernel(
+        key, state, log_density_v, step_size, integration_steps_params=(mean_steps, cap)
+    )
+    return state, info, 2 * info.num_integration_steps  # two gradients per McLachlan step
 
 
 def _move_to_factor(chain: _Chain, factor: jax.Array) -> _Chain:
@@ -132,18 +127,13 @@ def _close_window(chain: _Chain, dense: bool) -> _Chain:
 
 
 def over_chains(fn, num: int, in_axes=0):
-    """``jax.vmap(fn, in_axes)`` for a batch of ``num`` chains; for one chain, ``fn`` on
-    that chain alone (a batched ``while_loop`` of one is slower than a plain one)."""
+    """``jax.vmap(fn, in_axes)`` for a batch of ``num`` chains; for one chain, ``fn``
+    itself on that chain's unbatched state (a batched ``while_loop`` of one is slower
+    than a plain one): :func:`run` drops the chain axis before its scans and puts it
+    back after them."""
     if num > 1:
         return jax.vmap(fn, in_axes=in_axes)
-    axes = in_axes if isinstance(in_axes, tuple) else None
-
-    def single(*args):
-        spec = axes or (in_axes,) * len(args)
-        args = [jax.tree.map(lambda x: x[0], a) if ax == 0 else a for a, ax in zip(args, spec)]
-        return jax.tree.map(lambda x: x[None], fn(*args))
-
-    return single
+    return fn
 
 
 def initial_step_size(method: str, dim: int) -> float:
@@ -172,8 +162,8 @@ def run(settings: Settings, density, starts, keys, offset):
     ``starts`` are overdispersed latent starts (draws of ``N(0, I)``), pulled inside the
     posterior's support by :func:`pulled_inside`.
 
-    Warm-up and sampling are one ``lax.scan`` over ``num_warmup + num_samples`` steps, so
-    the transition (and the model's gradient) is compiled once.
+    Warm-up (``num_warmup`` steps, adapting) and sampling (``num_samples`` steps) are two
+    ``lax.scan`` loops of the one program.
 
     Returns
     -------
@@ -201,58 +191,85 @@ def run(settings: Settings, density, starts, keys, offset):
             sampling_step=step0,
         )
 
-    chains = over_chains(start, num)(keys, starts)
+    if num > 1:
+        chains = jax.vmap(start)(keys, starts)
+    else:  # one chain: unbatched from here to the end (see ``over_chains``)
+        chains = start(keys[0], starts[0])
 
-    def one(chain: _Chain, slow, sampling):
-        before = chain.gradients
-        eps = jnp.where(sampling, chain.sampling_step, jnp.exp(chain.step.log_step))
-        chain, info = _transition(density, chain, eps, s)
-        adapted = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
-        step = jax.tree.map(lambda old, new: jnp.where(sampling, old, new), chain.step, adapted)
-        u = chain.factor @ chain.state.position
+    def adapt(chain: _Chain, slow):
+        key, sub = jax.random.split(chain.key)
+        log_density_v = density.in_coordinates(chain.factor)
+        state, info, gradients = _kernel_step(
+            s, sub, chain.state, log_density_v, jnp.exp(chain.step.log_step)
+        )
+        step = _warmup.dual_averaging_update(chain.step, info.acceptance_rate, s.target_accept)
         window = jax.tree.map(
             lambda new, old: jnp.where(slow, new, old),
-            _warmup.welford_update(chain.window, u),
+            _warmup.welford_update(chain.window, chain.factor @ state.position),
             chain.window,
         )
         chain = chain._replace(
+            key=key,
+            state=state,
             step=step,
             window=window,
-            sampling_step=jnp.where(sampling, chain.sampling_step, jnp.exp(step.log_step_avg)),
+            gradients=chain.gradients + gradients,
+            sampling_step=jnp.exp(step.log_step_avg),
         )
-        out = (u, chain.state.logdensity, info.is_divergent, chain.gradients - before)
-        return chain, out
+        return chain, gradients
 
-    def step(carry, xs):
-        chains, divergences = carry
-        i, slow, end, sampling = xs
-        chains, out = over_chains(one, num, (0, None, None))(chains, slow, sampling)
+    def warmup_step(chains, xs):
+        i, slow, end = xs
+        chains, steps = over_chains(adapt, num, (0, None))(chains, slow)
         chains = jax.lax.cond(
             end, over_chains(lambda c: _close_window(c, s.dense), num), lambda c: c, chains
         )
-        divergences = divergences + jnp.where(sampling, jnp.sum(out[2]), 0).astype(jnp.int32)
         if s.report_every:
-            _progress.report(i + 1, s.report_every, offset + i + 1, divergences)
-        return (chains, divergences), out
+            _progress.report(i + 1, s.report_every, offset + i + 1, _progress.zero_divergences())
+        return chains, steps
 
     slow, end = _warmup.window_schedule(s.num_warmup)
+    xs = (jnp.arange(s.num_warmup), jnp.asarray(slow, bool), jnp.asarray(end, bool))
+    chains, warmup_steps = jax.lax.scan(warmup_step, chains, xs)
+
+    # Sampling: the metric and the step size are fixed now, so the scan carries the
+    # kernel's state alone, ``P @ L`` is formed once, and the keys are split up front.
+    def draw(state, key, factor, step_size):
+        state, info, gradients = _kernel_step(
+            s, key, state, density.in_coordinates(factor), step_size
+        )
+        return state, (state.position, state.logdensity, info.is_divergent, gradients)
+
+    def sampling_step(carry, xs):
+        states, divergences = carry
+        i, keys = xs
+        states, out = over_chains(draw, num)(states, keys, chains.factor, chains.sampling_step)
+        divergences = divergences + jnp.sum(out[2]).astype(jnp.int32)
+        if s.report_every:
+            _progress.report(i + 1, s.report_every, offset + i + 1, divergences)
+        return (states, divergences), out
+
+    def split(key):
+        return jax.random.split(key, s.num_samples)
+
+    step_keys = jax.vmap(split, out_axes=1)(chains.key) if num > 1 else split(chains.key)
     total = s.num_warmup + s.num_samples
-    padding = onp.zeros(s.num_samples, bool)
-    xs = (
-        jnp.arange(total),
-        jnp.asarray(onp.concatenate([slow, padding])),
-        jnp.asarray(onp.concatenate([end, padding])),
-        jnp.asarray(onp.arange(total) >= s.num_warmup),
+    _, (position, logp, diverging, steps) = jax.lax.scan(
+        sampling_step,
+        (chains.state, _progress.zero_divergences()),
+        (jnp.arange(s.num_warmup, total), step_keys),
     )
-    (chains, _), (latent, logp, diverging, steps) = jax.lax.scan(
-        step, (chains, _progress.zero_divergences()), xs
-    )
-    kept = slice(s.num_warmup, None)
+    if num == 1:  # the chain axis back, after the step axis
+        position, logp, diverging, steps, warmup_steps = (
+            a[:, None] for a in (position, logp, diverging, steps, warmup_steps)
+        )
+        chains = jax.tree.map(lambda a: a[None], chains)
+    latent = jnp.einsum("ckj,scj->csk", chains.factor, position)  # u = L v, chains first
     return {
-        "latent": jnp.swapaxes(latent[kept], 0, 1),
-        "log_density": jnp.swapaxes(logp[kept], 0, 1),
-        "diverging": jnp.swapaxes(diverging[kept], 0, 1),
-        "gradients": jnp.swapaxes(steps[kept], 0, 1),
+        "latent": latent,
+        "log_density": jnp.swapaxes(logp, 0, 1),
+        "diverging": jnp.swapaxes(diverging, 0, 1),
+        "gradients": jnp.swapaxes(steps, 0, 1),
         "step_size": chains.sampling_step,
-        "warmup_gradients": 1 + jnp.sum(steps[: s.num_warmup], axis=0),
+        "warmup_gradients": 1 + jnp.sum(warmup_steps, axis=0),
     }

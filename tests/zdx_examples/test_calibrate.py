@@ -76,3 +76,13 @@ def test_the_chance_of_a_calibrated_width_outside_the_band_is_the_normal_tail():
     widths = rng.standard_normal((4000, 200)).std(axis=1, ddof=1)
     observed = onp.mean((widths < 0.9) | (widths > 1.1))
     assert observed == pytest.approx(_chance_outside(1 / onp.sqrt(2 * 199)), abs=0.012)
+
+
+def test_the_calibrations_refuse_a_setting_they_do_not_know():
+    from zdx_examples._calibrate_gaussians import sbc_gaussians
+    from zdx_examples._calibrate_optics import calibrate_optics
+
+    with pytest.raises(TypeError, match=r"sbc_gaussians: unknown settings \['nn'\]"):
+        sbc_gaussians(progress=False, nn=3)
+    with pytest.raises(TypeError, match=r"calibrate_optics: unknown settings \['nn'\]"):
+        calibrate_optics(progress=False, nn=3)

@@ -97,3 +97,12 @@ def test_each_method_converges_on_its_own_after_the_sign_search(optics, seed):
         big = jnp.abs(truth) > 5
         assert bool(jnp.all(jnp.sign(params["wfe"][even])[big] == jnp.sign(truth)[big]))
     jax.clear_caches()
+
+
+def test_the_sign_search_names_its_caller_when_a_step_count_is_out_of_range():
+    from zdx_examples._start import search_signs
+
+    starts = {"wfe": jnp.zeros((2, 7))}
+    for setting in ("pilot_steps", "trial_steps", "max_terms"):
+        with pytest.raises(ValueError, match=rf"^calibrate_optics: {setting} must be an integer"):
+            search_signs("calibrate_optics", starts, (None, []), **{setting: 0})

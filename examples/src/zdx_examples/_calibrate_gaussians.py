@@ -27,6 +27,7 @@ import zdx_sample
 import zdx_stats
 
 from ._gaussians import GaussianModel
+from ._settings import with_defaults
 
 SBC_DEFAULTS = {
     "n": 100,
@@ -86,18 +87,9 @@ def _flat_draws(tree: dict) -> jax.Array:
 
 
 def sbc_gaussians(
-    n: int = 100,
-    *,
-    nsamples: int = 100,
-    error: float = 0.05,
-    seed: int = 0,
-    draws: int = 99,
-    nuts_warmup: int = 200,
-    nuts_thin: int = 2,
-    num_live: int = 100,
-    samplers: str = "nuts,nested_sampling",
     progress: bool = True,
     checkpoint: str | pathlib.Path | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Simulation-based calibration of ``zdx_sample.nuts`` (NUTS or MAMS) and
     ``nested_sampling``.
@@ -115,14 +107,36 @@ def sbc_gaussians(
     A long run can be followed (and survives an interruption) with ``checkpoint``: after
     every replication the truths and ranks so far are written there as JSON.
 
+    Parameters
+    ----------
+    progress : bool
+        A progress bar over the replications and a line per sampler on standard error.
+    checkpoint : str or Path, optional
+        A JSON file rewritten after every replication.
+    **settings
+        Any of :data:`SBC_DEFAULTS`: ``n``, ``nsamples``, ``error``, ``seed``, ``draws``,
+        ``nuts_warmup``, ``nuts_thin``, ``num_live`` and ``samplers`` (comma-separated
+        names of :data:`SAMPLERS`).
+
     Returns
     -------
     summary : dict
         Per sampler: ``ranks`` ``(n, 6)``, the uniformity test per parameter
         (``pvalue``, ``statistic``, ``counts``, ``bins``), the smallest p-value, its
         Bonferroni-corrected value over the 6 parameters, ``seconds``; and the settings.
+
+    Raises
+    ------
+    TypeError
+        For an unknown setting.
+    ValueError
+        If ``samplers`` names no sampler or one not in :data:`SAMPLERS`.
     """
-    chosen = [s.strip() for s in samplers.split(",") if s.strip()]
+    s = with_defaults("sbc_gaussians", SBC_DEFAULTS, settings)
+    n, nsamples, error, seed = s["n"], s["nsamples"], s["error"], s["seed"]
+    draws, nuts_warmup, nuts_thin = s["draws"], s["nuts_warmup"], s["nuts_thin"]
+    samplers = s["samplers"]
+    chosen = [name.strip() for name in samplers.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SAMPLERS))
     if unknown or not chosen:
         raise ValueError(
@@ -168,7 +182,7 @@ def sbc_gaussians(
                 loglike,
                 prior,
                 key=jr.fold_in(key, 3),
-                num_live=num_live,
+                num_live=s["num_live"],
                 num_samples=draws,
                 progress=False,
             )
@@ -182,17 +196,7 @@ def sbc_gaussians(
             pathlib.Path(checkpoint).write_text(json.dumps(record))
     bar.close()
     summary: dict[str, Any] = {
-        "settings": {
-            "n": n,
-            "nsamples": nsamples,
-            "error": error,
-            "seed": seed,
-            "draws": draws,
-            "nuts_warmup": nuts_warmup,
-            "nuts_thin": nuts_thin,
-            "num_live": num_live,
-            "samplers": ",".join(chosen),
-        },
+        "settings": {**s, "samplers": ",".join(chosen)},
         "names": list(names),
         "truths": onp.asarray(jnp.stack(truths)).tolist(),
     }

@@ -26,9 +26,10 @@ from ._curvature import loss_curvature_fn
 from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
+from ._settings import with_defaults
 from ._simulate import simulate, start_params, true_parameters
 from ._stage_recorder import StageRecorder
-from ._start import even_zernike_terms, flip_even_terms, sign_patterns
+from ._start import search_signs
 from ._telescope import build_optics
 
 OPTICS_CALIBRATION_DEFAULTS = {
@@ -115,70 +116,6 @@ def stack_observations(simulations: list) -> list:
     return stacked
 
 
-def _repeat(observations: list, times: int) -> list:
-    return [
-        obs.set(
-            ["data", "error"],
-            [jnp.repeat(obs.data, times, axis=0), jnp.repeat(obs.error, times, axis=0)],
-        )
-        for obs in observations
-    ]
-
-
-def search_signs_many(
-    starts: dict,
-    optics: Any,
-    observations: list,
-    *,
-    pilot_steps: int = 30,
-    trial_steps: int = 20,
-    learning_rate: float = 0.1,
-    refresh_every: int = 5,
-    block_size: int | None = None,
-    progress: bool = False,
-) -> tuple[dict, jax.Array, jax.Array]:
-    """:func:`choose_start` for every data set of a batch, in compiled blocks.
-
-    Returns
-    -------
-    chosen : dict
-        The chosen start of every data set (leading axis ``N``).
-    losses : Array
-        ``(N, patterns)`` each candidate's loss after its trial steps.
-    patterns : Array
-        ``(patterns, even terms)`` the signs tried.
-    """
-    even = even_zernike_terms(int(starts["wfe"].shape[1]))
-    patterns = jnp.asarray(sign_patterns(len(even)))
-    count = patterns.shape[0]
-    settings = dict(
-        args_axes=(None, 0),
-        fisher_fn=loss_curvature_fn,
-        learning_rate=learning_rate,
-        refresh_every=refresh_every,
-        progress=progress,
-    )
-    args = (optics, observations)
-    pilot = zdx_opt.fit_many(
-        loss_fn, starts, args, steps=pilot_steps, block_size=block_size, **settings
-    )
-    candidates = jax.vmap(lambda p: flip_even_terms(p, even, patterns))(pilot.params)
-    candidates = jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), candidates)
-    trials = zdx_opt.fit_many(
-        loss_fn,
-        candidates,
-        (optics, _repeat(observations, count)),
-        steps=trial_steps,
-        block_size=None if block_size is None else block_size * count,
-        **settings,
-    )
-    losses = jnp.where(jnp.isfinite(trials.loss), trials.loss, jnp.inf).reshape(-1, count)
-    best = jnp.argmin(losses, axis=1)
-    rows = jnp.arange(losses.shape[0]) * count + best
-    chosen = jax.tree.map(lambda leaf: leaf[rows], trials.params)
-    return chosen, losses, patterns
-
-
 def _simulate_data_sets(s: dict[str, Any]) -> tuple[Any, dict, list, dict]:
     """The telescope, the truth, ``s["n"]`` simulated data sets (observations stacked on a
     leading axis) and the data-based start of each."""
@@ -231,13 +168,7 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
     RuntimeError
         If fewer than two fits reach the noise.
     """
-    unknown = sorted(set(settings) - set(OPTICS_CALIBRATION_DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"calibrate_optics: unknown settings {unknown}; known: "
-            f"{sorted(OPTICS_CALIBRATION_DEFAULTS)}."
-        )
-    s = {**OPTICS_CALIBRATION_DEFAULTS, **settings}
+    s = with_defaults("calibrate_optics", OPTICS_CALIBRATION_DEFAULTS, settings)
     checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
     recorder = StageRecorder(progress=progress)
     sets = "data sets"
@@ -247,10 +178,11 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
         stage.stop(steps=s["n"])
 
     with recorder.stage("choose_start", unit=sets) as stage:
-        chosen, search_losses, patterns = search_signs_many(
+        search = search_signs(
+            "calibrate_optics",
             starts,
-            optics,
-            observations,
+            (optics, observations),
+            batched_data=True,
             pilot_steps=s["pilot_steps"],
             trial_steps=s["trial_steps"],
             learning_rate=s["search_learning_rate"],
@@ -258,6 +190,7 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
             block_size=s["block_size"],
             progress=progress,
         )
+        chosen, search_losses, patterns = search.params, search.losses, search.patterns
         jax.block_until_ready(chosen)
         stage.stop(steps=s["n"])
 

@@ -19,6 +19,7 @@ from . import gaussians as gauss
 from . import optics as ex
 from ._plots import plot_gaussians
 from ._report import summarise, write_files
+from ._settings import with_defaults
 from ._stage_recorder import StageRecorder
 
 DEFAULTS = {
@@ -143,10 +144,7 @@ def optics_fit(
     ValueError
         For a setting out of range.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"optics_fit: unknown settings {unknown}; known: {sorted(DEFAULTS)}.")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults("optics_fit", DEFAULTS, settings)
     folder = None if out is None else _folder(out)
     recorder = StageRecorder(progress=progress)
     with recorder.stage("simulate", unit="exposures") as stage:

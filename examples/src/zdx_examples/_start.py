@@ -27,7 +27,7 @@ make them distinguishable), so the loss after a few steps picks the true basin.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -130,23 +130,143 @@ def flip_even_terms(params: dict, even_terms: tuple[int, ...], patterns: Any) ->
     return jax.vmap(one)(patterns)
 
 
-def choose_start(
-    start: dict,
+class SignSearch(NamedTuple):
+    """The outcome of :func:`search_signs` for a batch of ``N`` starts.
+
+    Attributes
+    ----------
+    params : dict
+        The chosen start of every data set (leading axis ``N``).
+    losses : Array
+        ``(N, P)`` each candidate's loss after its trial steps (``inf`` where not finite).
+    patterns : Array
+        ``(P, len(even_terms))`` the signs applied to the pilot's even terms.
+    pilot : dict
+        The pilot descent's end point of every data set (leading axis ``N``).
+    even_terms : tuple[int, ...]
+        Positions in ``wfe`` of the even Zernike terms.
+    """
+
+    params: dict
+    losses: jax.Array
+    patterns: jax.Array
+    pilot: dict
+    even_terms: tuple[int, ...]
+
+
+def _repeat_data_sets(observations: list, times: int) -> list:
+    """``observations`` with each data set (leading axis) repeated ``times`` times in a row."""
+    return [
+        obs.set(
+            ["data", "error"],
+            [jnp.repeat(obs.data, times, axis=0), jnp.repeat(obs.error, times, axis=0)],
+        )
+        for obs in observations
+    ]
+
+
+def search_signs(
+    fn: str,
+    starts: dict,
     args: tuple,
     *,
+    batched_data: bool = False,
+    max_terms: int | None = None,
     pilot_steps: int = 30,
     trial_steps: int = 20,
     learning_rate: float = 0.1,
     refresh_every: int = 5,
-    max_terms: int = 4,
-) -> StartChoice:
+    block_size: int | None = None,
+    progress: bool = False,
+) -> SignSearch:
+    """The sign search of :func:`choose_start` from ``N`` starts, in compiled blocks.
+
+    1. a pilot natural-gradient descent of ``pilot_steps`` from every start;
+    2. one candidate per sign pattern of the even terms (:func:`sign_patterns`) applied to
+       each pilot's even coefficients;
+    3. ``trial_steps`` natural-gradient steps from every candidate (:func:`zdx_opt.fit_many`);
+       per start, the candidate with the lowest loss wins.
+
+    Parameters
+    ----------
+    fn : str
+        The function the search runs for, named in error messages.
+    starts : dict
+        The data-based starts (:func:`start_params`), a leading axis of length ``N``.
+    args : tuple
+        ``(optics, observations)``.
+    batched_data : bool
+        Whether the observations hold one data set per start (``data`` and ``error`` with
+        a leading axis ``N``); otherwise every start fits the same data.
+    max_terms : int | None
+        Search the signs of at most this many even terms (the lowest orders), ``2 **
+        max_terms`` candidates; further even terms take the sign of the first one, so the
+        full mirror image is always a candidate. None searches them all.
+    pilot_steps, trial_steps : int
+        Lengths of the pilot descent and of each candidate's trial, >= 1.
+    learning_rate, refresh_every
+        Of the natural-gradient steps (see :func:`natural_gradient_descent`).
+    block_size : int | None
+        Starts per compiled block (:func:`zdx_opt.fit_many`); None runs them all at once.
+    progress : bool
+        Progress bars over the blocks.
+
+    Returns
+    -------
+    SignSearch
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a step count or ``max_terms`` is not an integer >= 1.
+    """
+    pilot_steps = checks.check_int(fn, "pilot_steps", pilot_steps, minimum=1)
+    trial_steps = checks.check_int(fn, "trial_steps", trial_steps, minimum=1)
+    max_terms = checks.check_int(fn, "max_terms", max_terms, minimum=1, allow_none=True)
+    even = even_zernike_terms(int(starts["wfe"].shape[1]))
+    searched = sign_patterns(len(even) if max_terms is None else min(len(even), max_terms))
+    rest = onp.repeat(searched[:, :1], len(even) - searched.shape[1], axis=1)
+    patterns = jnp.asarray(onp.concatenate([searched, rest], axis=1))
+    count = patterns.shape[0]
+    settings = dict(
+        args_axes=(None, 0) if batched_data else None,
+        fisher_fn=loss_curvature_fn,
+        learning_rate=learning_rate,
+        refresh_every=refresh_every,
+        progress=progress,
+    )
+    pilot = zdx_opt.fit_many(
+        loss_fn, starts, args, steps=pilot_steps, block_size=block_size, **settings
+    )
+    candidates = jax.vmap(lambda p: flip_even_terms(p, even, patterns))(pilot.params)
+    candidates = jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), candidates)
+    optics, observations = args
+    trials = zdx_opt.fit_many(
+        loss_fn,
+        candidates,
+        (optics, _repeat_data_sets(observations, count)) if batched_data else args,
+        steps=trial_steps,
+        block_size=None if block_size is None else block_size * count,
+        **settings,
+    )
+    losses = jnp.where(jnp.isfinite(trials.loss), trials.loss, jnp.inf).reshape(-1, count)
+    rows = jnp.arange(losses.shape[0]) * count + jnp.argmin(losses, axis=1)
+    return SignSearch(
+        params=jax.tree.map(lambda leaf: leaf[rows], trials.params),
+        losses=losses,
+        patterns=patterns,
+        pilot=pilot.params,
+        even_terms=even,
+    )
+
+
+def choose_start(start: dict, args: tuple, *, max_terms: int = 4, **search: Any) -> StartChoice:
     """Resolve the sign of the even Zernike terms before fitting (see the module's notes).
 
-    1. a pilot natural-gradient descent of ``pilot_steps`` from ``start``;
-    2. one candidate per sign pattern of the even terms (:func:`sign_patterns`) applied to
-       the pilot's even coefficients;
-    3. ``trial_steps`` natural-gradient steps from every candidate, all in one compiled
-       program (:func:`zdx_opt.fit_many`); the candidate with the lowest loss wins.
+    :func:`search_signs` from the one start ``start``: a pilot natural-gradient descent,
+    one candidate per sign pattern of the pilot's even terms, a few natural-gradient steps
+    from every candidate (all in one compiled program); the candidate with the lowest loss
+    wins.
 
     Parameters
     ----------
@@ -154,14 +274,11 @@ def choose_start(
         The data-based start (:func:`start_params`).
     args : tuple
         ``(optics, observations)``.
-    pilot_steps, trial_steps : int
-        Lengths of the pilot descent and of each candidate's trial, >= 1.
-    learning_rate, refresh_every
-        Of the natural-gradient steps (see :func:`natural_gradient_descent`).
     max_terms : int
-        Search the signs of at most this many even terms (the lowest orders), ``2 **
-        max_terms`` candidates; further even terms take the sign of the first one, so the
-        full mirror image is always a candidate.
+        As in :func:`search_signs`: at most ``2 ** max_terms`` candidates.
+    **search
+        ``pilot_steps``, ``trial_steps``, ``learning_rate``, ``refresh_every``, as in
+        :func:`search_signs`.
 
     Returns
     -------
@@ -173,32 +290,15 @@ def choose_start(
     TypeError, ValueError
         If a step count is not an integer >= 1.
     """
-    pilot_steps = checks.check_int("choose_start", "pilot_steps", pilot_steps, minimum=1)
-    trial_steps = checks.check_int("choose_start", "trial_steps", trial_steps, minimum=1)
-    max_terms = checks.check_int("choose_start", "max_terms", max_terms, minimum=1)
-    even = even_zernike_terms(int(start["wfe"].shape[0]))
-    settings = dict(
-        args_axes=None,
-        fisher_fn=loss_curvature_fn,
-        learning_rate=learning_rate,
-        refresh_every=refresh_every,
-    )
     one = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], start)
-    pilot = zdx_opt.fit_many(loss_fn, one, args, steps=pilot_steps, **settings)
-    pilot_params = jax.tree.map(lambda leaf: leaf[0], pilot.params)
-    searched = sign_patterns(min(len(even), max_terms))
-    rest = onp.repeat(searched[:, :1], len(even) - searched.shape[1], axis=1)
-    patterns = jnp.asarray(onp.concatenate([searched, rest], axis=1))
-    candidates = flip_even_terms(pilot_params, even, patterns)
-    trials = zdx_opt.fit_many(loss_fn, candidates, args, steps=trial_steps, **settings)
-    losses = jnp.where(jnp.isfinite(trials.loss), trials.loss, jnp.inf)
-    chosen = int(jnp.argmin(losses))
+    found = search_signs("choose_start", one, args, max_terms=max_terms, **search)
+    losses = found.losses[0]
     return StartChoice(
-        params=jax.tree.map(lambda leaf: leaf[chosen], trials.params),
+        params=jax.tree.map(lambda leaf: leaf[0], found.params),
         data_start=start,
-        pilot=pilot_params,
-        even_terms=even,
-        patterns=patterns,
+        pilot=jax.tree.map(lambda leaf: leaf[0], found.pilot),
+        even_terms=found.even_terms,
+        patterns=found.patterns,
         losses=losses,
-        chosen=chosen,
+        chosen=int(jnp.argmin(losses)),
     )

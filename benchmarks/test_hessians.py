@@ -34,10 +34,12 @@ _DEFAULT_BUDGET = {"quick": 0.5, "full": 1.5}
 
 
 def _rounds(estimate: float, budget: float, kind: str) -> int:
-    # One evaluation of f is the unit of the "n evaluations" target: time it over many
-    # rounds, so that the median of a call of microseconds is not one scheduler's hiccup.
-    low, high = (20, 500) if kind == "f" else (3, 20)
-    return int(min(max(math.ceil(budget / max(estimate, 1e-6)), low), high))
+    # As many rounds as the budget allows, up to 500: a call of microseconds (one
+    # evaluation of f, the Hessian of a cheap function) is timed over hundreds of rounds,
+    # so that its fastest and median calls are not one scheduler's hiccup; an expensive
+    # call gets at least 3 (20 for f, the unit of the "n evaluations" target).
+    low = 20 if kind == "f" else 3
+    return int(min(max(math.ceil(budget / max(estimate, 1e-6)), low), 500))
 
 
 def _chosen_blocks() -> int | None:

@@ -23,14 +23,15 @@ def test_delay_default_length_switches_on_in_one_step_and_jits():
 
 
 @pytest.mark.parametrize(
-    "args, match",
+    "args, error, match",
     [
-        ((float("nan"), 3), "lr"),
-        ((0.1, -1), "start"),
-        ((0.1, 2, 0), "length"),
-        ((0.1, 1.5), "start"),
+        ((float("nan"), 3), ValueError, "delay: lr must be"),
+        ((0.1, -1), ValueError, "delay: start must be an integer >= 0"),
+        ((0.1, 2, 0), ValueError, "delay: length must be an integer >= 1"),
+        ((0.1, 1.5), TypeError, "delay: start must be an integer"),
+        (("0.1", 3), TypeError, "delay: lr must be"),
     ],
 )
-def test_delay_refuses_bad_arguments(args, match):
-    with pytest.raises(ValueError, match=match):
+def test_delay_refuses_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
         opt.delay(*args)

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import optax
-from jax.flatten_util import ravel_pytree
 
+import zdx_base
 from zdx_base import checks
 
 _SINGULAR = (
@@ -61,7 +61,7 @@ def natural_gradient(
 ) -> optax.GradientTransformation:
     """Precondition gradients by the inverse Fisher matrix: ``g -> F^-1 g``.
 
-    The gradients (any pytree) are flattened with ``jax.flatten_util.ravel_pytree``, the
+    The gradients (any pytree) are flattened with ``zdx_base.ravel``, the
     linear system ``F_d x = g`` is solved with a Cholesky factorisation (never an explicit
     inverse) and ``x`` is returned with the structure of the gradients. Chain it with an
     optimiser that takes the step: ``optax.chain(natural_gradient(F), optax.sgd(lr))``
@@ -77,7 +77,7 @@ def natural_gradient(
     ----------
     fisher : Array or callable
         The ``(n, n)`` Fisher matrix of the flattened parameters (``n`` is the length of
-        ``ravel_pytree(params)[0]``), or a function ``params -> (n, n)`` matrix that is
+        ``zdx_base.ravel(params).flat``), or a function ``params -> (n, n)`` matrix that is
         re-evaluated every ``refresh_every`` steps (it must be traceable by JAX).
     damping : float, default 1e-8
         The relative Marquardt damping, ``>= 0``.
@@ -145,11 +145,11 @@ def natural_gradient(
         if flat.shape[0] != n:
             raise ValueError(
                 f"natural_gradient: the Fisher matrix is {n} x {n} but the {what} have "
-                f"{flat.shape[0]} entries once flattened with ravel_pytree."
+                f"{flat.shape[0]} entries once flattened (zdx_base.ravel)."
             )
 
     def init_fn(params: Any) -> NaturalGradientState:
-        flat, _ = ravel_pytree(params)
+        flat = zdx_base.ravel(params).flat
         if fixed is not None:
             chol = eqx.error_if(fixed_chol, ~ok, _SINGULAR) if checks.is_traced(ok) else fixed_chol
         else:
@@ -160,7 +160,7 @@ def natural_gradient(
     def update_fn(
         updates: Any, state: NaturalGradientState, params: Any = None
     ) -> tuple[Any, NaturalGradientState]:
-        flat, unravel = ravel_pytree(updates)
+        flat, unravel, _ = zdx_base.ravel(updates)
         n = state.cholesky.shape[0]
         check_size(flat, n, "updates")
         chol = state.cholesky

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import optax
+
+from zdx_base import checks
 
 
 def delay(lr: float, start: int, length: int = 1) -> optax.Schedule:
@@ -31,6 +30,8 @@ def delay(lr: float, start: int, length: int = 1) -> optax.Schedule:
 
     Raises
     ------
+    TypeError
+        If ``lr`` is not a real number, or ``start`` or ``length`` not an integer.
     ValueError
         If ``lr`` is not finite, ``start`` is negative or ``length`` is below one.
 
@@ -40,9 +41,7 @@ def delay(lr: float, start: int, length: int = 1) -> optax.Schedule:
     >>> [float(schedule(step)) for step in (0, 10, 12, 15, 100)]
     [0.0, 0.0, 0.04000000000000001, 0.1, 0.1]
     """
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
-        raise ValueError(f"`lr` must be a finite real number, got {lr!r}.")
-    for name, value, low in (("start", start, 0), ("length", length, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
-    return optax.linear_schedule(0.0, lr, transition_steps=int(length), transition_begin=int(start))
+    lr = checks.check_number("delay", "lr", lr)
+    start = checks.check_int("delay", "start", start, minimum=0)
+    length = checks.check_int("delay", "length", length, minimum=1)
+    return optax.linear_schedule(0.0, lr, transition_steps=length, transition_begin=start)

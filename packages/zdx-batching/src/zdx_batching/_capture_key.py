@@ -60,11 +60,13 @@ _INTERNED: dict = {}
 _MAX_INTERNED = 1 << 16
 
 
-def _forget_callback(ident: int) -> Callable:
+def _forget_callback(ident: int, interned: dict = _INTERNED) -> Callable:
+    # The table is bound here, not looked up as a global: a callback may run while the
+    # interpreter shuts down, after the module's globals are gone.
     def forget(ref: weakref.ref) -> None:
-        known = _INTERNED.get(ident)
+        known = interned.get(ident)
         if known is not None and known._ref is ref:
-            del _INTERNED[ident]
+            del interned[ident]
 
     return forget
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import equinox as eqx
@@ -23,11 +25,17 @@ from ._replacements import deprecated
 
 
 def _schedule(lr: Any, start: Any, changes: tuple, function: str) -> optax.Schedule:
-    """zodiax 0.4's schedule: ``zdx_opt.delay(lr, start)`` one step earlier, rescaled."""
-    try:
-        delayed = zdx_opt.delay(lr, start)
-    except ValueError as err:
-        raise ValueError(f"{function}(): {err}") from None
+    """zodiax 0.4's schedule: ``zdx_opt.delay(lr, start)`` one step earlier, rescaled.
+
+    Bad arguments raise ``ValueError`` in zodiax 0.4's words, whatever their kind (the
+    shims keep 0.4's errors; ``zdx_opt.delay`` itself follows the house convention).
+    """
+    real = isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+    if not (real and math.isfinite(lr)):
+        raise ValueError(f"{function}(): `lr` must be a finite real number, got {lr!r}.")
+    if not is_step(start):
+        raise ValueError(f"{function}(): `start` must be an integer >= 0, got {start!r}.")
+    delayed = zdx_opt.delay(lr, start)
     for change in changes:
         if not (
             isinstance(change, (tuple, list))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import zdx_sample as zs
-from zdx_sample import _progress, targets
+from zdx_sample import _chains, _prepare, _program, _progress, targets
 
 
 def rotated_gaussian(dim=10, seed=0):
@@ -169,8 +169,6 @@ def test_the_inference_data_carry_the_gradient_counts(one_chain):
 
 def _program_inputs(target, chains):
     """What ``run_chains`` hands the compiled program: a short run of ``chains`` chains."""
-    from zdx_sample import _chains, _prepare, _program
-
     loglike, start, *_ = target
     prepared = _prepare.prepare("nuts", loglike, start)
     density = _chains.LatentDensity(prepared.posterior.log_posterior(), prepared.latent_map)
@@ -185,8 +183,6 @@ def _program_inputs(target, chains):
 def test_the_cpu_compile_option_changes_the_speed_only(target, chains):
     # The sampler's program is compiled with XLA's region-analysis copy insertion on CPU:
     # the draws must be the very same as those of the ordinary compile.
-    from zdx_sample import _chains
-
     inputs = _program_inputs(target, chains)
     tuned, plain = _chains._tuned(*inputs), _chains._plain(*inputs)
     assert tuned["latent"].shape[:2] == (chains, 40)
@@ -195,8 +191,6 @@ def test_the_cpu_compile_option_changes_the_speed_only(target, chains):
 
 
 def test_a_backend_without_the_compile_option_gets_the_ordinary_compile(target, monkeypatch):
-    from zdx_sample import _chains
-
     def refuse(*args):
         raise ValueError("INVALID_ARGUMENT: No such compile option: 'xla_cpu_...'")
 
@@ -210,8 +204,6 @@ def test_a_backend_without_the_compile_option_gets_the_ordinary_compile(target, 
 
 
 def test_other_errors_of_the_tuned_compile_are_not_swallowed(target, monkeypatch):
-    from zdx_sample import _chains
-
     def fail(*args):
         raise FloatingPointError("from the model")
 

@@ -110,6 +110,10 @@ def test_two_small_blocks_predict_the_block_and_its_own_program_verifies_it():
     assert prefetched == [(2, 3)]  # the two small programs, compiled side by side
     assert block == 7 and sorted(seen) == [2, 3, 7]  # three compiles, the last one kept
 
+    # the line says that three columns are the most: no block of four is compiled
+    block, seen = choose_block("hessian", 1350, 20, linear, prefetched.append)
+    assert block == 3 and sorted(seen) == [2, 3]
+
     def steeper(block):  # a line from the small blocks predicts too much: step down
         return 1000 + 100 * block + (200 * (block - 6) if block > 6 else 0)
 
@@ -143,6 +147,19 @@ def test_a_tight_bound_gives_smaller_blocks_within_it(expected, bars, measuremen
     assert bars[-1].n == bars[-1].total
 
 
+def test_the_search_traces_f_once_for_every_block_it_measures(expected, measurements):
+    traces = []
+
+    def counted(p):
+        traces.append(1)
+        return loss(p)
+
+    H, _ = batching.hessian(counted, X, max_memory=10**12, nbatches=2)
+    np.testing.assert_allclose(np.asarray(H), np.asarray(expected), rtol=1e-12)
+    assert len(measurements) >= 2  # several programs lowered ...
+    assert len(traces) == 1  # ... from one trace of f
+
+
 @pytest.mark.parametrize("nbatches", [1, 3, 4])
 def test_progress_counts_every_block(expected, bars, nbatches):
     H, _ = batching.hessian(loss, X, nbatches=nbatches, progress=True)
@@ -161,7 +178,7 @@ def test_progress_without_jit(expected, bars):
 
 def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_compile():
     from zdx_batching._memory import footprint
-    from zdx_batching._program import _MEASURE_ONLY
+    from zdx_batching._program import measure_only_options
 
     def blocks_of_products(w):
         gradient = jax.grad(lambda z: loss({"w": z, "s": 0.8}))
@@ -169,7 +186,63 @@ def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_co
         return jax.lax.map(products, jnp.eye(9).reshape(3, 3, 9))
 
     lowered = jax.jit(blocks_of_products).lower(X["w"])
+    options = measure_only_options(jax.devices()[0].platform)
     # the options are accepted (no fallback), and the buffers are those of the full compile
-    assert footprint(lowered.compile(_MEASURE_ONLY), "hessian") == footprint(
+    assert footprint(lowered.compile(options), "hessian") == footprint(
         jax.jit(blocks_of_products).lower(X["w"]).compile(), "hessian"
     )
+
+
+@pytest.mark.parametrize(
+    ("columns", "function"),
+    [
+        ("HessianColumns", loss),
+        ("DiagonalColumns", loss),
+        ("JacobianColumns", lambda p: jnp.tanh(jnp.outer(p["w"], GRID) * p["s"])),
+        ("FisherColumns", lambda p: jnp.tanh(jnp.outer(p["w"], GRID) * p["s"])),
+    ],
+)
+@pytest.mark.parametrize("block", [1, 2, 3, 4])
+def test_every_kind_of_program_measures_as_it_compiles_in_full(columns, function, block):
+    from zdx_batching import _columns, _request
+    from zdx_batching._memory import footprint
+    from zdx_batching._program import Program, compile_to_measure
+
+    kind = getattr(_columns, columns)()
+    request = _request.make_request(kind, function, X, max_memory="1GB")
+    devices = tuple(jax.devices())
+    program = Program(request, lambda leaves: (request.f, request.args), devices)
+    jitted = program._jitted(program._plan(block))
+    probe = compile_to_measure(jitted.lower(request.x_leaves, (), None), devices[0].platform)
+    full = jitted.lower(request.x_leaves, (), None).compile()
+    assert footprint(probe, columns) == footprint(full, columns)
+
+
+class _Lowered:
+    """Stands in for a lowered program whose compiler refuses some options."""
+
+    def __init__(self, error):
+        self.error, self.calls = error, []
+
+    def compile(self, options=None):
+        self.calls.append(options)
+        if options and "xla_cpu_use_fusion_emitters" in options:
+            raise RuntimeError(self.error)
+        return "compiled"
+
+
+def test_a_compiler_without_the_cpu_option_measures_with_the_others():
+    from zdx_batching._program import _MEASURE_ONLY, compile_to_measure
+
+    lowered = _Lowered("INVALID_ARGUMENT: No such compile option: 'xla_cpu_use_fusion_emitters'")
+    assert compile_to_measure(lowered, "cpu") == "compiled"
+    assert lowered.calls[-1] == _MEASURE_ONLY
+
+
+def test_other_compiler_errors_are_not_swallowed_by_the_measurement():
+    from zdx_batching._program import compile_to_measure
+
+    lowered = _Lowered("RESOURCE_EXHAUSTED: out of memory while compiling")
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
+        compile_to_measure(lowered, "cpu")
+    assert len(lowered.calls) == 1

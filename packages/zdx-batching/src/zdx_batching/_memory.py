@@ -9,20 +9,24 @@ bytes counted are what one device holds while the program runs::
 (inputs, the result, XLA's scratch buffers; donated inputs counted once). Memory grows
 about linearly with the block size: a part that every block shares (inputs, result, the
 values ``f`` saves for its linearisation) plus a part per column. Compiling costs about as
-much whatever the block size, so the search compiles as few programs as it can:
+much whatever the block size, so the search compiles as few programs as it can, and the
+programs it lowers share one trace of ``f`` and of its derivatives (``_program``):
 
-1. two small blocks, of two and three columns, compiled side by side and only to be
-   measured (without LLVM's optimisations: the same buffers, about half the compile
-   time); together they give the shared part and the growth per column (a block of one
-   column is left out of the line: on the optics problem its footprint lies well below
-   the line of the larger blocks, which made the prediction too small). If two columns do
-   not fit, one column is compiled: it is the program, or a ``ValueError`` says how many
-   bytes it needs;
+1. two small blocks, of two and three columns, each compiled while the next is traced,
+   side by side, and only to be measured (cheap code generation, the same buffers: about
+   a third of a full compile); together they give the shared part and the growth per
+   column (a block of one column is left out of the line: on the optics problem its
+   footprint lies well below the line of the larger blocks, which made the prediction too
+   small). If two columns do not fit, one column is compiled: it is the program, or a
+   ``ValueError`` says how many bytes it needs;
 2. the line through them predicts the largest block that fits (at most the largest block
    that ``nbatches`` allows); that program is compiled in full, and its own memory
-   analysis verifies the prediction;
-3. only if it is over, the line is redrawn through the points measured and a smaller
-   block is tried (at most a few rounds; a block that was measured to fit is the fallback).
+   analysis verifies the prediction. The line is trusted both ways: a block it says fits
+   is taken without trying the next one, and when it says that three columns are the
+   most, the block of three is taken without compiling a block of four;
+3. only if the prediction is over, the line is redrawn through the points measured and a
+   smaller block is tried (at most a few rounds; a block that was measured to fit is the
+   fallback).
 
 Every program compiled on the way is discarded except the one chosen, which is cached
 with the rest of the call, so the search is paid once.
@@ -122,6 +126,8 @@ def choose_block(
         if low == largest or (high is not None and high - low <= 1):
             break
         guess = _predict(seen, low, high, limit, largest)
+        if guess is None:  # the line says that no larger block fits: trusted, as below
+            break
         if probe(guess) <= limit:
             low = guess
             if high is None:  # the prediction fitted: taken, no search beyond it
@@ -131,9 +137,10 @@ def choose_block(
     return low, seen
 
 
-def _predict(seen: dict, low: int, high: int | None, limit: int, largest: int) -> int:
+def _predict(seen: dict, low: int, high: int | None, limit: int, largest: int) -> int | None:
     """The largest block the line through two measured points says fits, strictly
-    between ``low`` (fits) and ``high`` (over; ``None``: nothing measured over yet)."""
+    between ``low`` (fits) and ``high`` (over; ``None``: nothing measured over yet), or
+    ``None`` if the line says that ``low + 1`` is already over."""
     if high is None:  # the two small blocks: the shared part and the growth per column
         first, second = 2, 3
     else:
@@ -143,5 +150,7 @@ def _predict(seen: dict, low: int, high: int | None, limit: int, largest: int) -
         guess = largest if high is None else high - 1
     else:
         guess = first + int((limit - seen[first]) // slope)
+    if guess <= low:
+        return None
     ceiling = largest if high is None else high - 1
-    return min(max(guess, low + 1), ceiling)
+    return min(guess, ceiling)

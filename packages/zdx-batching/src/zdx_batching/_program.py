@@ -107,7 +107,9 @@ class Program:
             # Each compiles while the next is traced, all side by side (XLA releases the
             # GIL while it compiles).
             with concurrent.futures.ThreadPoolExecutor(len(blocks)) as pool:
-                pending = {block: pool.submit(compile_to_measure, lower(block), platform) for block in blocks}
+                pending = {}
+                for block in blocks:
+                    pending[block] = pool.submit(compile_to_measure, lower(block), platform)
                 for block, future in pending.items():
                     probes[block] = future.result()
 

@@ -40,18 +40,21 @@ def check_flag(name: str, argument: str, value: Any) -> None:
     checks.check_bool(name, argument, value)
 
 
-def check_nbatches(name: str, nbatches: Any, n: int) -> int:
-    """Return ``nbatches`` as an int in ``[1, n]`` or raise a clear error."""
+def check_nbatches(name: str, nbatches: Any, n: int) -> int | None:
+    """Return ``nbatches`` as an int in ``[1, n]`` (or ``None``: left to the library),
+    or raise a clear error."""
+    if nbatches is None:
+        return None
     if isinstance(nbatches, (bool, np.bool_)) or not isinstance(nbatches, numbers.Integral):
         raise TypeError(
-            f"{name}: nbatches must be a positive integer, got {nbatches!r} "
-            f"of type {type(nbatches).__name__}."
+            f"{name}: nbatches must be a positive integer or None (chosen by the library), "
+            f"got {nbatches!r} of type {type(nbatches).__name__}."
         )
     nbatches = int(nbatches)
     if nbatches < 1:
         raise ValueError(
             f"{name}: nbatches must be at least 1, got nbatches={nbatches}. Use "
-            "nbatches=1 for a single block of columns."
+            "nbatches=1 for a single block of columns, or None to let the library choose."
         )
     if nbatches > n:
         raise ValueError(

@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ._grouping import largest_value
+
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
 
@@ -59,14 +61,20 @@ class Plan(NamedTuple):
 
 
 def plan_blocks(
-    n: int, nbatches: int, devices: tuple, block: int | None = None, chunk: int | None = None
+    n: int,
+    nbatches: int | None,
+    devices: tuple,
+    block: int | None = None,
+    chunk: int | None = None,
 ) -> Plan:
     """Choose the block layout for ``n`` columns.
 
     ``block`` defaults to ``ceil(n / max(nbatches, len(devices)))``: at least
-    ``nbatches`` blocks, and at least one per device.
+    ``nbatches`` blocks (``None``, left to the library, counts as one here), and at
+    least one per device.
     """
     ndev = len(devices)
+    nbatches = 1 if nbatches is None else nbatches
     if block is None:
         block = -(-n // max(nbatches, min(ndev, n)))
     needed = -(-n // block)
@@ -81,24 +89,10 @@ def plan_blocks(
 def largest_intermediate(product: Callable, tangent: jax.Array) -> int:
     """Bytes of the largest value one column's product makes (from its jaxpr: the linear
     map only is traced, not ``f``)."""
-    jaxpr = jax.make_jaxpr(product)(tangent).jaxpr
-    largest = 0
-    stack = [jaxpr]
-    while stack:
-        current = stack.pop()
-        for eqn in current.eqns:
-            for var in eqn.outvars:
-                dtype = getattr(var.aval, "dtype", None)
-                itemsize = getattr(dtype, "itemsize", 0)
-                largest = max(largest, int(getattr(var.aval, "size", 0) * itemsize))
-            for param in eqn.params.values():
-                inner = getattr(param, "jaxpr", param)
-                if hasattr(inner, "eqns"):  # a nested jaxpr (scan, cond, pjit...)
-                    stack.append(inner)
-    return largest
+    return largest_value(jax.make_jaxpr(product)(tangent).jaxpr)
 
 
-def largest_block(n: int, nbatches: int, devices: tuple) -> int:
+def largest_block(n: int, nbatches: int | None, devices: tuple) -> int:
     """The biggest block size that still gives at least ``nbatches`` blocks."""
     return plan_blocks(n, nbatches, devices).block
 

@@ -14,7 +14,7 @@ from ._engine import matrix
 def fisher(
     f: Callable[[Any], Any],
     x: Any,
-    nbatches: int = 1,
+    nbatches: int | None = None,
     jit: bool = True,
     checkpoint: bool = False,
     *,
@@ -41,7 +41,8 @@ def fisher(
     nbatches
         How many blocks the ``n`` columns of ``J`` are split into
         (``1 <= nbatches <= n``). More blocks, less peak memory for the products; the
-        whole ``J`` (``f(x).size * n`` numbers) is held once.
+        whole ``J`` (``f(x).size * n`` numbers) is held once. ``None`` (the default):
+        chosen by the library, as in :func:`hessian`.
     jit, checkpoint, args, max_memory, progress
         As in :func:`hessian`.
 

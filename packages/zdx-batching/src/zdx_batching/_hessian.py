@@ -15,7 +15,7 @@ from ._request import make_request
 def hessian(
     f: Callable[[Any], Any],
     x: Any,
-    nbatches: int = 1,
+    nbatches: int | None = None,
     jit: bool = True,
     checkpoint: bool = False,
     *,
@@ -43,7 +43,12 @@ def hessian(
         ``jax.flatten_util.ravel_pytree``.
     nbatches
         How many blocks the ``n`` columns are split into (``1 <= nbatches <= n``; ``n``
-        need not be a multiple). More blocks, less peak memory.
+        need not be a multiple). More blocks, less peak memory. ``None`` (the default)
+        lets the library choose from the shapes of the program, the same way on every
+        run: on one CPU device, blocks of four columns when each column makes values much
+        larger than itself (they then stay in cache, often twice as fast), else every
+        column at once, as ``jax.hessian``; elsewhere every column at once (one block per
+        device). ``nbatches=1`` on one device is always every column at once.
     jit
         Compile (and cache) the whole computation. ``jit=False`` runs it op by op, for
         debugging; nothing is cached then.
@@ -105,7 +110,7 @@ def hessian(
 def hessian_diagonal(
     f: Callable[[Any], Any],
     x: Any,
-    nbatches: int = 1,
+    nbatches: int | None = None,
     jit: bool = True,
     checkpoint: bool = False,
     *,

@@ -14,7 +14,7 @@ from ._engine import matrix
 def jacobian(
     f: Callable[[Any], Any],
     x: Any,
-    nbatches: int = 1,
+    nbatches: int | None = None,
     jit: bool = True,
     checkpoint: bool = False,
     *,

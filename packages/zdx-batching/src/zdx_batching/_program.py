@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from ._columns import Plan, largest_block, plan_blocks, replicated, run_blocks
+from ._grouping import CPU_BLOCK, blocks_pay
 from ._memory import choose_block, footprint, too_small
 from ._request import Request
 
@@ -82,13 +83,42 @@ class Program:
             return jax.jit(program)
         return jax.jit(program, out_shardings=sharding)
 
+    def _groups_by_shape(self) -> bool:
+        """Whether the grouping is the library's to choose from the program's shapes:
+        ``nbatches=None`` for a matrix on one CPU device (``_grouping``)."""
+        request = self.request
+        return (
+            request.nbatches is None
+            and request.vector is None
+            and request.ncolumns > CPU_BLOCK
+            and self._on_cpu
+            and len(self.devices) == 1
+        )
+
+    def _choose_grouping(self, inputs: tuple) -> None:
+        """Keep every column at once, or switch to blocks of ``CPU_BLOCK`` columns when
+        the traced program of every column at once says they pay (``_grouping``). The
+        trace is JAX's: when every column at once is kept, the call reuses it."""
+        trace = getattr(self._run, "trace", None)
+        if trace is None:  # pragma: no cover - a jax without ahead-of-time tracing
+            return
+        request = self.request
+        itemsize = np.dtype(request.layout.dtype).itemsize
+        if blocks_pay(trace(*inputs).jaxpr, request.ncolumns, itemsize):
+            self.plan = self._plan(CPU_BLOCK)
+            self._run = self._jitted(self.plan)
+
     def build(self, inputs: tuple) -> None:
         """Choose the plan and compile (with ``max_memory``: the largest block that fits,
-        from the compiled programs' memory analysis; the chosen one is kept)."""
+        from the compiled programs' memory analysis; the chosen one is kept; with
+        ``nbatches=None`` on one CPU device: every column at once or blocks, from the
+        traced program's shapes)."""
         request = self.request
         if request.limit is None:
             self.plan = self._plan()
             self._run = self._jitted(self.plan)
+            if self._groups_by_shape():
+                self._choose_grouping(inputs)
             return
         compiled: dict = {}  # block -> program compiled in full (the one to run)
         probes: dict = {}  # block -> program compiled only to be measured

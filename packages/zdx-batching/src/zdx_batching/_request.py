@@ -26,7 +26,7 @@ class Request(NamedTuple):
     args: Any
     layout: Layout
     x_leaves: tuple
-    nbatches: int
+    nbatches: int | None
     limit: int | None
     jit: bool
     checkpoint: bool
@@ -55,7 +55,7 @@ def make_request(
     x: Any,
     *,
     args: Any = None,
-    nbatches: Any = 1,
+    nbatches: Any = None,
     jit: Any = True,
     checkpoint: Any = False,
     max_memory: Any = None,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import zdx_batching as batching
-from zdx_batching import _cache
+from zdx_batching import _cache, _early
 from zdx_batching._shortcut import NoMatch, build
 
 X = {"x": jnp.array([0.3, -0.2, 0.5, 0.1])}
@@ -159,3 +159,61 @@ def test_a_program_found_by_its_matcher_is_the_most_recently_used():
     assert list(_cache._programs.values())[-1] is not first
     batching.hessian(bound(data, 2), X)  # by its matcher
     assert list(_cache._programs.values())[-1] is first
+
+
+def test_a_call_like_the_last_starts_early_and_gives_the_fresh_matrix(monkeypatch):
+    agreed = []
+    original = _early.Attempt.agrees
+
+    def recorded(self, program, inputs):
+        agreed.append(original(self, program, inputs))
+        return agreed[-1]
+
+    monkeypatch.setattr(_early.Attempt, "agrees", recorded)
+    datasets = [jnp.array([1.0, 2.0, 3.0, 4.0]) * k for k in (1.0, -2.0, 0.5, 3.0)]
+    for data in datasets:
+        H, _ = batching.hessian(bound(data, 2), X)
+        np.testing.assert_allclose(H, fresh(bound(data, 2)), rtol=1e-12)
+    # the first call compiles; from the second (or the third) on, calls start early
+    assert len(agreed) == 3 and agreed[1:] == [True, True]
+
+
+def test_an_early_start_that_the_check_does_not_confirm_is_dropped(monkeypatch):
+    data = jnp.array([1.0, 2.0, 3.0, 4.0])
+    batching.hessian(bound(data, 3), X)
+    (other,) = _cache._programs.values()  # the program of another function, same shapes
+    for _ in range(2):  # a program served by the shortcut: the next call may start early
+        batching.hessian(bound(data, 2), X)
+    started = []
+
+    def start(inputs):
+        started.append(inputs)
+        return other._run(*inputs)
+
+    monkeypatch.setattr(other, "start", start)
+    lookup = _cache.shortcut
+
+    def wrong_guess(setting, value, count=True):
+        found = lookup(setting, value, count)
+        return (other, found[1]) if found is not None and not count else found
+
+    monkeypatch.setattr(_cache, "shortcut", wrong_guess)
+    H, _ = batching.hessian(bound(data, 2), X)
+    assert len(started) == 1  # the wrong program did start early...
+    np.testing.assert_allclose(H, fresh(bound(data, 2)), rtol=1e-12)  # ...and was dropped
+    assert not np.allclose(fresh(bound(data, 3)), fresh(bound(data, 2)), rtol=1e-3)
+
+
+def test_a_call_with_other_options_or_another_point_does_not_start_early(monkeypatch):
+    data = jnp.array([1.0, 2.0, 3.0, 4.0])
+    for _ in range(2):
+        batching.hessian(bound(data, 2), X)
+    starts = []
+    monkeypatch.setattr(
+        _early.Attempt, "agrees", lambda self, program, inputs: starts.append(self.result) or False
+    )
+    batching.hessian(bound(data, 2), X, nbatches=2)
+    batching.hessian(bound(data, 2), {"x": X["x"].astype(jnp.float32)})
+    with pytest.raises(ValueError, match="nbatches must be at least 1"):
+        batching.hessian(bound(data, 2), X, nbatches=0)
+    assert all(result is None for result in starts)

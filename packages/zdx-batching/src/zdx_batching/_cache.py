@@ -76,9 +76,10 @@ def _forget_shortcuts(programs: list) -> None:
             del _shortcuts[setting]
 
 
-def shortcut(setting: Any, value: Any) -> tuple | None:
+def shortcut(setting: Any, value: Any, count: bool = True) -> tuple | None:
     """``(program, leaves)`` of a stored program whose matcher accepts ``value`` (see
-    ``_shortcut.py``), or ``None``."""
+    ``_shortcut.py``), or ``None``. ``count=False`` leaves the statistics and the order
+    of use alone (a guess that the ordinary lookup confirms)."""
     candidates = _shortcuts.get(setting)
     if not candidates:
         return None
@@ -88,6 +89,8 @@ def shortcut(setting: Any, value: Any) -> tuple | None:
             matcher(value, leaves)
         except NoMatch:
             continue
+        if not count:
+            return program, tuple(leaves)
         with _lock:
             _stats["hits"] += 1
             if key in _programs:  # most recently used, as a lookup would make it

@@ -171,16 +171,24 @@ class Program:
     def __call__(self, inputs: tuple) -> tuple[jax.Array, bool]:
         """Run the program on ``(x_leaves, leaves, vector)``: the result and whether it is
         finite."""
-        columns = self.request.columns
         if not self.request.progress:
+            return self.finish(self._run(*inputs))
+        self._bar = progress_bar(self.request.columns.name, self.plan.blocks)
+        result = None
+        try:
             result = self._run(*inputs)
-        else:
-            self._bar = progress_bar(columns.name, self.plan.blocks)
-            result = None
-            try:
-                result = self._run(*inputs)
-            finally:
-                self._close_bar(result)
+        finally:
+            self._close_bar(result)
+        return self.finish(result)
+
+    def start(self, inputs: tuple) -> jax.Array:
+        """Dispatch the program on ``inputs`` without a progress bar and without waiting
+        (:meth:`finish` completes the call)."""
+        return self._run(*inputs)
+
+    def finish(self, result: jax.Array) -> tuple[jax.Array, bool]:
+        """``result`` and whether it is finite (waits for it)."""
+        columns = self.request.columns
         if self._on_cpu:  # a view of the result, no copy
             return result, bool(columns.finite(np.asarray(result), np))
         return result, is_finite(columns, result)

@@ -209,7 +209,8 @@ def test_every_kind_of_program_measures_as_it_compiles_in_full(columns, function
     from zdx_batching._program import Program, compile_to_measure
 
     kind = getattr(_columns, columns)()
-    request = _request.make_request(kind, function, X, max_memory="1GB")
+    options = {"nbatches": 1, "jit": True, "checkpoint": False, "progress": False}
+    request = _request.make_request(kind, function, X, args=None, max_memory="1GB", **options)
     devices = tuple(jax.devices())
     program = Program(request, lambda leaves: (request.f, request.args), devices)
     jitted = program._jitted(program._plan(block))

@@ -193,6 +193,17 @@ def hvp(
     >>> hvp(f, x, {"a": jnp.array([1.0, 0.0]), "b": 0.0})["b"]
     Array(1., dtype=float64)
     """
-    request = make_request(HvpColumns(), f, x, args=args, jit=jit, checkpoint=checkpoint, v=v)
+    request = make_request(
+        HvpColumns(),
+        f,
+        x,
+        args=args,
+        nbatches=1,
+        jit=jit,
+        checkpoint=checkpoint,
+        max_memory=None,
+        progress=False,
+        v=v,
+    )
     product = evaluate(request)
     return product if request.vector_given_flat else request.layout.unravel(product)

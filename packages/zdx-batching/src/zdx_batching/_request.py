@@ -54,15 +54,16 @@ def make_request(
     f: Any,
     x: Any,
     *,
-    args: Any = None,
-    nbatches: Any = None,
-    jit: Any = True,
-    checkpoint: Any = False,
-    max_memory: Any = None,
-    progress: Any = False,
+    args: Any,
+    nbatches: Any,
+    jit: Any,
+    checkpoint: Any,
+    max_memory: Any,
+    progress: Any,
     v: Any = None,
 ) -> Request:
-    """Check the arguments of a call of ``columns.name`` and gather them.
+    """Check the arguments of a call of ``columns.name`` and gather them (every option as
+    the public function received it: their defaults are the public functions' own).
 
     Raises
     ------

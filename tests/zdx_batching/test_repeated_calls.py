@@ -6,6 +6,8 @@ finds its program without being described again; whatever a description would ke
 call go the general way, and the result equals a fresh ``jax.hessian``.
 """
 
+import concurrent.futures
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -217,3 +219,18 @@ def test_a_call_with_other_options_or_another_point_does_not_start_early(monkeyp
     with pytest.raises(ValueError, match="nbatches must be at least 1"):
         batching.hessian(bound(data, 2), X, nbatches=0)
     assert all(result is None for result in starts)
+
+
+def test_calls_from_several_threads_each_get_their_own_matrix():
+    datasets = [jnp.array([1.0, 2.0, 3.0, 4.0]) * k for k in (1.0, -2.0, 0.5, 3.0)]
+    expected = [fresh(bound(data, 2)) for data in datasets]
+
+    def worker(index):
+        for _ in range(15):
+            H, _ = batching.hessian(bound(datasets[index], 2), X)
+            np.testing.assert_allclose(H, expected[index], rtol=1e-12)
+        return index
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(worker, range(4))) == [0, 1, 2, 3]
+    assert batching.cache_info()["entries"] == 1

@@ -37,9 +37,7 @@ def largest_value(jaxpr: Any) -> int:
         current = stack.pop()
         for eqn in current.eqns:
             for var in eqn.outvars:
-                aval = var.aval
-                itemsize = getattr(getattr(aval, "dtype", None), "itemsize", 0)
-                largest = max(largest, int(getattr(aval, "size", 0) * itemsize))
+                largest = max(largest, _bytes(var.aval))
             for param in eqn.params.values():
                 for inner in param if isinstance(param, (tuple, list)) else (param,):
                     inner = getattr(inner, "jaxpr", inner)  # a closed jaxpr's own
@@ -60,5 +58,6 @@ def blocks_pay(jaxpr: Any, n: int, itemsize: int) -> bool:
 
 
 def _bytes(aval: Any) -> int:
+    """Bytes of an abstract value (0 for one without a size, such as a token)."""
     itemsize = getattr(getattr(aval, "dtype", None), "itemsize", 0)
     return int(getattr(aval, "size", 0) * itemsize)

@@ -24,6 +24,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 __all__ = [
@@ -50,7 +51,10 @@ class Case:
         ``"zodiax05"`` (zodiax 0.5.0's ``diffops``).
     kind
         ``"f"`` (one evaluation of the function), ``"hessian"``, ``"fisher"`` or
-        ``"diagonal"`` (``hessian_diagonal``).
+        ``"diagonal"`` (``hessian_diagonal``); for ``"jax"`` also ``"checked"``: the
+        least a library of pytrees adds to ``jax.hessian`` (``x``'s leaves flattened at
+        each call and passed to the program, the result's diagonal checked finite), for
+        ``measure.py --interleaved`` (not a case of the suite).
     nbatches
         Number of column blocks, or ``None``.
     max_memory
@@ -65,7 +69,7 @@ class Case:
     @property
     def id(self) -> str:
         if self.library == "jax":
-            return "f" if self.kind == "f" else "jax.hessian"
+            return {"f": "f", "checked": "jax.hessian+checks"}.get(self.kind, "jax.hessian")
         name = {"diagonal": "hessian_diagonal"}.get(self.kind, self.kind)
         options = []
         if self.nbatches is not None:
@@ -85,6 +89,8 @@ def parse_case_id(case_id: str) -> Case:
         return Case("jax", "f")
     if case_id == "jax.hessian":
         return Case("jax", "hessian")
+    if case_id == "jax.hessian+checks":
+        return Case("jax", "checked")
     match = _CASE_ID.match(case_id)
     if not match:
         raise ValueError(f"Unknown case {case_id!r}.")
@@ -169,6 +175,28 @@ def _jit_on_arrays(fn: Callable, x: Any, args: Any) -> Callable[[], Any]:
     return lambda: jax.block_until_ready(compiled(dynamic))
 
 
+def _checked_hessian(problem: Any) -> Callable[[], Any]:
+    """``jax.hessian`` as the least a library of pytrees can call it: ``x``'s leaves
+    flattened at each call and passed to the compiled program, which concatenates them,
+    and the result's diagonal checked finite (``zdx_batching`` warns when it is not)."""
+    _, unflatten = ravel_pytree(problem.x)
+
+    def hessian_of_leaves(leaves, args):
+        flat = jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+        return jax.hessian(lambda v: problem.loss_fn(unflatten(v), args))(flat)
+
+    dynamic, static = eqx.partition(problem.args, eqx.is_array)
+    compiled = jax.jit(lambda leaves, dyn: hessian_of_leaves(leaves, eqx.combine(dyn, static)))
+
+    def call():
+        result = compiled(jax.tree_util.tree_leaves(problem.x), dynamic)
+        if not np.isfinite(np.asarray(result).trace()):
+            raise FloatingPointError("jax.hessian+checks: the Hessian is not finite.")
+        return result
+
+    return call
+
+
 def _zdx_runner(case: Case, problem: Any) -> Callable[[], Any]:
     import zdx_batching
 
@@ -219,6 +247,8 @@ def make_runner(case: Case, problem: Any) -> Callable[[], Any]:
     if case.library == "jax":
         if case.kind == "f":
             return _jit_on_arrays(problem.loss_fn, problem.x, problem.args)
+        if case.kind == "checked":
+            return _checked_hessian(problem)
         flat, unflatten = ravel_pytree(problem.x)
 
         def flat_hessian(z, args):  # the (n, n) matrix in ravel_pytree order

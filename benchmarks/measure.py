@@ -22,7 +22,9 @@ baseline, which cannot see a peak lower than the build's.
 
 times repeated calls instead: every case once (first calls and one repeat untimed), then
 round after round one call of each case in turn, and prints one line of JSON with each
-case's minimum over the rounds in seconds and its ratio to the first case's. Cases timed
+case's fastest and median call over the rounds in seconds and their ratios to the first
+case's. Each result is checked against ``jax.hessian``'s when that is one of the cases
+(``disagree``: the cases that differ, with why; the exit status is then 1). Cases timed
 in the same rounds share the machine's load, so on a busy machine their ratio is what to
 compare.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -122,24 +125,38 @@ def measure(problem_id: str, case_id: str, repeats: int = 1) -> dict:
 
 
 def interleaved(problem_id: str, case_ids: list[str], repeats: int = 200) -> dict:
-    """The minimum time of a repeated call of each case, timed round after round."""
+    """The fastest and the median repeated call of each case, timed round after round."""
     problem = problems.make_problem(problem_id)
     runs = {c: cases.make_runner(cases.parse_case_id(c), problem) for c in case_ids}
-    for run in runs.values():
+    results = {}
+    for case_id, run in runs.items():
         run()
-        run()
-    best = dict.fromkeys(runs, float("inf"))
+        results[case_id] = run()
+    reference = results.get("jax.hessian")
+    disagree = {}
+    for case_id, result in results.items():
+        message = cases.reference_check(cases.parse_case_id(case_id), result, reference)
+        if message is not None:
+            disagree[case_id] = message
+    times: dict = {case_id: [] for case_id in runs}
     for _ in range(repeats):
         for case_id, run in runs.items():
             start = time.perf_counter()
             run()
-            best[case_id] = min(best[case_id], time.perf_counter() - start)
-    first = best[case_ids[0]]
+            times[case_id].append(time.perf_counter() - start)
+    best = {case_id: min(values) for case_id, values in times.items()}
+    median = {case_id: statistics.median(values) for case_id, values in times.items()}
+    first = case_ids[0]
     return {
         "problem": problem_id,
         "repeats": repeats,
         "min_s": {case_id: float(f"{value:.4g}") for case_id, value in best.items()},
-        "ratio": {case_id: round(value / first, 3) for case_id, value in best.items()},
+        "ratio": {case_id: round(value / best[first], 3) for case_id, value in best.items()},
+        "median_s": {case_id: float(f"{value:.4g}") for case_id, value in median.items()},
+        "median_ratio": {
+            case_id: round(value / median[first], 3) for case_id, value in median.items()
+        },
+        "disagree": disagree,
     }
 
 
@@ -150,8 +167,9 @@ def main(argv: list[str]) -> int:
             index = argv.index("--repeats")
             repeats = int(argv[index + 1])
             argv = argv[:index] + argv[index + 2 :]
-        print(json.dumps(interleaved(argv[1], argv[2:], repeats)), flush=True)
-        return 0
+        timed = interleaved(argv[1], argv[2:], repeats)
+        print(json.dumps(timed), flush=True)
+        return 1 if timed["disagree"] else 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

@@ -237,8 +237,8 @@ schedule_cases = st.builds(
 
 
 @st.composite
-def square_matrices(draw, kind):
-    n = draw(st.integers(1, 4))
+def square_matrices(draw, kind, n=None):
+    n = draw(st.integers(1, 4)) if n is None else n
     entries = np.asarray(draw(st.lists(floats, min_size=n * n, max_size=n * n))).reshape(n, n)
     if kind == "spd":
         entries = entries @ entries.T + n * np.eye(n)
@@ -288,14 +288,28 @@ def function_cases(draw):
     elif op == "ddof":
         args = [draw(vector), draw(arrays(("float64",)).map(lambda a: ("leaf", "jnp", a)))]
     elif op in ("mv_z_score", "mv_loglike"):
-        args = [draw(vector), draw(vector), draw(matrix)]
+        # mostly covariances; also matrices that are not one (not symmetric, indefinite)
+        covariance = st.one_of(
+            matrix, matrix, square_matrices("any", n), square_matrices("symmetric", n)
+        )
+        args = [draw(vector), draw(vector), draw(covariance)]
     elif op == "gauss_hessian":
         jac = st.lists(floats, min_size=2 * n, max_size=2 * n).map(
             lambda v: ("leaf", "jnp", np.asarray(v).reshape(2, n))
         )
         args = [draw(jac)]
         if draw(st.booleans()):
-            args.append(("leaf", "jnp", np.diag(np.arange(1.0, 3.0))))
+            diagonal = st.just(("leaf", "jnp", np.diag(np.arange(1.0, 3.0))))
+            args.append(
+                draw(
+                    st.one_of(
+                        diagonal,
+                        square_matrices("spd", 2),
+                        square_matrices("any", 2),
+                        square_matrices("symmetric", 2),
+                    )
+                )
+            )
     elif op == "decompose":
         args = [draw(matrix)]
         kwargs = {"normalise": draw(st.booleans())}
@@ -355,6 +369,37 @@ EXPLICIT_CASES = {
             "paths": "a",
             "kwargs": {},
         },
+        {  # a complex leaf, then a string
+            "kind": "path",
+            "op": "get",
+            "tree": (
+                "module",
+                {"d": ("module", {"a": ("leaf", "py", 1 + 2j), "b": ("leaf", "py", "text")})},
+            ),
+            "paths": "d",
+            "kwargs": {},
+        },
+        {  # a missing path is reported before a value that cannot be added
+            "kind": "path",
+            "op": "add",
+            "tree": ("module", {"a": ("leaf", "py", "text"), "b": ("leaf", "py", 1.0)}),
+            "paths": ["a", "missing.step"],
+            "values": ("leaf", "py", 1.0),
+        },
+        {  # the first value for a path named twice is combined too (and fails)
+            "kind": "path",
+            "op": "min",
+            "tree": ("module", {"a": ("leaf", "py", 1.0)}),
+            "paths": ["a", "a"],
+            "values": ["text", 2.0],
+        },
+        {  # a path inside another
+            "kind": "path",
+            "op": "set",
+            "tree": ("module", {"d": ("dict", {"y": ("leaf", "py", 1.0)})}),
+            "paths": ["d.y", "d"],
+            "values": [2.0, 3.0],
+        },
     ],
     "optimiser": [
         {  # an optimiser for a name that is not a parameter, strict=False
@@ -370,6 +415,31 @@ EXPLICIT_CASES = {
             "kind": "function",
             "op": "calc_entropy",
             "args": [("leaf", "jnp", np.asarray([[1.0, 2.0], [2.0, 1.0]]))],
+            "kwargs": {},
+        },
+        {  # a lower triangle that is positive definite, a symmetric part that is not
+            "kind": "function",
+            "op": "calc_entropy",
+            "args": [("leaf", "jnp", np.asarray([[2.942, 4.0], [0.5, 0.5]]))],
+            "kwargs": {},
+        },
+        {  # a covariance that is not symmetric (its symmetric part is positive definite)
+            "kind": "function",
+            "op": "mv_z_score",
+            "args": [
+                ("leaf", "jnp", np.asarray([0.3, -0.2])),
+                ("leaf", "jnp", np.zeros(2)),
+                ("leaf", "jnp", np.asarray([[3.028, -3.343], [0.013, 1.97]])),
+            ],
+            "kwargs": {},
+        },
+        {  # the curvature with a covariance that is indefinite
+            "kind": "function",
+            "op": "gauss_hessian",
+            "args": [
+                ("leaf", "jnp", np.asarray([[1.0, 2.0], [0.5, -1.0]])),
+                ("leaf", "jnp", np.asarray([[1.0, 2.0], [2.0, 1.0]])),
+            ],
             "kwargs": {},
         },
         {  # eigenvalues 1 and 1, but v @ mat @ v < 0 for v = (1, -1)
@@ -533,9 +603,19 @@ DELIBERATE = [
     (
         "complex leaves in get",
         "`get` keeps complex leaves complex; zodiax 0.5 drops the imaginary part of complex "
-        "arrays and raises TypeError on a Python complex.",
+        "arrays and raises TypeError on a Python complex (where a string leaf follows, we "
+        "then raise the ValueError that zodiax 0.5 raises for a string).",
         lambda case, theirs, ours: (
-            case.get("op") == "get" and (_has_complex(ours[1]) if ours[0] == "value" else False)
+            case.get("op") == "get"
+            and (
+                (ours[0] == "value" and _has_complex(ours[1]))
+                or (
+                    theirs[:2] == ("error", "TypeError")
+                    and "complex" in theirs[2]
+                    and ours[:2] == ("error", "ValueError")
+                    and "is a str" in ours[2]
+                )
+            )
         ),
     ),
     (
@@ -563,15 +643,34 @@ DELIBERATE = [
         ),
     ),
     (
-        "calc_entropy of a matrix that is not positive definite",
-        "`calc_entropy` returns NaN for a matrix that is not a covariance (not positive "
-        "definite); zodiax 0.5 returns a finite number built from the sign and the log of "
-        "the absolute determinant, which is not an entropy.",
+        "a covariance that is not positive definite",
+        "`calc_entropy`, `mv_z_score` and `gauss_hessian` return NaN for a matrix that is "
+        "not a covariance (its symmetric part is not positive definite), as `mv_loglike` "
+        "does in both; zodiax 0.5 returns finite numbers for them (from the sign and log of "
+        "the absolute determinant, or a solve), which are not an entropy, a distance or a "
+        "curvature. For a singular one (an eigenvalue zero within rounding) both compute "
+        "from rounding errors, and either may give a number.",
         lambda case, theirs, ours: (
-            case.get("op") == "calc_entropy"
+            _covariance(case) is not None
             and ours[0] == "value"
-            and bool(np.isnan(ours[1][1]))
-            and float(np.linalg.eigvalsh(np.tril(case["args"][0][2]))[0]) <= 0.0
+            and _not_positive_definite(_covariance(case))
+            and (
+                bool(np.all(np.isnan(ours[1][1])))
+                or _zero_eigenvalue_within_rounding(_symmetric_part(_covariance(case)))
+            )
+        ),
+    ),
+    (
+        "a covariance that is not symmetric",
+        "`calc_entropy`, `mv_z_score` and `gauss_hessian` use a covariance through its "
+        "symmetric part `(cov + cov.T) / 2` (its Cholesky factor), as `mv_loglike` does in "
+        "both; zodiax 0.5 uses the matrix as given in those three (its determinant, a "
+        "solve), so the two differ for a matrix that is not symmetric.",
+        lambda case, theirs, ours: (
+            _covariance(case) is not None
+            and not np.allclose(_covariance(case), _covariance(case).T)
+            and ours[0] == "value"
+            and bool(np.all(np.isfinite(ours[1][1])))
         ),
     ),
     (
@@ -596,6 +695,29 @@ DELIBERATE = [
         ),
     ),
 ]
+
+
+_COVARIANCE_ARGUMENT = {"calc_entropy": 0, "mv_z_score": 2, "mv_loglike": 2, "gauss_hessian": 1}
+
+
+def _covariance(case) -> np.ndarray | None:
+    """The covariance matrix a stats case passes, or ``None``."""
+    index = _COVARIANCE_ARGUMENT.get(case.get("op"))
+    if case.get("kind") != "function" or index is None or len(case["args"]) <= index:
+        return None
+    return np.asarray(case["args"][index][2], float)
+
+
+def _symmetric_part(matrix: np.ndarray) -> np.ndarray:
+    """``(matrix + matrix.T) / 2``: the matrix our Cholesky factors are taken of."""
+    return (matrix + matrix.T) / 2
+
+
+def _not_positive_definite(matrix: np.ndarray) -> bool:
+    """Whether the symmetric part of ``matrix`` has an eigenvalue that is negative or zero
+    within rounding."""
+    values = np.linalg.eigvalsh(_symmetric_part(matrix))
+    return bool(values[0] <= matrix.shape[0] * np.finfo(float).eps * np.max(np.abs(values)))
 
 
 def _zero_eigenvalue_within_rounding(matrix: np.ndarray) -> bool:

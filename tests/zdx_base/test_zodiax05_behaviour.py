@@ -57,6 +57,33 @@ def test_a_path_named_twice_is_updated_once_with_its_last_value(model):
     assert model.add(["a", Path("a")], 1.0).a == 2.0  # the same path written two ways
 
 
+def test_every_path_must_exist_before_any_value_is_combined(model):
+    # "extra" + 1.0 would raise TypeError, but the missing path is reported first
+    with pytest.raises(KeyError, match="missing"):
+        model.add(["extra", "missing"], 1.0)
+    with pytest.raises(TypeError):
+        model.add(["extra", "a"], 1.0)
+
+
+def test_a_value_later_replaced_for_the_same_path_is_still_combined(model):
+    # zodiax 0.5 combines every pair before keeping the last one for a path
+    with pytest.raises(TypeError):
+        model.min(["a", "a"], ["text", 2.0])
+    assert float(model.min(["a", "a"], [0.5, 2.0]).a) == 1.0
+
+
+def test_paths_that_overlap_are_refused(model):
+    with pytest.raises(ValueError, match=r"set\(\): the paths 'extra' and 'extra.x' overlap"):
+        model.set(["extra.x", "extra"], [2, {"x": 3}])
+    with pytest.raises(ValueError, match="overlap"):
+        model.set({"extra": {}, "extra.y.0": 1.0})
+    with pytest.raises(ValueError, match="overlap"):
+        model.set(extra={"x": 0}, **{"extra.y": [0.0]})
+    # sibling paths that share a prefix do not overlap
+    new = model.set(["extra.x", "extra.y.1"], [5, 6.0])
+    assert new.extra == {"x": 5, "y": [1.0, 6.0]}
+
+
 def test_get_returns_strongly_typed_default_float_arrays(model):
     for path in ("a", "n"):
         value = model.get(path)

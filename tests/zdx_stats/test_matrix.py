@@ -90,7 +90,15 @@ def test_entropy_of_invalid_covariances_is_nan(cov):
     assert jnp.isnan(stats.gaussian_entropy(cov.at[1, 1].set(jnp.nan)))
 
 
+def test_entropy_reads_the_symmetric_part_of_the_matrix(cov):
+    # lower triangle positive definite, symmetric part (eigenvalue -0.84) not: NaN
+    assert jnp.isnan(stats.calc_entropy(jnp.array([[2.942, 4.0], [0.5, 0.5]])))
+    lopsided = cov.at[0, 1].add(0.4).at[1, 0].add(-0.4)  # the same symmetric part
+    for entropy in (stats.calc_entropy, stats.gaussian_entropy):
+        assert jnp.allclose(entropy(lopsided), entropy(cov), rtol=1e-14)
+
+
 def test_entropy_gradient_is_half_the_inverse(cov):
     g = jax.grad(stats.gaussian_entropy)(cov)
-    # only the lower triangle is read: compare symmetrised gradients
+    # cov enters through its symmetric part: compare symmetrised gradients
     assert jnp.allclose(g + g.T, jnp.linalg.inv(cov), rtol=1e-11)

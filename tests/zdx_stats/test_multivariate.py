@@ -81,13 +81,25 @@ def test_the_covariance_must_be_square_and_match_the_vectors():
         stats.mv_loglike(1.0, 0.0, jnp.eye(1))
 
 
+def test_a_covariance_enters_through_its_symmetric_part(problem, linear_model):
+    x, mean, cov, _ = problem
+    lopsided = cov.at[0, 1].add(0.3).at[1, 0].add(-0.3)  # the same symmetric part
+    assert jnp.allclose(stats.mv_loglike(x, mean, lopsided), stats.mv_loglike(x, mean, cov))
+    design, cov6 = linear_model
+    lopsided6 = cov6.at[2, 4].add(0.5).at[4, 2].add(-0.5)
+    assert jnp.allclose(stats.gauss_hessian(design, lopsided6), stats.gauss_hessian(design, cov6))
+    # a positive definite lower triangle does not make a covariance
+    skew = jnp.eye(4).at[0, 1].set(5.0)
+    assert jnp.isnan(stats.mv_z_score(x, mean, skew))
+
+
 def test_mv_loglike_gradients(problem):
     x, mean, cov, _ = problem
     g = jax.grad(stats.mv_loglike, argnums=1)(x, mean, cov)
     assert jnp.allclose(g, -jnp.linalg.solve(cov, mean - x), rtol=1e-12)
     g_cov = jax.grad(stats.mv_loglike, argnums=2)(x, mean, cov)
     g_ref = jax.grad(multivariate_normal.logpdf, argnums=2)(x, mean, cov)
-    # Only the lower triangle is read: compare the symmetric sums of the two gradients.
+    # cov enters through its symmetric part: compare the symmetric sums of the gradients.
     assert jnp.allclose(g_cov + g_cov.T, g_ref + g_ref.T, rtol=1e-10, atol=1e-12)
 
 

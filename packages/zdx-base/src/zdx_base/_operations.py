@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -113,18 +114,29 @@ def _once_each(pairs: list[tuple[PathLike, Any]]) -> list[tuple[PathLike, Any]]:
     return list(latest.values())
 
 
-def _updates(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tuple[PathLike, Any]]:
-    """Turn every accepted input style into a list of ``(path, value)`` pairs.
-
-    Styles: ``(path, value)``; ``(paths, values)`` with one value per path or group, one
-    value in a list, or one value for all; ``({path: value, (path, path): value})``; keyword
-    arguments ``(a=1, **{"b.c": 2})``. A path named more than once is updated once, with
-    the last value given for it (as zodiax 0.5 does).
-    """
-    return _once_each(_all_pairs(operation, paths, values, kwargs))
+def _check_disjoint(operation: str, pairs: list[tuple[PathLike, Any]]) -> None:
+    """Raise ``ValueError`` if one path names a node inside another's (``"a"`` and
+    ``"a.b"``): one call replaces every node at once, as zodiax 0.5 does."""
+    named = sorted(
+        ((tuple(str(k) for k in path_keys(path)), path) for path, _ in pairs),
+        key=lambda item: item[0],
+    )  # a path sorts just before the paths inside it
+    for (outer_keys, outer), (inner_keys, inner) in itertools.pairwise(named):
+        if len(inner_keys) > len(outer_keys) and inner_keys[: len(outer_keys)] == outer_keys:
+            raise ValueError(
+                f"{operation}(): the paths {outer!r} and {inner!r} overlap ({inner!r} lies "
+                f"inside {outer!r}), and one call cannot replace a node and a part of it; "
+                "update them in two calls."
+            )
 
 
 def _all_pairs(operation: str, paths: Any, values: Any, kwargs: dict) -> list[tuple[PathLike, Any]]:
+    """Turn every accepted input style into a list of ``(path, value)`` pairs, in order.
+
+    Styles: ``(path, value)``; ``(paths, values)`` with one value per path or group, one
+    value in a list, or one value for all; ``({path: value, (path, path): value})``; keyword
+    arguments ``(a=1, **{"b.c": 2})``.
+    """
     if kwargs:
         if paths is not MISSING or values is not MISSING:
             raise TypeError(
@@ -177,9 +189,17 @@ def _apply(
     values: Any,
     kwargs: dict,
 ) -> Any:
-    for path, value in _updates(operation, paths, values, kwargs):
-        if combine is not None:
-            value = combine(resolve(tree, path), value)
+    """The updates of ``tree``, in zodiax 0.5's order: every path must exist (``KeyError``)
+    before any value is combined with its leaf; every pair is combined, a path named again
+    included (its error is raised), and the last value for a path is the one kept; the
+    paths must not overlap (``ValueError``)."""
+    pairs = _all_pairs(operation, paths, values, kwargs)
+    leaves = [resolve(tree, path) for path, _ in pairs]
+    if combine is not None:
+        pairs = [(path, combine(leaf, value)) for (path, value), leaf in zip(pairs, leaves)]
+    pairs = _once_each(pairs)
+    _check_disjoint(operation, pairs)
+    for path, value in pairs:
         tree = _replace(tree, path, value)
     return tree
 
@@ -202,9 +222,10 @@ def set(tree: Any, paths: Any = MISSING, values: Any = MISSING, /, **updates: An
     are zodiax 0.5's rules. ``None`` is a legitimate value. Mixing styles is an error.
 
     Raises:
-        KeyError: when a path does not exist.
+        KeyError: when a path does not exist (checked for every path before anything else).
         TypeError: when styles are mixed or no value is given.
-        ValueError: when the number of values does not match the number of paths.
+        ValueError: when the number of values does not match the number of paths, or two
+            paths overlap (``"a"`` and ``"a.b"``).
 
     >>> import zdx_base
     >>> zdx_base.set({"a": {"b": 1.0}, "c": 2.0}, "a.b", 5.0)

@@ -45,8 +45,9 @@ def calc_entropy(cov: Any) -> Array:
 
     Notes
     -----
-    Computed from a Cholesky factor (only the lower triangle is read): a ``cov`` that is
-    not positive definite, or contains NaN, gives NaN.
+    Computed from a Cholesky factor of the symmetric part ``(cov + cov.T) / 2`` (``cov``
+    itself for a covariance): a ``cov`` whose symmetric part is not positive definite,
+    or that contains NaN, gives NaN.
 
     Examples
     --------

@@ -58,9 +58,9 @@ def mv_z_score(x: Any, mean: Any, cov: Any) -> Array:
 
     Notes
     -----
-    Computed with a Cholesky factor of ``cov`` (only its lower triangle is read). A ``cov``
-    that is not positive definite, or contains NaN, gives NaN. NaN in ``x`` or ``mean``
-    gives NaN for that vector.
+    Computed with a Cholesky factor of the symmetric part ``(cov + cov.T) / 2`` (``cov``
+    itself for a covariance). A ``cov`` whose symmetric part is not positive definite, or
+    that contains NaN, gives NaN. NaN in ``x`` or ``mean`` gives NaN for that vector.
 
     Examples
     --------
@@ -141,8 +141,9 @@ def gauss_hessian(J: Any, cov: Any = None) -> Array:
 
     Notes
     -----
-    A full ``cov`` is used through its Cholesky factor (only the lower triangle is read):
-    the result is exactly symmetric, and a ``cov`` that is not positive definite gives NaN.
+    A full ``cov`` is used through the Cholesky factor of its symmetric part
+    ``(cov + cov.T) / 2`` (``cov`` itself for a covariance): the result is exactly
+    symmetric, and a ``cov`` whose symmetric part is not positive definite gives NaN.
     NaN in ``J`` or ``cov`` propagates to the entries it touches.
 
     Examples

@@ -24,6 +24,7 @@ import subprocess
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 # map_optimisers warns about the optimisers it ignores (a deliberate difference, counted below)
@@ -458,13 +459,14 @@ EXPLICIT_CASES = {
 }
 
 
-def generate(kind: str) -> list[dict]:
-    """``CASES_PER_KIND[kind]`` cases, the same on every run (derandomized)."""
+def generate(kind: str, count: int | None = None, seed: int | None = None) -> list[dict]:
+    """``count`` cases of ``kind`` (``CASES_PER_KIND[kind]`` by default): the same on
+    every run without a ``seed`` (derandomized), others for each ``seed`` (explore.py)."""
     cases: list[dict] = []
 
     @settings(
-        max_examples=CASES_PER_KIND[kind],
-        derandomize=True,
+        max_examples=CASES_PER_KIND[kind] if count is None else count,
+        derandomize=seed is None,
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
@@ -474,6 +476,8 @@ def generate(kind: str) -> list[dict]:
     def gather(case):
         cases.append(case)
 
+    if seed is not None:
+        gather = hypothesis_seed(seed)(gather)
     gather()
     return cases
 
@@ -488,17 +492,13 @@ def _hatch() -> str:
     if hatch is None and os.path.basename(launcher) == "hatch":
         hatch = launcher
     if hatch is None:
-        pytest.fail("hatch is needed to run zodiax 0.5.0 in its own environment (zodiax05)")
+        raise RuntimeError("hatch is needed to run zodiax 0.5.0 in its own environment (zodiax05)")
     return hatch
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    """``{kind: [(case, theirs, ours)]}`` and the versions of both sides."""
-    cases = [
-        case for kind in CASES_PER_KIND for case in generate(kind) + EXPLICIT_CASES.get(kind, [])
-    ]
-    folder = tmp_path_factory.mktemp("differential")
+def run_both(cases: list[dict], folder: pathlib.Path) -> dict[str, list]:
+    """``{kind: [(case, theirs, ours)]}``: ``cases`` run by zodiax 0.5.0 (its own hatch
+    environment, a subprocess writing into ``folder``) and by ours (this process)."""
     (folder / "cases.pkl").write_bytes(pickle.dumps(cases))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
     done = subprocess.run(
@@ -515,7 +515,8 @@ def outcomes(tmp_path_factory):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-3000:] + done.stderr[-3000:])
     theirs = pickle.loads((folder / "theirs.pkl").read_bytes())
     ours = runpy.run_path(str(RUNNER))["run_all"](cases)
     assert theirs["versions"]["zodiax"] == "0.5.0", theirs["versions"]
@@ -528,6 +529,15 @@ def outcomes(tmp_path_factory):
     for case, a, b in zip(cases, theirs["results"], ours["results"]):
         by_kind[case["kind"]].append((case, a, b))
     return by_kind
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """``{kind: [(case, theirs, ours)]}`` of the generated and the hand-written cases."""
+    cases = [
+        case for kind in CASES_PER_KIND for case in generate(kind) + EXPLICIT_CASES.get(kind, [])
+    ]
+    return run_both(cases, tmp_path_factory.mktemp("differential"))
 
 
 # --------------------------------------------------------------------------------------
@@ -727,7 +737,7 @@ def _zero_eigenvalue_within_rounding(matrix: np.ndarray) -> bool:
     return bool(abs(values[0]) <= floor)
 
 
-def _classify(triples):
+def classify(triples):
     unexplained, explained = [], {name: 0 for name, _, _ in DELIBERATE}
     for case, theirs, ours in triples:
         found = differences(theirs, ours)
@@ -745,7 +755,7 @@ def _classify(triples):
 def test_ours_agrees_with_zodiax05(kind, outcomes):
     triples = outcomes[kind]
     assert len(triples) == CASES_PER_KIND[kind] + len(EXPLICIT_CASES.get(kind, []))
-    unexplained, _ = _classify(triples)
+    unexplained, _ = classify(triples)
     report = "\n\n".join(
         f"{case!r:.1500}\n  " + "\n  ".join(found[:6]) for case, found in unexplained[:5]
     )
@@ -755,7 +765,7 @@ def test_ours_agrees_with_zodiax05(kind, outcomes):
 def test_each_deliberate_difference_occurs_and_is_in_the_readme(outcomes):
     explained: dict[str, int] = {}
     for kind in CASES_PER_KIND:
-        for name, count in _classify(outcomes[kind])[1].items():
+        for name, count in classify(outcomes[kind])[1].items():
             explained[name] = explained.get(name, 0) + count
     never_seen = [name for name, count in explained.items() if count == 0]
     assert not never_seen, f"deliberate differences that no case exercised: {never_seen}"

@@ -512,6 +512,7 @@ def run_both(cases: list[dict], folder: pathlib.Path) -> dict[str, list]:
         ],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,  # debug_nan_check's breakpoints meet an empty input
         capture_output=True,
         text=True,
     )

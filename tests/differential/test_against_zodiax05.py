@@ -152,6 +152,14 @@ def path_cases(draw):
             st.lists(values, min_size=0, max_size=4).map(lambda v: ("list", v)),
         )
 
+    style = draw(st.sampled_from(["positional", "positional", "mapping", "keywords"]))
+    if style != "positional":  # set({path: value, (path, path): value}) or set(**{path: value})
+        key = one_path
+        if style == "mapping":
+            key = st.one_of(one_path, st.lists(one_path, min_size=1, max_size=2).map(tuple))
+        case["style"] = style
+        case["updates"] = draw(st.lists(st.tuples(key, values), min_size=1, max_size=3))
+        return case
     case["values"] = draw(st.one_of(values_like(paths), st.just("<no value>")))
     return case
 
@@ -392,14 +400,14 @@ EXPLICIT_CASES = {
             "op": "min",
             "tree": ("module", {"a": ("leaf", "py", 1.0)}),
             "paths": ["a", "a"],
-            "values": ["text", 2.0],
+            "values": ("list", [("leaf", "py", "text"), ("leaf", "py", 2.0)]),
         },
         {  # a path inside another
             "kind": "path",
             "op": "set",
             "tree": ("module", {"d": ("dict", {"y": ("leaf", "py", 1.0)})}),
             "paths": ["d.y", "d"],
-            "values": [2.0, 3.0],
+            "values": ("list", [("leaf", "py", 2.0), ("leaf", "py", 3.0)]),
         },
     ],
     "optimiser": [
@@ -645,12 +653,12 @@ DELIBERATE = [
         "one value for nested groups of paths",
         "one value (not in a list) for a nested list of paths is given to every path, as "
         "for a flat list; zodiax 0.5 fails an internal assertion (AssertionError). Where the "
-        "values really do not fit the paths we raise ValueError, and KeyError for a path "
-        "that does not exist.",
+        "values really do not fit the paths we raise ValueError, KeyError for a path that "
+        "does not exist, and TypeError for a value that cannot be combined with its leaf.",
         lambda case, theirs, ours: (
             case["kind"] == "path"
             and theirs[:2] == ("error", "AssertionError")
-            and (ours[0] == "value" or ours[1] in ("ValueError", "KeyError"))
+            and (ours[0] == "value" or ours[1] in ("ValueError", "KeyError", "TypeError"))
         ),
     ),
     (

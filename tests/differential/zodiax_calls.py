@@ -120,9 +120,12 @@ def _path_call(case: dict) -> Any:
     method = getattr(model, case["op"])
     if case["op"] == "get":
         return method(case["paths"], **case.get("kwargs", {}))
+    if "updates" in case:  # a mapping of paths to values, or keyword arguments
+        updates = {key: build(value) for key, value in case["updates"]}
+        return method(**updates) if case["style"] == "keywords" else method(updates)
     if case["values"] == NO_VALUE:
         return method(case["paths"])
-    return method(case["paths"], case["values"])
+    return method(case["paths"], build(case["values"]))
 
 
 def _wrapper_call(case: dict) -> Any:

@@ -60,18 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(sorted(suite.CASES_PER_KIND)),
         help="comma-separated kinds (all): " + ", ".join(sorted(suite.CASES_PER_KIND)),
     )
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     kinds = args.kinds.split(",")
     unknown = sorted(set(kinds) - set(suite.CASES_PER_KIND))
     if unknown:
         parser.error(f"--kinds: unknown {unknown}; the kinds are {sorted(suite.CASES_PER_KIND)}")
+    if args.in_process and len(kinds) != 1:
+        parser.error("--in-process runs one kind")
     if args.cases < 1:
         parser.error(f"--cases must be a positive integer, got {args.cases}")
-    if len(kinds) > 1:  # each kind in a process of its own: no state carries over
+    if not args.in_process:  # each kind in a process of its own: no state carries over
         failed = False
         for kind in kinds:
             command = [sys.executable, __file__, "--cases", str(args.cases)]
-            command += ["--seed", str(args.seed), "--kinds", kind]
+            command += ["--seed", str(args.seed), "--kinds", kind, "--in-process"]
             failed |= subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0
         return 1 if failed else 0
     cases = suite.generate(kinds[0], args.cases, args.seed)

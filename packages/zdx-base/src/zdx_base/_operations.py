@@ -170,7 +170,7 @@ def _is_none(x: Any) -> bool:
 
 
 def _replace(tree: Any, path: PathLike, value: Any) -> Any:
-    resolve(tree, path)  # a clear KeyError before equinox's own error
+    """``tree`` with ``value`` at ``path``, which exists (``_apply`` resolved it)."""
     try:
         return eqx.tree_at(lambda t: resolve(t, path), tree, value, is_leaf=_is_none)
     except ValueError as err:
@@ -194,7 +194,7 @@ def _apply(
     included (its error is raised), and the last value for a path is the one kept; the
     paths must not overlap (``ValueError``)."""
     pairs = _all_pairs(operation, paths, values, kwargs)
-    leaves = [resolve(tree, path) for path, _ in pairs]
+    leaves = [resolve(tree, path) for path, _ in pairs]  # a clear KeyError, before equinox's
     if combine is not None:
         pairs = [(path, combine(leaf, value)) for (path, value), leaf in zip(pairs, leaves)]
     pairs = _once_each(pairs)

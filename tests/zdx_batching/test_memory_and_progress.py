@@ -204,46 +204,26 @@ def test_a_program_compiled_only_to_be_measured_has_the_footprint_of_the_full_co
 )
 @pytest.mark.parametrize("block", [1, 2, 3, 4])
 def test_every_kind_of_program_measures_as_it_compiles_in_full(columns, function, block):
-    from zdx_batching import _columns, _request
+    from zdx_batching import _columns
     from zdx_batching._memory import footprint
-    from zdx_batching._program import Program, compile_to_measure
+    from zdx_batching._program import compile_to_measure
 
     kind = getattr(_columns, columns)()
-    options = {"nbatches": 1, "jit": True, "checkpoint": False, "progress": False}
-    request = _request.make_request(kind, function, X, args=None, max_memory="1GB", **options)
-    devices = tuple(jax.devices())
-    program = Program(request, lambda leaves: (request.f, request.args), devices)
-    jitted = program._jitted(program._plan(block))
-    probe = compile_to_measure(jitted.lower(request.x_leaves, (), None), devices[0].platform)
-    full = jitted.lower(request.x_leaves, (), None).compile()
+    transform = batching.Transform(kind, function, nbatches=1, max_memory="1GB")
+    jitted = jax.jit(transform.program(block))
+    platform = jax.devices()[0].platform
+    probe = compile_to_measure(jitted.lower(X, None, None), platform)
+    full = jitted.lower(X, None, None).compile()
     assert footprint(probe, columns) == footprint(full, columns)
 
 
-class _Lowered:
-    """Stands in for a lowered program whose compiler refuses some options."""
+def test_compile_options_this_compiler_does_not_know_are_left_out_of_the_measurement():
+    from zdx_batching._program import MEASURE_ONLY_CPU, measure_only_options
+    from zdx_batching.compat import supported_compile_options
 
-    def __init__(self, error):
-        self.error, self.calls = error, []
-
-    def compile(self, options=None):
-        self.calls.append(options)
-        if options and "xla_cpu_use_fusion_emitters" in options:
-            raise RuntimeError(self.error)
-        return "compiled"
-
-
-def test_a_compiler_without_the_cpu_option_measures_with_the_others():
-    from zdx_batching._program import _MEASURE_ONLY, compile_to_measure
-
-    lowered = _Lowered("INVALID_ARGUMENT: No such compile option: 'xla_cpu_use_fusion_emitters'")
-    assert compile_to_measure(lowered, "cpu") == "compiled"
-    assert lowered.calls[-1] == _MEASURE_ONLY
-
-
-def test_other_compiler_errors_are_not_swallowed_by_the_measurement():
-    from zdx_batching._program import compile_to_measure
-
-    lowered = _Lowered("RESOURCE_EXHAUSTED: out of memory while compiling")
-    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
-        compile_to_measure(lowered, "cpu")
-    assert len(lowered.calls) == 1
+    wanted = {**MEASURE_ONLY_CPU, "xla_no_such_option_in_any_version": True}
+    kept = supported_compile_options(wanted, "cpu")
+    assert "xla_no_such_option_in_any_version" not in kept
+    assert kept.items() <= wanted.items()
+    assert measure_only_options("cpu") == supported_compile_options(MEASURE_ONLY_CPU, "cpu")
+    assert "xla_backend_optimization_level" in kept  # known to every supported jaxlib

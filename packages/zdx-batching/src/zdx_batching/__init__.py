@@ -1,10 +1,12 @@
 """Batched Jacobians, Hessians and Fisher matrices over pytrees.
 
-Every function takes a function ``f`` and a point ``x`` (any pytree of floating-point
-arrays), computes the matrix in blocks of columns inside one compiled program that is
-cached (a repeated call neither traces nor compiles), can bound its memory
-(``max_memory``), shows progress (``progress=True``) and spreads the blocks over all of
-``jax.devices()``.
+Transforms first: ``hessian_fn(f)`` (and ``jacobian_fn``, ``fisher_fn``,
+``hessian_diagonal_fn``, ``hvp_fn``) returns a function of ``(x, args)`` that computes the
+matrix in blocks of columns inside one ``jax.jit`` program, composable with ``jax.jit``,
+``jax.vmap`` and ``jax.grad``. The zodiax calls (``hessian(f, x, nbatches)``...) are a thin
+layer over them that reuses a program for a new function of the same code and equal
+captures (``capture``), bounds memory (``max_memory``), shows progress and warns about
+float32 and non-finite results.
 
 >>> import jax.numpy as jnp
 >>> import zdx_batching as batching
@@ -15,13 +17,21 @@ cached (a repeated call neither traces nor compiles), can bound its memory
 
 import importlib.metadata
 
-from ._cache import cache_info as cache_info
-from ._cache import clear_cache as clear_cache
-from ._fisher import fisher as fisher
+from ._calls import cache_info as cache_info
+from ._calls import clear_cache as clear_cache
+from ._calls import fisher as fisher
+from ._calls import hessian as hessian
+from ._calls import hessian_diagonal as hessian_diagonal
+from ._calls import hvp as hvp
+from ._calls import jacobian as jacobian
 from ._flat import hessian_to_pytree as hessian_to_pytree
-from ._hessian import hessian as hessian
-from ._hessian import hessian_diagonal as hessian_diagonal
-from ._hessian import hvp as hvp
-from ._jacobian import jacobian as jacobian
+from ._reuse import Captured as Captured
+from ._reuse import capture as capture
+from ._transforms import Transform as Transform
+from ._transforms import fisher_fn as fisher_fn
+from ._transforms import hessian_diagonal_fn as hessian_diagonal_fn
+from ._transforms import hessian_fn as hessian_fn
+from ._transforms import hvp_fn as hvp_fn
+from ._transforms import jacobian_fn as jacobian_fn
 
 __version__ = importlib.metadata.version("zdx-batching")

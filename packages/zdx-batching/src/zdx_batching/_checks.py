@@ -40,9 +40,9 @@ def check_flag(name: str, argument: str, value: Any) -> None:
     checks.check_bool(name, argument, value)
 
 
-def check_nbatches(name: str, nbatches: Any, n: int) -> int | None:
+def check_nbatches(name: str, nbatches: Any, n: int | None) -> int | None:
     """Return ``nbatches`` as an int in ``[1, n]`` (or ``None``: left to the library),
-    or raise a clear error."""
+    or raise a clear error (``n=None``: not yet known, no upper bound)."""
     if nbatches is None:
         return None
     if isinstance(nbatches, (bool, np.bool_)) or not isinstance(nbatches, numbers.Integral):
@@ -56,7 +56,7 @@ def check_nbatches(name: str, nbatches: Any, n: int) -> int | None:
             f"{name}: nbatches must be at least 1, got nbatches={nbatches}. Use "
             "nbatches=1 for a single block of columns, or None to let the library choose."
         )
-    if nbatches > n:
+    if n is not None and nbatches > n:
         raise ValueError(
             f"{name}: nbatches={nbatches} is larger than the number of parameters "
             f"n={n}; choose 1 <= nbatches <= {n}."

@@ -22,18 +22,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 from ._grouping import largest_value
-
-try:  # jax >= 0.6
-    from jax import shard_map as _shard_map
-
-    _VMA_FLAG = "check_vma"
-except ImportError:  # pragma: no cover - older jax
-    from jax.experimental.shard_map import shard_map as _shard_map
-
-    _VMA_FLAG = "check_rep"
+from .compat import mesh_of, shard_map
 
 _AXIS = "blocks"
 # On CPU, when a block's working set would not stay in cache, its columns are evaluated
@@ -215,13 +207,11 @@ def run_blocks(
     if len(plan.devices) == 1:
         stacked = local(inputs, vector, block_ids)
     else:
-        mesh = Mesh(np.asarray(plan.devices), (_AXIS,))
-        sharded = _shard_map(
+        sharded = shard_map(
             local,
-            mesh=mesh,
+            mesh=mesh_of(plan.devices, _AXIS),
             in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(_AXIS)),
             out_specs=PartitionSpec(_AXIS),
-            **{_VMA_FLAG: False},
         )
         stacked = sharded(inputs, vector, block_ids)
     return columns.finish(stacked, n)
@@ -231,7 +221,7 @@ def replicated(devices: tuple) -> NamedSharding | None:
     """The sharding that puts a full copy of the result on every device."""
     if len(devices) == 1:
         return None
-    return NamedSharding(Mesh(np.asarray(devices), (_AXIS,)), PartitionSpec())
+    return NamedSharding(mesh_of(devices, _AXIS), PartitionSpec())
 
 
 class JacobianColumns(Columns):

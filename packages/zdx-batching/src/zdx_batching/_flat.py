@@ -93,6 +93,29 @@ def _dtype(leaf: Any) -> np.dtype:
     return np.dtype(leaf.dtype)
 
 
+def flat_vector(name: str, layout: Layout, v: Any) -> tuple[jax.Array, bool]:
+    """``v`` as a flat vector of ``n`` numbers; also whether it was given flat."""
+    n = layout.n
+    if isinstance(v, (jax.Array, np.ndarray)) and tuple(np.shape(v)) == (n,):
+        leaves, given_flat = [v], True
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(v)
+        shapes = tuple(tuple(np.shape(leaf)) for leaf in leaves)
+        if treedef != layout.treedef or shapes != layout.shapes:
+            raise ValueError(
+                f"{name}: v must be a flat vector of shape ({n},) (the number of parameters) "
+                f"or a pytree with the structure and leaf shapes of x {layout.shapes}; got "
+                f"{v!r:.80}."
+            )
+        given_flat = False
+    for leaf in leaves:
+        dtype = np.dtype(jnp.result_type(leaf))
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name}: v must hold real floating-point numbers, got dtype {dtype}.")
+    flat = leaves[0] if given_flat else layout.ravel(leaves)
+    return jnp.asarray(flat, layout.dtype), given_flat
+
+
 def make_unflatten(layout: Layout) -> Callable[[Any], Any]:
     """The ``unflatten`` function handed back to users: a flat vector to ``x``'s structure."""
     n = layout.n

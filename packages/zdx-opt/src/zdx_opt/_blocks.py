@@ -6,33 +6,46 @@ data set, and ``jax.vmap`` of a single data set's computation run ``block_size``
 at a time (one compiled program per block shape, re-used for every block), each block
 split over ``jax.devices()`` with ``shard_map`` along the data-set axis, with a ``tqdm``
 bar over the blocks.
+
+A compiled program is reused under the family's one rule (``zdx_batching.capture``): the
+computation, with the user's functions and the non-array part of ``args``, travels into
+the program as a pytree whose leaves are the arrays the functions capture. A new
+``lambda`` of the same code and equal captures runs the program compiled before, with the
+values of its own arrays; anything else traces again. What the rule cannot describe (a
+plain object read by the function...) is traced afresh at every call by a program of its
+own, which is dropped after the call: never a stale number, and no cache that grows.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import PartitionSpec
 
 import zdx_base
 from zdx_base import checks
-
-try:  # jax >= 0.6
-    from jax import shard_map as _shard_map
-
-    _VMA_FLAG = "check_vma"
-except ImportError:  # pragma: no cover - older jax
-    from jax.experimental.shard_map import shard_map as _shard_map
-
-    _VMA_FLAG = "check_rep"
+from zdx_batching import Captured, capture
+from zdx_batching.compat import mesh_of, shard_map
 
 _AXIS = "datasets"
+# Raised while tracing when a function needs the concrete value of an array it captures
+# (``np.asarray(data)``, ``if data.sum() > 0``): such a function is traced afresh, with its
+# arrays as constants.
+_NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
+# Keys of the captures that needed values: their next calls go straight to a program of
+# their own (bounded; forgetting costs one failed trace).
+_needs_values: dict = {}
+_MAX_NEEDS_VALUES = 256
 
 
 def _axes_of_leaves(args: Any, in_axes: Any) -> Any:
@@ -90,9 +103,11 @@ def run_blocks(
     Each device's share of a block runs as ``jax.vmap(single)`` when ``vectorise``, else as
     ``jax.lax.map(single)`` (one data set after another inside the compiled program).
 
-    ``single(x, dynamic_args)`` sees one data set's flattened parameters and array
-    arguments; the rest of ``args`` is closed over (static). Blocks are padded with copies
-    of the last data set and the padding is dropped from the results.
+    ``single(x, one_args)`` sees one data set's flattened parameters and arguments; it is
+    a pytree (an ``equinox.Module`` whose user functions are ordinary fields), captured
+    with the non-array part of ``args`` under the reuse rule (see the module's
+    docstring). Blocks are padded with copies of the last data set and the padding is
+    dropped from the results.
     """
     from tqdm.auto import tqdm
 
@@ -118,7 +133,11 @@ def run_blocks(
     axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-    layout = _Layout(single, static, treedef, axes, devices, vectorise)
+    layout = _Layout(treedef, axes, devices, vectorise)
+    captured = capture((single, static))
+    if captured.key in _needs_values:
+        captured = Captured.unique((single, static), "it needs the values of its arrays")
+    program = _held_program if captured.reusable else _fresh_program()
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
@@ -126,52 +145,78 @@ def run_blocks(
     bar = tqdm(range(nblocks), desc=desc, unit="block", disable=not progress, leave=False)
     for k in bar:
         rows = slice(k * block, (k + 1) * block)
-        out = _block_program(
-            layout, flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves
-        )
+        inputs = (flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves)
+        try:
+            out = program(layout, captured, *inputs)
+        except _NEEDS_VALUES:
+            if k or not captured.leaves:
+                raise
+            # The function reads the values of arrays it captures: trace it afresh, with
+            # them as constants of a program of its own.
+            if len(_needs_values) >= _MAX_NEEDS_VALUES:
+                _needs_values.clear()
+            _needs_values[captured.key] = True
+            captured = Captured.unique((single, static), "it needs the values of its arrays")
+            program = _fresh_program()
+            out = program(layout, captured, *inputs)
         outputs.append(jax.block_until_ready(out))
     bar.close()
     stacked = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:total], *outputs)
     return stacked
 
 
-class _Layout(eqx.Module):
-    """Everything static about a block program: compiled once per distinct layout (same
-    functions, settings, shapes), and found again by ``eqx.filter_jit``'s cache."""
+class _Layout(NamedTuple):
+    """What a block program's shape depends on besides its inputs (static, hashed)."""
 
-    single: Any
-    static: Any
-    treedef: Any = eqx.field(static=True)
-    axes: tuple = eqx.field(static=True)
-    devices: tuple = eqx.field(static=True)
-    vectorise: bool = eqx.field(static=True)
+    treedef: Any  # of the array leaves of ``args``
+    axes: tuple  # 0 (batched) or None (shared) per array leaf
+    devices: tuple
+    vectorise: bool
 
 
-@eqx.filter_jit
-def _block_program(layout: _Layout, x, batched_leaves, shared_leaves):
-    def local(x, batched_leaves, shared_leaves):
+def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, shared_leaves):
+    """Every data set of a block: ``single`` vmapped (or mapped) over the rows of ``x`` and
+    of the batched leaves, each device taking its share of the rows."""
+
+    def local(x, batched_leaves, shared_leaves, captured):
+        single, static = captured.function
+
         def one(x_i, b_i):
             merged, bi, si = [], iter(b_i), iter(shared_leaves)
             for axis in layout.axes:
                 merged.append(next(bi) if axis == 0 else next(si))
             dyn = jax.tree.unflatten(layout.treedef, merged)
-            return layout.single(x_i, eqx.combine(dyn, layout.static))
+            return single(x_i, eqx.combine(dyn, static))
 
         if layout.vectorise:
             return jax.vmap(one)(x, batched_leaves)
         return jax.lax.map(lambda pair: one(*pair), (x, batched_leaves))
 
     if len(layout.devices) == 1:
-        return local(x, batched_leaves, shared_leaves)
-    mesh = Mesh(np.asarray(layout.devices), (_AXIS,))
-    sharded = _shard_map(
+        return local(x, batched_leaves, shared_leaves, captured)
+    data_sets, shared = PartitionSpec(_AXIS), PartitionSpec()
+    sharded = shard_map(
         local,
-        mesh=mesh,
-        in_specs=(PartitionSpec(_AXIS), PartitionSpec(_AXIS), PartitionSpec()),
-        out_specs=PartitionSpec(_AXIS),
-        **{_VMA_FLAG: False},
+        mesh=mesh_of(layout.devices, _AXIS),
+        in_specs=(data_sets, data_sets, shared, shared),
+        out_specs=data_sets,
     )
-    return sharded(x, batched_leaves, shared_leaves)
+    return sharded(x, batched_leaves, shared_leaves, captured)
+
+
+# The program every reusable capture shares: JAX's cache, keyed by the layout and the
+# capture's tree definition, finds it again for equal functions and shapes.
+_held_program = jax.jit(_block_program, static_argnums=0)
+
+
+def _fresh_program() -> Callable:
+    """A program of its own, for a capture the rule cannot describe: traced at its first
+    call and dropped with the call (a new function each time, so no cache keeps it)."""
+
+    def program(layout, captured, x, batched_leaves, shared_leaves):
+        return _block_program(layout, captured, x, batched_leaves, shared_leaves)
+
+    return jax.jit(program, static_argnums=0)
 
 
 class Unravel(eqx.Module):

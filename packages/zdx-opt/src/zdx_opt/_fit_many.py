@@ -49,10 +49,13 @@ class ManyFits(eqx.Module):
 
 
 class _NaturalGradientFit(eqx.Module):
-    """One data set's natural-gradient fit, ``(x0, args) -> (best, loss, losses, steps)``."""
+    """One data set's natural-gradient fit, ``(x0, args) -> (best, loss, losses, steps)``.
 
-    loss_fn: Any = eqx.field(static=True)
-    fisher_fn: Any = eqx.field(static=True)
+    The user's functions are ordinary fields: the block program captures them (their
+    arrays are inputs, the rest compared by equality, ``zdx_batching.capture``)."""
+
+    loss_fn: Callable
+    fisher_fn: Callable | None
     unravel: Unravel
     steps: int = eqx.field(static=True)
     learning_rate: float = eqx.field(static=True)
@@ -143,6 +146,13 @@ def fit_many(
     recomputed every ``refresh_every`` steps (Marquardt damping ``F + damping diag(F)``).
     The whole descent of every data set is ``jax.vmap``-ed into one program; the data
     sets run ``block_size`` at a time, each block spread over ``jax.devices()``.
+
+    The program is reused under the family's rule (``zdx_batching.capture``): a call with
+    the same functions, or new ones of the same code and equal captures (a new ``lambda``
+    over the same data), and inputs of the same shapes runs the program compiled before,
+    with the current values of every array, the arrays the functions capture included. A
+    function the rule cannot describe (one that reads a plain object, say) is traced
+    afresh at every call.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """The Hessians of many independent data sets in one compiled program (:func:`hessian_many`).
 
 With minus a log-likelihood at each data set's best fit, their inverses are the fits'
-covariances (error bars). Vmapped over the data sets, in blocks over all devices
-(:mod:`zdx_opt._blocks`).
+covariances (error bars). Each data set's Hessian is ``zdx_batching.hessian_fn``'s,
+vmapped over the data sets, in blocks over all devices (:mod:`zdx_opt._blocks`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,23 @@ import equinox as eqx
 import jax
 
 from zdx_base import checks
+from zdx_batching import hessian_fn
 
 from ._blocks import Unravel, check_vectorise, prepare, run_blocks
 
 
 class _HessianOf(eqx.Module):
-    """One data set's symmetrised Hessian of ``fn``."""
+    """One data set's symmetrised Hessian of ``fn`` (an ordinary field: the block program
+    captures it, ``zdx_batching.capture``)."""
 
-    fn: Any = eqx.field(static=True)
+    fn: Callable
     unravel: Unravel
 
     def __call__(self, x, one_args):
-        hessian = jax.hessian(lambda y: self.fn(self.unravel(y), one_args))(x)
+        fn, unravel = self.fn, self.unravel
+        # One device: the block program already deals the data sets out over the devices.
+        hessian_of = hessian_fn(lambda y: fn(unravel(y), one_args), devices=jax.devices()[:1])
+        hessian = hessian_of(x)
         return (hessian + hessian.T) / 2
 
 
@@ -42,8 +47,9 @@ def hessian_many(
     """The Hessian of ``fn(params_i, args_i)`` for every data set, in one compiled program.
 
     With ``fn`` minus a log-likelihood, at the best fit of each data set, the inverses are
-    the covariances of the fits (their error bars). The data sets run ``block_size`` at a
-    time, vmapped, each block spread over ``jax.devices()``.
+    the covariances of the fits (their error bars). Each Hessian is that of
+    ``zdx_batching.hessian_fn``; the data sets run ``block_size`` at a time, vmapped, each
+    block spread over ``jax.devices()``. The program is reused as in :func:`fit_many`.
 
     Parameters
     ----------

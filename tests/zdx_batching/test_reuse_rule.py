@@ -170,7 +170,7 @@ def test_a_capture_is_a_pytree_that_jax_jit_reuses_for_a_new_lambda():
 
     for k in (1.0, 2.0, 3.0):
         data = jnp.full(4, k)
-        assert float(apply(batching.capture(lambda x: jnp.sum(x * data)), jnp.ones(4))) == 4 * k
+        assert float(apply(batching.capture(lambda x: jnp.sum(x * data)), jnp.ones(4))) == 4 * k  # noqa: B023 (a new lambda per value, on purpose)
     assert len(traces) == 1
 
 
@@ -209,8 +209,8 @@ class Box:
     ("make", "reason"),
     [
         (lambda: Box(np.ones(4)).nll, "Box"),
-        (lambda: (lambda p, box=Box(np.ones(4)): box.nll(p)), "Box"),
-        (lambda: (lambda p, cls=Box: cls(np.ones(4)).nll(p)), "Box"),
+        (lambda: lambda p, box=Box(np.ones(4)): box.nll(p), "Box"),  # noqa: B008
+        (lambda: lambda p, cls=Box: cls(np.ones(4)).nll(p), "Box"),
         (lambda: iter([1.0, 2.0]), "iterator"),
         (lambda: {1: jnp.ones(2), "x": jnp.ones(2)}, "dict"),  # keys that cannot be sorted
         (lambda: np.array([object()]), "objects"),

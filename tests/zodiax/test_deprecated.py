@@ -410,11 +410,14 @@ def test_fisher_matrix_shape_dict_broadcasts_onto_matrices():
         np.testing.assert_allclose(fisher, expected, rtol=1e-12, atol=1e-12)
 
 
+_TRACES: list = []  # module level: read by identity, so appending does not change loglike
+
+
 def test_fisher_matrix_compiles_once_for_one_loglike_and_shapes():
-    traces = []
+    traces = _TRACES
 
     def loglike(model, *data):
-        traces.append(None)
+        _TRACES.append(None)
         return gaussian_loglike(model, *data)
 
     paths = ["mu", "line.a"]

@@ -17,6 +17,7 @@ float32 and non-finite results.
 
 import importlib.metadata
 
+from . import compat as compat
 from ._calls import cache_info as cache_info
 from ._calls import clear_cache as clear_cache
 from ._calls import fisher as fisher

@@ -19,8 +19,14 @@ from typing import Any
 import jax
 
 from ._checks import check_callable, check_flag, check_nbatches, parse_memory
-from ._columns import Columns, DiagonalColumns, FisherColumns, HessianColumns, HvpColumns
-from ._columns import JacobianColumns
+from ._columns import (
+    Columns,
+    DiagonalColumns,
+    FisherColumns,
+    HessianColumns,
+    HvpColumns,
+    JacobianColumns,
+)
 from ._flat import flat_vector, layout_of, make_unflatten
 from ._precision import warn_if_float32, warn_if_not_finite
 from ._program import is_finite

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 
 from ._columns import replicated
-from .compat import supported_compile_options
 from ._memory import choose_block, footprint, too_small
+from .compat import supported_compile_options
 
 
 def progress_bar(name: str, total: int) -> Any:

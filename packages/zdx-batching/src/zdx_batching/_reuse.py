@@ -68,7 +68,7 @@ class _Key:
     """A description's hashable part: a nested tuple with its hash computed once (JAX
     hashes a tree definition at every call of a compiled function)."""
 
-    __slots__ = ("parts", "_hash")
+    __slots__ = ("_hash", "parts")
 
     def __init__(self, parts: tuple):
         self.parts = parts
@@ -293,7 +293,7 @@ class Captured:
     cache keyed by it never hits; callers should trace afresh rather than fill a cache.
     """
 
-    __slots__ = ("function", "leaves", "_rebuild", "reason")
+    __slots__ = ("_rebuild", "function", "leaves", "reason")
 
     def __init__(self, function: Any, leaves: tuple, rebuild: _Rebuild, reason: str | None = None):
         self.function = function

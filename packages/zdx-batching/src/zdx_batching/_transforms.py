@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from . import _program
 from ._checks import check_callable, check_flag, check_nbatches, parse_memory
 from ._columns import (
     Columns,
@@ -26,14 +27,12 @@ from ._columns import (
     HessianColumns,
     HvpColumns,
     JacobianColumns,
-    Plan,
     plan_blocks,
     replicated,
     run_blocks,
 )
 from ._flat import Layout, flat_vector, layout_of, make_unflatten
 from ._grouping import CPU_BLOCK, blocks_pay
-from . import _program
 from ._program import global_inputs, search_block
 
 
@@ -208,7 +207,7 @@ class Transform:
         return compiled
 
     def _search(self, inputs: tuple) -> tuple[int, Any]:
-        x, args, vector = inputs
+        x, _, vector = inputs
         layout, _ = layout_of(self.name, x)
         ncolumns = 1 if vector is not None else layout.n
         largest = plan_blocks(ncolumns, self.nbatches, self.devices).block
@@ -223,7 +222,9 @@ class Transform:
 
         def lower(block: int) -> Any:
             program = self.program(block, shared_f)
-            jitted = jax.jit(program) if sharding is None else jax.jit(program, out_shardings=sharding)
+            jitted = (
+                jax.jit(program) if sharding is None else jax.jit(program, out_shardings=sharding)
+            )
             return jitted.lower(*_abstract(inputs))
 
         return search_block(self.columns.name, self.limit, largest, lower, self.devices)
@@ -267,21 +268,32 @@ def _traced(inputs: Any) -> bool:
 def _abstract(inputs: Any) -> Any:
     def shape_of(leaf: Any) -> Any:
         leaf = leaf if hasattr(leaf, "dtype") else np.asarray(leaf)
-        return jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype, sharding=getattr(leaf, "sharding", None))
+        return jax.ShapeDtypeStruct(
+            np.shape(leaf), leaf.dtype, sharding=getattr(leaf, "sharding", None)
+        )
 
     return jax.tree_util.tree_map(shape_of, inputs)
 
 
 def _signature(inputs: Any) -> tuple:
-    """What a compiled program depends on: structure, shapes, dtypes, Python scalars."""
+    """What a compiled program depends on: the structure, and each leaf's shape, dtype
+    and weak type, read the same way from values and from tracers."""
     leaves, treedef = jax.tree_util.tree_flatten(inputs)
-    shapes = tuple(
-        (np.shape(leaf), getattr(leaf, "dtype", None), type(leaf)) for leaf in leaves
-    )
-    return treedef, shapes
+    return treedef, tuple(_abstract_key(leaf) for leaf in leaves)
+
+
+def _abstract_key(leaf: Any) -> tuple:
+    aval = getattr(leaf, "aval", None)  # a tracer
+    if aval is not None:
+        return (aval.shape, np.dtype(aval.dtype), bool(aval.weak_type))
+    if isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
+        return (leaf.shape, np.dtype(leaf.dtype), bool(getattr(leaf, "weak_type", False)))
+    dtype = jax.dtypes.canonicalize_dtype(np.result_type(type(leaf)))
+    return ((), np.dtype(dtype), True)  # a Python scalar
 
 
 # --- the public constructors -----------------------------------------------------------------
+
 
 def hessian_fn(
     f: Callable,
@@ -453,7 +465,9 @@ def fisher_fn(
     )
 
 
-def hvp_fn(f: Callable, *, checkpoint: bool = False, devices: Sequence | None = None) -> HvpTransform:
+def hvp_fn(
+    f: Callable, *, checkpoint: bool = False, devices: Sequence | None = None
+) -> HvpTransform:
     """The Hessian-vector product transform: ``hvp_fn(f)(x, v, args=None)`` is ``H(x) v``
     in the form ``v`` was given (a pytree like ``x``, or a flat ``(n,)`` array), by one
     forward-over-reverse product.

@@ -72,12 +72,14 @@ def supported_compile_options(options: dict, platform: str | None = None) -> dic
     {}
     """
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-        raise TypeError(f"supported_compile_options: options must be a dict of names, got {options!r:.80}.")
+        raise TypeError(
+            f"supported_compile_options: options must be a dict of names, got {options!r:.80}."
+        )
     platform = platform or jax.default_backend()
     return {name: value for name, value in options.items() if _accepted(platform, name, value)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepted(platform: str, name: str, value: Any) -> bool:
     sharding = jax.sharding.SingleDeviceSharding(jax.devices(platform)[0])
     probe = jax.ShapeDtypeStruct((), np.float32, sharding=sharding)

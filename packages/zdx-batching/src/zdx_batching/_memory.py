@@ -1,35 +1,13 @@
 """Choosing the block size from a memory bound, using XLA's own memory analysis.
 
-For a candidate block size the whole program is lowered and compiled
-(``jax.jit(program).lower(*args).compile()``) and its ``memory_analysis()`` read. The
-bytes counted are what one device holds while the program runs::
-
-    argument_size + output_size + temp_size - alias_size
-
-(inputs, the result, XLA's scratch buffers; donated inputs counted once). Memory grows
-about linearly with the block size: a part that every block shares (inputs, result, the
-values ``f`` saves for its linearisation) plus a part per column. Compiling costs about as
-much whatever the block size, so the search compiles as few programs as it can, and the
-programs it lowers share one trace of ``f`` and of its derivatives (``_program``):
-
-1. two small blocks, of two and three columns, each compiled while the next is traced,
-   side by side, and only to be measured (cheap code generation, the same buffers: about
-   a third of a full compile); together they give the shared part and the growth per
-   column (a block of one column is left out of the line: on the optics problem its
-   footprint lies well below the line of the larger blocks, which made the prediction too
-   small). If two columns do not fit, one column is compiled: it is the program, or a
-   ``ValueError`` says how many bytes it needs;
-2. the line through them predicts the largest block that fits (at most the largest block
-   that ``nbatches`` allows); that program is compiled in full, and its own memory
-   analysis verifies the prediction. The line is trusted both ways: a block it says fits
-   is taken without trying the next one, and when it says that three columns are the
-   most, the block of three is taken without compiling a block of four;
-3. only if the prediction is over, the line is redrawn through the points measured and a
-   smaller block is tried (at most a few rounds; a block that was measured to fit is the
-   fallback).
-
-Every program compiled on the way is discarded except the one chosen, which is cached
-with the rest of the call, so the search is paid once.
+A candidate program is lowered and compiled, and what one device holds while it runs is
+read from ``memory_analysis()``: ``argument + output + temp - alias`` bytes. Memory
+grows about linearly with the block size and a compile costs about as much whatever the
+block, so :func:`choose_block` compiles as few as it can: two small blocks (two and three
+columns, compiled side by side and only to be measured) draw a line; the largest block
+the line says fits is compiled in full and verified by its own analysis; only if it is
+over is the line redrawn and a smaller block tried (a few rounds at most). The package
+README gives the details and the reasons.
 """
 
 from __future__ import annotations

@@ -84,11 +84,6 @@ def largest_intermediate(product: Callable, tangent: jax.Array) -> int:
     return largest_value(jax.make_jaxpr(product)(tangent).jaxpr)
 
 
-def largest_block(n: int, nbatches: int | None, devices: tuple) -> int:
-    """The biggest block size that still gives at least ``nbatches`` blocks."""
-    return plan_blocks(n, nbatches, devices).block
-
-
 class Columns:
     """What one kind of matrix computes per block of tangent vectors.
 

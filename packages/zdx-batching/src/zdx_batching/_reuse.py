@@ -28,6 +28,8 @@ import numpy as np
 MAX_DEPTH = 64  # containers and functions nested deeper than this are not described
 GLOBAL_DEPTH = 3  # module-level functions followed through the names they read
 _ATOMS = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis), np.generic)
+_ATOM_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None), type(Ellipsis)})
+_ARRAY_TYPES = frozenset({np.ndarray, type(jax.numpy.zeros(()))})
 _BY_IDENTITY = (types.BuiltinFunctionType, types.ModuleType, np.ufunc, types.MethodWrapperType)
 
 
@@ -35,71 +37,89 @@ class _Opaque(Exception):
     """Raised while describing something whose state cannot be compared by equality."""
 
 
-class Identity:
-    """An object compared by identity (kept alive by the key that holds it)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any):
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Identity) and other.value is self.value
-
-    def __hash__(self) -> int:
-        return id(self.value)
-
-
 class _Walk:
-    """One description in progress: the arrays found in order, and the functions being
-    described (one that reaches itself cannot be described)."""
+    """One description in progress: the arrays found in order, the objects named in the
+    key by their ``id`` (kept alive with the key, so an equal id is the same object), and
+    the functions being described (one that reaches itself cannot be described)."""
 
     def __init__(self, bake: bool) -> None:
         self.leaves: list = []
+        self.named: list = []
         self.active: set = set()
         self.bake = bake
 
+    def identity(self, value: Any) -> int:
+        self.named.append(value)
+        return id(value)
+
     def describe(self, value: Any, depth: int) -> tuple[Any, Callable]:
         """``value``'s key and a function rebuilding it from an iterator of leaves."""
+        kind = type(value)
+        if kind in _ATOM_TYPES:  # the common types first, by exact type: calls are hot
+            return (kind, value.hex() if kind is float else value), _constant(value)
+        if kind in _ARRAY_TYPES:
+            return self._array(value)
         if depth > MAX_DEPTH:
             raise _Opaque(f"nesting deeper than {MAX_DEPTH} levels")
-        if isinstance(value, (jax.Array, np.ndarray)):
-            if isinstance(value, np.ndarray) and value.dtype.hasobject:
-                raise _Opaque("an array of Python objects")
-            if self.bake:
-                return _contents(value), _constant(value)
-            self.leaves.append(value)
-            return "array", next
-        if isinstance(value, _ATOMS):
-            return (type(value), _exactly(value)), _constant(value)
-        if isinstance(value, _BY_IDENTITY) or _wrapped_by_jax(value):
-            return Identity(value), _constant(value)
         start = len(self.leaves)
-        key, rebuild = self._composite(value, depth + 1)
+        if kind is tuple or kind is list:
+            parts = [self.describe(item, depth + 1) for item in value]
+            key = (kind, *(key for key, _ in parts))
+            builds = [build for _, build in parts]
+            rebuild = lambda leaves: kind(build(leaves) for build in builds)  # noqa: E731
+        elif kind is dict:
+            key, rebuild = self._dict(value, depth + 1)
+        elif kind is types.FunctionType:
+            key, rebuild = self._function(value, depth + 1)
+        elif isinstance(value, (jax.Array, np.ndarray)):
+            return self._array(value)
+        elif isinstance(value, _ATOMS):
+            return (kind, _exactly(value)), _constant(value)
+        elif isinstance(value, _BY_IDENTITY) or _wrapped_by_jax(value):
+            return ("id", self.identity(value)), _constant(value)
+        elif kind is functools.partial:
+            key, rebuild = self._partial(value, depth + 1)
+        elif kind is types.MethodType and not isinstance(value.__self__, type):
+            func, owner = (
+                self.describe(value.__func__, depth + 1),
+                self._pytree(value.__self__, depth + 1),
+            )
+            key = ("method", func[0], owner[0])
+            rebuild = lambda leaves: types.MethodType(func[1](leaves), owner[1](leaves))  # noqa: E731
+        else:
+            key, rebuild = self._pytree(value, depth + 1)
         if len(self.leaves) == start:  # no arrays inside: the very object (mutations reach it)
             return key, _constant(value)
         return key, rebuild
 
-    def _composite(self, value: Any, depth: int) -> tuple[Any, Callable]:
-        if isinstance(value, types.FunctionType):
-            return self._function(value, depth)
-        if isinstance(value, functools.partial):
-            parts = [
-                self.describe(part, depth) for part in (value.func, value.args, value.keywords)
-            ]
-            keys, builds = zip(*parts)
+    def _array(self, value: Any) -> tuple[Any, Callable]:
+        if isinstance(value, np.ndarray) and value.dtype.hasobject:
+            raise _Opaque("an array of Python objects")
+        if self.bake:
+            return _contents(value), _constant(value)
+        self.leaves.append(value)
+        return "array", next
 
-            def rebuild_partial(leaves):
-                func, arguments, keywords = (build(leaves) for build in builds)
-                return functools.partial(func, *arguments, **keywords)
+    def _dict(self, value: dict, depth: int) -> tuple[Any, Callable]:
+        try:
+            names = sorted(value)  # the order jax.tree_util flattens a dict in
+        except TypeError:
+            raise _Opaque("a dict whose keys cannot be sorted") from None
+        parts = [self.describe(value[name], depth) for name in names]
 
-            return ("partial", *keys), rebuild_partial
-        if isinstance(value, types.MethodType) and not isinstance(value.__self__, type):
-            func, owner = self.describe(value.__func__, depth), self._pytree(value.__self__, depth)
-            return ("method", func[0], owner[0]), lambda leaves: types.MethodType(
-                func[1](leaves), owner[1](leaves)
-            )
-        return self._pytree(value, depth)
+        def rebuild(leaves):
+            return {name: build(leaves) for name, (_, build) in zip(names, parts)}
+
+        return (dict, tuple(names), tuple(key for key, _ in parts)), rebuild
+
+    def _partial(self, value: functools.partial, depth: int) -> tuple[Any, Callable]:
+        parts = [self.describe(part, depth) for part in (value.func, value.args, value.keywords)]
+
+        def rebuild(leaves):
+            func, arguments, keywords = (build(leaves) for _, build in parts)
+            return functools.partial(func, *arguments, **keywords)
+
+        return ("partial", *(key for key, _ in parts)), rebuild
 
     def _pytree(self, value: Any, depth: int) -> tuple[Any, Callable]:
         if isinstance(value, type) or isinstance(getattr(value, "__self__", None), type):
@@ -127,11 +147,15 @@ class _Walk:
         self.active.add(id(fn))
         try:
             cells = [self.describe(_contents_of(cell), depth) for cell in fn.__closure__ or ()]
-            defaults = self.describe((fn.__defaults__, fn.__kwdefaults__), depth)
+            if fn.__defaults__ is None and fn.__kwdefaults__ is None:
+                defaults = (None, _constant((None, None)))
+            else:
+                defaults = self.describe((fn.__defaults__, fn.__kwdefaults__), depth)
         finally:
             self.active.discard(id(fn))
-        code = (Identity(fn.__code__), Identity(fn.__globals__), globals_read(fn))
-        key = ("function", *code, tuple(cell[0] for cell in cells), defaults[0])
+        code = (self.identity(fn.__code__), self.identity(fn.__globals__))
+        globals_key = globals_read(fn, self.identity)
+        key = ("function", *code, globals_key, tuple(cell[0] for cell in cells), defaults[0])
 
         def rebuild(leaves):
             closure = tuple(types.CellType(build(leaves)) for _, build in cells)
@@ -181,48 +205,64 @@ def _wrapped_by_jax(value: Any) -> bool:
     return callable(value) and (type(value).__module__ or "").split(".")[0] in ("jax", "jaxlib")
 
 
-@functools.lru_cache(maxsize=4096)
+_NAMES: dict = {}  # id(code) -> (code, names): what each code object may read
+_MAX_NAMES = 4096
+
+
 def _names_of(code: types.CodeType) -> tuple:
     """The names a code object (and the code nested in it) may read from its module."""
+    known = _NAMES.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
     names = list(code.co_names)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names.extend(_names_of(constant))
-    return tuple(dict.fromkeys(names))
+    if len(_NAMES) >= _MAX_NAMES:
+        _NAMES.clear()
+    _NAMES[id(code)] = (code, tuple(dict.fromkeys(names)))
+    return _NAMES[id(code)][1]
 
 
-def globals_read(fn: types.FunctionType) -> tuple:
-    """``(name, Identity(value))`` for the module-level names ``fn``'s code may read, and
+def globals_read(fn: types.FunctionType, identity: Callable[[Any], int] = id) -> tuple:
+    """``(name, identity(value))`` for the module-level names ``fn``'s code may read, and
     those of the module-level functions it names, up to :data:`GLOBAL_DEPTH` levels."""
-    found: dict = {}
+    found = []
     pending, seen = [(fn, 0)], {id(fn)}
     while pending:
         current, level = pending.pop()
         namespace = current.__globals__
         for name in _names_of(current.__code__):
-            if name in namespace:
-                value = namespace[name]
-                found[(id(namespace), name)] = (name, Identity(value))
-                if level < GLOBAL_DEPTH and isinstance(value, types.FunctionType):
-                    if id(value) not in seen:
-                        seen.add(id(value))
-                        pending.append((value, level + 1))
-    return tuple(found.values())
+            value = namespace.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            found.append((name, identity(value)))
+            if level < GLOBAL_DEPTH and type(value) is types.FunctionType:
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    pending.append((value, level + 1))
+    return tuple(found)
+
+
+_MISSING = object()
 
 
 class _Definition:
-    """A capture's tree definition: its key (hashed once: JAX hashes a tree definition at
-    every call of a compiled function) and how to rebuild the callable from leaves."""
+    """A capture's tree definition: its key (nested tuples of numbers, strings, types and
+    tree definitions, compared in C; objects by their ``id``, kept alive in ``named``),
+    hashed once, and how to rebuild the callable from leaves."""
 
-    __slots__ = ("build", "key", "_hash")
+    __slots__ = ("_hash", "build", "key", "named")
 
-    def __init__(self, key: Any, build: Callable):
-        self.key, self.build, self._hash = key, build, hash(key)
+    def __init__(self, key: Any, build: Callable, named: tuple = ()):
+        self.key, self.build, self.named, self._hash = key, build, named, hash(key)
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, _Definition) and self._hash == other._hash and self.key == other.key
-        )
+        if other is self:
+            return True
+        if not isinstance(other, _Definition) or self._hash != other._hash:
+            return False
+        return self.key == other.key
 
     def __hash__(self) -> int:
         return self._hash
@@ -247,7 +287,8 @@ class Captured:
     @classmethod
     def unique(cls, function: Any, reason: str) -> Captured:
         """``function`` with no leaves and a tree definition equal to no other."""
-        return cls(function, (), _Definition(Identity(object()), _constant(function)), reason)
+        token = object()
+        return cls(function, (), _Definition(id(token), _constant(function), (token,)), reason)
 
     @property
     def reusable(self) -> bool:
@@ -304,4 +345,4 @@ def capture(function: Any, bake: bool = False) -> Captured:
         key, build = walk.describe(function, 0)
     except _Opaque as reason:
         return Captured.unique(function, str(reason))
-    return Captured(function, tuple(walk.leaves), _Definition(key, build))
+    return Captured(function, tuple(walk.leaves), _Definition(key, build, tuple(walk.named)))

@@ -310,35 +310,26 @@ def hessian_fn(
 
     The columns are computed in blocks inside one ``jax.jit`` program: held and called
     again it costs what ``jax.jit`` costs, and it composes with ``jax.jit``, ``jax.vmap``
-    and ``jax.grad``. No NaN check or float32 warning is made (those belong to
-    :func:`hessian`, the zodiax call over this transform).
+    and ``jax.grad``. The NaN check, the float32 warning and ``unflatten`` belong to
+    :func:`hessian`, the zodiax call over this transform.
 
     Parameters
     ----------
     f
-        ``f(x)`` or ``f(x, args)`` (when the transform is called with ``args``), a real
+        ``f(x)``, or ``f(x, args)`` when the transform is called with ``args``: a real
         scalar.
-    nbatches
-        How many blocks the ``n`` columns are split into (at least 1, at most ``n``,
-        checked when ``x`` is known); ``None`` (the default) lets the library choose from
-        the shapes of the program: on one CPU device blocks of four columns when each
-        column makes values much larger than itself, else every column at once (JAX's
-        own program); elsewhere every column at once.
+    nbatches, checkpoint, progress
+        As in :func:`hessian`; ``nbatches`` is checked against ``n`` when ``x`` is known.
     max_memory
-        A bound on the bytes one device may use (a number, or a string such as ``"2GB"``):
-        the block size is chosen from the compiled programs' memory analysis on the first
-        call for each shape of the inputs, and kept.
-    checkpoint
-        Wrap ``f`` in ``jax.checkpoint`` (recompute rather than store).
-    progress
-        Show a ``tqdm`` bar over the column blocks while the program runs.
+        As in :func:`hessian`: the block size is searched on the first call for each
+        shape and structure of the inputs, and kept.
     devices
         The devices the blocks are dealt out over (default: ``jax.devices()``).
 
     Returns
     -------
-    A :class:`Transform` ``(x, args=None) -> H``; its ``unflatten(x)`` maps a flat vector
-    back to ``x``'s structure.
+    A :class:`Transform` ``(x, args=None) -> H``; ``transform.unflatten(x)`` maps a flat
+    vector back to ``x``'s structure.
 
     Raises
     ------
@@ -359,15 +350,7 @@ def hessian_fn(
     >>> jax.vmap(curvature, in_axes=(None, 0))({"x": jnp.ones(2)}, jnp.arange(2.0)).shape
     (2, 2, 2)
     """
-    return Transform(
-        HessianColumns(),
-        f,
-        nbatches=nbatches,
-        max_memory=max_memory,
-        checkpoint=checkpoint,
-        progress=progress,
-        devices=devices,
-    )
+    return Transform(HessianColumns(), f, **_options(locals()))
 
 
 def hessian_diagonal_fn(
@@ -380,25 +363,14 @@ def hessian_diagonal_fn(
     devices: Sequence | None = None,
 ) -> Transform:
     """The transform of the Hessian's diagonal: ``hessian_diagonal_fn(f)(x, args=None)``
-    is the ``(n,)`` vector ``H[k, k]``, without holding ``H``.
+    is the ``(n,)`` vector ``H[k, k]``, without holding ``H``. Options and errors as
+    :func:`hessian_fn`.
 
-    Parameters and errors as :func:`hessian_fn`.
-
-    Examples
-    --------
     >>> import jax.numpy as jnp
     >>> hessian_diagonal_fn(lambda p: jnp.sum(p**3))(jnp.array([1.0, 2.0]))
     Array([ 6., 12.], dtype=float64)
     """
-    return Transform(
-        DiagonalColumns(),
-        f,
-        nbatches=nbatches,
-        max_memory=max_memory,
-        checkpoint=checkpoint,
-        progress=progress,
-        devices=devices,
-    )
+    return Transform(DiagonalColumns(), f, **_options(locals()))
 
 
 def jacobian_fn(
@@ -411,26 +383,15 @@ def jacobian_fn(
     devices: Sequence | None = None,
 ) -> Transform:
     """The Jacobian transform: ``jacobian_fn(f)(x, args=None)`` has shape
-    ``(*f(x).shape, n)``, equal to ``jax.jacfwd`` of ``f`` on the flat parameters.
+    ``(*f(x).shape, n)``, equal to ``jax.jacfwd`` of ``f`` on the flat parameters. Options
+    and errors as :func:`hessian_fn`, except that ``f`` may return an
+    array of any shape.
 
-    Parameters and errors as :func:`hessian_fn`, except that ``f`` may return an array of
-    any shape.
-
-    Examples
-    --------
     >>> import jax.numpy as jnp
     >>> jacobian_fn(lambda p: p["a"] * p["b"])({"a": jnp.array([1.0, 2.0]), "b": 3.0}).shape
     (2, 3)
     """
-    return Transform(
-        JacobianColumns(),
-        f,
-        nbatches=nbatches,
-        max_memory=max_memory,
-        checkpoint=checkpoint,
-        progress=progress,
-        devices=devices,
-    )
+    return Transform(JacobianColumns(), f, **_options(locals()))
 
 
 def fisher_fn(
@@ -443,50 +404,31 @@ def fisher_fn(
     devices: Sequence | None = None,
 ) -> Transform:
     """The Fisher-matrix transform: ``fisher_fn(f)(x, args=None)`` is ``J^T J`` for ``f``
-    the model divided by its errors, by forward mode only (see :func:`fisher`).
+    the model divided by its errors, by forward mode only (see :func:`fisher`). Options
+    and errors as :func:`jacobian_fn`.
 
-    Parameters and errors as :func:`jacobian_fn`.
-
-    Examples
-    --------
     >>> import jax.numpy as jnp
     >>> t = jnp.linspace(0.0, 1.0, 5)
     >>> fisher_fn(lambda p: (p["a"] + p["b"] * t) / 0.1)({"a": 0.0, "b": 1.0}).shape
     (2, 2)
     """
-    return Transform(
-        FisherColumns(),
-        f,
-        nbatches=nbatches,
-        max_memory=max_memory,
-        checkpoint=checkpoint,
-        progress=progress,
-        devices=devices,
-    )
+    return Transform(FisherColumns(), f, **_options(locals()))
 
 
-def hvp_fn(
-    f: Callable, *, checkpoint: bool = False, devices: Sequence | None = None
-) -> HvpTransform:
+def hvp_fn(f: Callable, *, checkpoint: bool = False, devices: Sequence | None = None) -> Transform:
     """The Hessian-vector product transform: ``hvp_fn(f)(x, v, args=None)`` is ``H(x) v``
     in the form ``v`` was given (a pytree like ``x``, or a flat ``(n,)`` array), by one
-    forward-over-reverse product.
+    forward-over-reverse product. ``checkpoint``, ``devices`` and the errors as
+    :func:`hessian_fn`; when called, a ``v`` of neither form is a ``ValueError``.
 
-    Parameters
-    ----------
-    f, checkpoint, devices
-        As in :func:`hessian_fn`.
-
-    Raises
-    ------
-    TypeError, ValueError
-        As in :func:`hessian_fn`, and when called, if ``v`` has neither form.
-
-    Examples
-    --------
     >>> import jax.numpy as jnp
     >>> product = hvp_fn(lambda p: jnp.sum(p**3))
     >>> product(jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]))
     Array([6., 0.], dtype=float64)
     """
     return HvpTransform(HvpColumns(), f, nbatches=1, checkpoint=checkpoint, devices=devices)
+
+
+def _options(given: dict) -> dict:
+    """The options among a constructor's ``locals()``."""
+    return {name: value for name, value in given.items() if name != "f"}

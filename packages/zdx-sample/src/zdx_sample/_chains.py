@@ -5,7 +5,8 @@ runs a batch of chains (leading axis of ``starts`` and ``keys``) from warm-up to
 last draw in one program. :func:`run_chains` compiles it once per shape and settings and
 runs it: all chains at once (``"vectorized"``), the chains split over devices with
 ``shard_map`` (``"parallel"``), or one chain after another through the same compiled
-program (``"sequential"``).
+program (``"sequential"``). The program is a :class:`~zdx_sample._compiled.Program`: the
+density's captured likelihood decides whether it is kept for later calls.
 """
 
 from __future__ import annotations
@@ -16,22 +17,14 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as onp
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import PartitionSpec
 
 from zdx_base import checks
+from zdx_batching import compat
 from zdx_opt import LatentMap
 
+from ._compiled import Program
 from ._posterior import LogPosterior
-
-try:  # jax >= 0.6
-    from jax import shard_map as _shard_map
-
-    _VMA_FLAG = "check_vma"
-except ImportError:  # pragma: no cover - older jax
-    from jax.experimental.shard_map import shard_map as _shard_map
-
-    _VMA_FLAG = "check_rep"
 
 CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 _AXIS = "chains"
@@ -96,14 +89,13 @@ def _program(local, density, starts, keys, offset, devices: int):
     def on_device(dynamic, starts, keys, offset):
         return local(eqx.combine(dynamic, static), starts, keys, offset)
 
-    mesh = Mesh(onp.asarray(jax.local_devices()[:devices]), (_AXIS,))
+    mesh = compat.mesh_of(jax.local_devices()[:devices], _AXIS)
     chains = PartitionSpec(_AXIS)
-    sharded = _shard_map(
+    sharded = compat.shard_map(
         on_device,
         mesh=mesh,
         in_specs=(PartitionSpec(), chains, chains, PartitionSpec()),
         out_specs=chains,
-        **{_VMA_FLAG: False},
     )
     return sharded(dynamic, starts, keys, offset)
 
@@ -111,23 +103,19 @@ def _program(local, density, starts, keys, offset, devices: int):
 # XLA's CPU backend copies the loop-carried buffers of a while loop that it cannot prove
 # unshared; with region analysis it proves more of them. The samplers' loops run 10-20 %
 # faster with it on the cheap targets of the benchmark suite, with identical draws.
-_CPU_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
-_tuned = eqx.filter_jit(_program, compiler_options=_CPU_COMPILER_OPTIONS)
-_plain = eqx.filter_jit(_program)
-_tuning_refused: list[bool] = []  # the backend did not know the option
+CPU_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+STATIC_ARGUMENTS = ("local", "devices")
 
 
-def _compiled(local, density, starts, keys, offset, devices: int):
-    """``local`` compiled (once per shape and settings) and run."""
-    if jax.default_backend() != "cpu" or _tuning_refused:
-        return _plain(local, density, starts, keys, offset, devices)
-    try:
-        return _tuned(local, density, starts, keys, offset, devices)
-    except Exception as error:  # a jaxlib without the option: the ordinary compile
-        if "compile option" not in str(error):
-            raise
-        _tuning_refused.append(True)
-        return _plain(local, density, starts, keys, offset, devices)
+def compiler_options() -> dict | None:
+    """The options of :data:`CPU_COMPILER_OPTIONS` that this jaxlib accepts, on CPU (None
+    elsewhere, or when it accepts none of them)."""
+    if jax.default_backend() != "cpu":
+        return None
+    return compat.supported_compile_options(CPU_COMPILER_OPTIONS, "cpu") or None
+
+
+_SAMPLER = Program(_program, static_argnames=STATIC_ARGUMENTS, compiler_options=compiler_options)
 
 
 def run_chains(
@@ -140,17 +128,19 @@ def run_chains(
 ) -> Any:
     """Run ``local`` on every chain (see the module docstring).
 
-    ``local`` must be hashable and the same object from call to call for the compiled
-    program to be reused (a ``functools.partial`` of a module-level function with
-    hashable settings is). Every output has the chains on its leading axis.
+    ``local`` must be hashable and equal from call to call for the compiled program to be
+    reused (a ``NamedTuple`` of settings with a ``__call__`` is); so must what ``density``
+    captures, under ``zdx_batching.capture``'s rule. Every output has the chains on its
+    leading axis.
     """
     num = starts.shape[0]
     keys = jax.random.key_data(keys)
+    compiled = _SAMPLER.for_inputs(density)
     if chain_method != "sequential" or num == 1:
         devices = devices_for(num, chain_method)
-        return _compiled(local, density, starts, keys, jnp.zeros((), jnp.int32), devices)
+        return compiled(local, density, starts, keys, jnp.zeros((), jnp.int32), devices)
     outs = [
-        _compiled(
+        compiled(
             local,
             density,
             starts[i : i + 1],

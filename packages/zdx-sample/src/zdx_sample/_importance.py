@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from functools import partial
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -17,6 +16,7 @@ from jax.scipy.special import gammaln
 from zdx_base import checks
 
 from ._compare import EvidenceEstimate
+from ._compiled import Program
 from ._pareto import pareto_khat
 
 #: Above this Pareto k-hat the importance estimate is not to be trusted (PSIS).
@@ -71,14 +71,12 @@ def _log_weights(
     loc: jax.Array,
     sqrt_cov: jax.Array,
     log_det_sqrt: jax.Array,
-    *,
     log_target: Callable[[jax.Array], jax.Array],
     num_samples: int,
     df: float | None,
     batch_size: int,
 ) -> jax.Array:
-    """Draws from the proposal and their log importance weights (compiled per call, so
-    that no cache keeps ``log_target`` and what it holds alive)."""
+    """Draws from the proposal and their log importance weights."""
     n = loc.shape[0]
     key_z, key_g = jax.random.split(key)
     z = jax.random.normal(key_z, (num_samples, n), dtype=loc.dtype)
@@ -99,6 +97,9 @@ def _log_weights(
     return log_p - (log_q - log_det_sqrt)
 
 
+_LOG_WEIGHTS = Program(_log_weights, static_argnames=("num_samples", "df", "batch_size"))
+
+
 def importance_evidence(
     log_target: Callable[[jax.Array], jax.Array],
     loc: jax.Array,
@@ -115,26 +116,25 @@ def importance_evidence(
 
     The proposal is a multivariate Student-t (``df`` degrees of freedom; a Gaussian when
     ``df`` is None) centred on ``loc`` with scale matrix ``sqrt_cov @ sqrt_cov.T``.
+    ``log_target`` is a pytree (a ``FlatLogPosterior``, its likelihood captured), an
+    input of the compiled program.
 
     Raises
     ------
     ValueError
         If ``log_target`` is NaN or ``+inf`` at some draws, or zero at all of them.
     """
+    loc = jnp.asarray(loc)
     log_w = onp.asarray(
-        jax.jit(
-            partial(
-                _log_weights,
-                log_target=log_target,
-                num_samples=num_samples,
-                df=df,
-                batch_size=batch_size,
-            )
-        )(
+        _LOG_WEIGHTS(
             key,
-            jnp.asarray(loc),
+            loc,
             jnp.asarray(sqrt_cov),
-            jnp.asarray(log_det_sqrt, dtype=jnp.asarray(loc).dtype),
+            jnp.asarray(log_det_sqrt, dtype=loc.dtype),
+            log_target,
+            num_samples=num_samples,
+            df=df,
+            batch_size=batch_size,
         ),
         dtype=float,
     )

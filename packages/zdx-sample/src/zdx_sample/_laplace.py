@@ -238,7 +238,7 @@ def laplace(
                 f"{importance_samples}."
             )
         importance, importance_problem = optional_importance_evidence(
-            post.log_density_flat,
+            post.flat_log_posterior(),
             post.x0,
             jnp.asarray(curv.sqrt_covariance, post.x0.dtype),
             -0.5 * curv.log_det,

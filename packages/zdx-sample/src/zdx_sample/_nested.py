@@ -9,7 +9,6 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import blackjax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
@@ -17,8 +16,10 @@ from tqdm.auto import tqdm
 
 import zdx_base
 from zdx_base import checks
+from zdx_batching import Captured
 
 from ._checks import check_probability
+from ._compiled import Program, capture_log_likelihood
 from ._nested_result import NestedSamplingResult
 from ._nested_weights import padded_weights
 from ._prior import check_prior
@@ -145,25 +146,16 @@ def nested_sampling(
     key, init_key = jax.random.split(key)
     positions = _prior_draws(init_key, prior, num_live)
 
-    # The likelihood's arrays (an equinox module's data, say) are arguments of the compiled
-    # programs and the rest is static, so that a new likelihood of the same structure and
-    # shapes reuses them.
-    arrays, static = eqx.partition(log_likelihood, eqx.is_array)
-    try:
-        hash(static)
-        cached = True
-    except TypeError:  # a static part that cannot be hashed: compile for this call only
-        cached = False
-    settings = _Settings(static, num_inner_steps, num_delete)
-    if cached:  # compiled once per likelihood structure, prior structure, settings and shapes
-        init_fn = partial(_init, arrays=arrays, prior=prior, settings=settings)
-        step_fn = partial(_step, arrays=arrays, prior=prior, settings=settings)
-    else:
-        init_fn = jax.jit(partial(_init_impl, prior=prior, settings=settings))
-        step_fn = jax.jit(partial(_step_impl, prior=prior, settings=settings))
-        init_fn = partial(init_fn, arrays=arrays)
-        step_fn = partial(step_fn, arrays=arrays)
-    state = init_fn(positions)
+    # The likelihood is captured (zdx_batching.capture): its arrays are inputs of the
+    # compiled programs and the rest is compared by equality, so that a new likelihood of
+    # the same code and equal captures (and the same prior structure and shapes) reuses them.
+    settings = _Settings(num_inner_steps, num_delete)
+
+    def start(captured):
+        return _INIT.for_inputs(captured)(positions, captured, prior, settings)
+
+    captured, state = capture_log_likelihood(log_likelihood, start)
+    step_fn = _STEP.for_inputs(captured)
     _check_initial(state.particles.loglikelihood)
 
     log_stop = math.log(termination)
@@ -186,7 +178,9 @@ def nested_sampling(
                     stacklevel=2,
                 )
                 break
-            key, state, particles, calls, integrator = step_fn(key, state)
+            key, state, particles, calls, integrator = step_fn(
+                key, state, captured, prior, settings
+            )
             dead.append(jax.device_get(particles))
             evaluations += int(calls)
             iterations += 1
@@ -237,20 +231,16 @@ def nested_sampling(
 
 
 class _Settings(NamedTuple):
-    """What the compiled programs of a run depend on besides array shapes (hashable):
-    ``log_likelihood`` is the likelihood without its arrays (``eqx.partition``)."""
+    """The settings the compiled programs of a run depend on (hashable)."""
 
-    log_likelihood: Callable[[Any], Any]
     num_inner_steps: int
     num_delete: int
 
 
-def _algorithm(arrays: Any, prior: Any, settings: _Settings):
-    """``blackjax.nss`` on flat parameter vectors; traced inside the compiled programs.
-    ``arrays`` are the likelihood's arrays, put back into ``settings.log_likelihood``."""
+def _algorithm(log_likelihood: Captured, prior: Any, settings: _Settings):
+    """``blackjax.nss`` on flat parameter vectors; traced inside the compiled programs."""
     checked = check_prior(prior)
     _, unravel, _ = zdx_base.ravel(checked.example())
-    log_likelihood = eqx.combine(arrays, settings.log_likelihood)
 
     def loglikelihood_flat(x):
         return jnp.asarray(log_likelihood(unravel(x)), dtype=x.dtype)
@@ -274,22 +264,22 @@ def _prior_draws(key: jax.Array, prior: Any, num: int) -> jax.Array:
     return positions.astype(jnp.result_type(float))
 
 
-def _init_impl(positions: jax.Array, arrays: Any, prior: Any, settings: _Settings):
-    return _algorithm(arrays, prior, settings).init(positions)
+def _init(positions: jax.Array, log_likelihood: Captured, prior: Any, settings: _Settings):
+    return _algorithm(log_likelihood, prior, settings).init(positions)
 
 
-def _step_impl(key: jax.Array, state: Any, arrays: Any, prior: Any, settings: _Settings):
+def _step(key: jax.Array, state: Any, log_likelihood: Captured, prior: Any, settings: _Settings):
     """One nested-sampling step: the new state, the dead points, and the likelihood calls
     (two per slice for its initial bracket, one per expansion and one per shrinkage)."""
     key, step_key = jax.random.split(key)
-    state, info = _algorithm(arrays, prior, settings).step(step_key, state)
+    state, info = _algorithm(log_likelihood, prior, settings).step(step_key, state)
     slices = info.update_info
     calls = jnp.sum(2 + slices.num_expansions + slices.num_shrink)
     return key, state, info.particles, calls, state.integrator
 
 
-_init = jax.jit(_init_impl, static_argnames="settings")
-_step = jax.jit(_step_impl, static_argnames="settings")
+_INIT = Program(_init, static_argnames=("settings",))
+_STEP = Program(_step, static_argnames=("settings",))
 
 
 def _check_initial(loglikes: jax.Array) -> None:

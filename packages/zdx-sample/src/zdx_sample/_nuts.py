@@ -194,8 +194,10 @@ def nuts(
 
     Warm-up and sampling of every chain run as one compiled program (blackjax's NUTS
     transitions in ``lax.scan``, the chains vectorised inside each step, or spread over
-    devices), reused when ``nuts`` is called again with the same ``log_likelihood`` and
-    shapes. The warm-up follows Stan's windows: dual averaging of the step size towards
+    devices), reused when ``nuts`` is called again with a ``log_likelihood`` of the same
+    code and equal captures (``zdx_batching.capture``: the arrays it captures are inputs
+    of the program, so new data of the same shapes runs it too) and the same shapes. The
+    warm-up follows Stan's windows: dual averaging of the step size towards
     ``target_accept_prob`` and, in the slow windows, the covariance of the draws in the
     whitened space (shrunk towards the identity) as the inverse metric.
 

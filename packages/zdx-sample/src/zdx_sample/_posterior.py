@@ -16,37 +16,58 @@ import optimistix as optx
 import zdx_base
 import zdx_batching
 from zdx_base import checks
+from zdx_batching import Captured
 
 from ._checks import scalar_value
+from ._compiled import Program, capture_log_likelihood
 from ._prior import Prior, check_prior, is_distribution
 
 
+def log_prior_density(params: Any, prior: Any) -> jax.Array:
+    """The log density of ``params`` under ``prior``, a pytree of numpyro distributions."""
+    dists = jax.tree.leaves(prior, is_leaf=is_distribution)
+    treedef = jax.tree.structure(prior, is_leaf=is_distribution)
+    return Prior(prior, [], dists, treedef).log_density(params)
+
+
 class LogPosterior(eqx.Module):
-    """``sign * (log_likelihood(params) + log prior(params))`` as a pytree (the prior's
-    arrays are leaves), so that compiled programs built on it are reused from call to call.
+    """``sign * (log_likelihood(params) + log prior(params))`` as a pytree: the arrays of
+    the captured likelihood and of the prior are its leaves, so that a compiled program
+    built on it is reused for a new likelihood of the same code and equal captures
+    (``zdx_batching.capture``) and a prior of the same structure.
     """
 
+    # a zdx_batching.Captured (the function itself, given to zdx_batching.hessian, when
+    # the capture is not reusable: zdx_batching then computes afresh)
     log_likelihood: Callable[[Any], Any]
     prior: Any  # a pytree of numpyro distributions, or None for a flat prior
     sign: float = eqx.field(static=True, default=1.0)
 
     def log_prior(self, params: Any) -> jax.Array:
-        if self.prior is None:
-            return jnp.zeros(())
-        dists = jax.tree.leaves(self.prior, is_leaf=is_distribution)
-        treedef = jax.tree.structure(self.prior, is_leaf=is_distribution)
-        return Prior(self.prior, [], dists, treedef).log_density(params)
+        return jnp.zeros(()) if self.prior is None else log_prior_density(params, self.prior)
 
     def __call__(self, params: Any) -> jax.Array:
         return self.sign * (self.log_likelihood(params) + self.log_prior(params))
 
 
+class FlatLogPosterior(eqx.Module):
+    """A :class:`LogPosterior` of the flat parameter vector ``x``: ``log_posterior(unravel(x))``."""
+
+    log_posterior: LogPosterior
+    unravel: Callable[[jax.Array], Any] = eqx.field(static=True)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.asarray(self.log_posterior(self.unravel(x)), x.dtype)
+
+
 class Posterior:
-    """``log_likelihood`` (and a checked prior) around the flattened start point ``x0``."""
+    """The captured ``log_likelihood`` (a ``zdx_batching.Captured``, see
+    :func:`~zdx_sample._compiled.capture_log_likelihood`) and a checked prior around the
+    flattened start point ``x0``."""
 
     def __init__(
         self,
-        log_likelihood: Callable[[Any], Any],
+        log_likelihood: Captured,
         x0: jax.Array,
         unravel: Callable[[jax.Array], Any],
         names: tuple[str, ...],
@@ -76,12 +97,15 @@ class Posterior:
         prior = None if self.prior is None else self.prior.tree
         return LogPosterior(self.log_likelihood, prior, sign)
 
-    def log_density(self, params: Any) -> jax.Array:
-        """``log L(params) + log prior(params)``, the unnormalised log posterior."""
-        return self.log_likelihood(params) + self.log_prior(params)
+    def flat_log_posterior(self) -> FlatLogPosterior:
+        """The unnormalised log posterior of the flat parameter vector."""
+        return FlatLogPosterior(self.log_posterior(), self.unravel)
 
-    def log_density_flat(self, x: jax.Array) -> jax.Array:
-        return self.log_density(self.unravel(x))
+    @property
+    def reusable(self) -> bool:
+        """Whether the compiled programs of this posterior may be kept for later calls
+        (``zdx_batching.Captured.reusable`` of the likelihood)."""
+        return self.log_likelihood.reusable
 
     def evidence_problem(self) -> str | None:
         """Why this posterior has no evidence (None when it has one)."""
@@ -135,14 +159,18 @@ def setup(
     _check_floating(params, fn_name)
     checked_prior = None if prior is None else check_prior(prior, params)
     x0, unravel, names = zdx_base.ravel(params)
-    post = Posterior(log_likelihood, x0, unravel, names, checked_prior)
-    _check_start(fn_name, post)
+
+    def checked_start(captured: Captured) -> Posterior:
+        post = Posterior(captured, x0, unravel, names, checked_prior)
+        _check_start(fn_name, post)
+        return post
+
+    _, post = capture_log_likelihood(log_likelihood, checked_start)
     if optimise:
         post = _optimise(fn_name, post, max_steps)
     return post
 
 
-@eqx.filter_jit
 def _start_values(log_posterior: LogPosterior, params: Any):
     value = log_posterior.log_likelihood(params)
     if log_posterior.prior is None:
@@ -154,8 +182,11 @@ def _start_values(log_posterior: LogPosterior, params: Any):
     return value, log_posterior.log_prior(params), inside
 
 
+_START_VALUES = Program(_start_values)
+
+
 def _check_start(fn_name: str, post: Posterior, where: str = "the start point `params`") -> None:
-    value, logp, inside = _start_values(post.log_posterior(), post.params)
+    value, logp, inside = _START_VALUES(post.log_posterior(), post.params)
     value = scalar_value(value, "`log_likelihood(params)`")
     if not bool(jnp.isfinite(value)):
         raise ValueError(
@@ -180,28 +211,35 @@ def _check_start(fn_name: str, post: Posterior, where: str = "the start point `p
 
 def _negative_log_posterior(x: jax.Array, args: tuple) -> jax.Array:
     """Minus the log posterior of the flat vector ``x``; ``args`` is ``(LogPosterior with
-    sign -1, unravel)``. A module-level function, with the likelihood's arrays among the
-    arguments, so that optimistix compiles the minimisation once per structure and shapes
-    rather than once per call."""
+    sign -1, unravel)``."""
     negative_log_posterior, unravel = args
     return negative_log_posterior(unravel(x))
 
 
-def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
+def _minimise(negative_log_posterior: LogPosterior, x0: jax.Array, unravel, max_steps: int):
+    """optimistix BFGS from ``x0``: the point reached, the solver's verdict and its steps."""
     solver = optx.BFGS(rtol=1e-10, atol=1e-10)
-    args = (post.log_posterior(sign=-1.0), post.unravel)
-    sol = optx.minimise(
-        _negative_log_posterior, solver, post.x0, args, max_steps=max_steps, throw=False
+    args = (negative_log_posterior, unravel)
+    sol = optx.minimise(_negative_log_posterior, solver, x0, args, max_steps=max_steps, throw=False)
+    return sol.value, sol.result, sol.stats["num_steps"]
+
+
+_MINIMISE = Program(_minimise, static_argnames=("unravel", "max_steps"))
+
+
+def _optimise(fn_name: str, post: Posterior, max_steps: int) -> Posterior:
+    value, result, steps = _MINIMISE(
+        post.log_posterior(sign=-1.0), post.x0, post.unravel, max_steps
     )
-    if sol.result != optx.RESULTS.successful:
+    if result != optx.RESULTS.successful:
         warnings.warn(
             f"{fn_name}: optimise=True did not converge to the posterior mode in "
-            f"{int(sol.stats['num_steps'])} BFGS steps ({sol.result}); the result is built "
+            f"{int(steps)} BFGS steps ({result}); the result is built "
             "around the last point reached.",
             RuntimeWarning,
             stacklevel=3,
         )
-    moved = Posterior(post.log_likelihood, sol.value, post.unravel, post.names, post.prior)
+    moved = Posterior(post.log_likelihood, value, post.unravel, post.names, post.prior)
     _check_start(fn_name, moved, where="the optimised point")
     return moved
 
@@ -232,9 +270,12 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.nd
         mat = _as_matrix(fn_name, fisher, post.n, dtype)
         source = "`fisher`" + (" plus the prior's curvature" if post.prior is not None else "")
         if post.prior is not None:
-            prior_h = onp.asarray(
-                jax.jit(jax.hessian(lambda x: post.log_prior(post.unravel(x))))(post.x0)
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # NaN is reported below
+                prior_h, _ = zdx_batching.hessian(
+                    log_prior_density, post.params, args=post.prior.tree
+                )
+            prior_h = onp.asarray(prior_h)
             if not onp.all(onp.isfinite(prior_h)):
                 raise ValueError(
                     f"{fn_name}: the Hessian of the log prior at `params` has NaN or inf "
@@ -243,9 +284,12 @@ def curvature(fn_name: str, post: Posterior, fisher: Any = None) -> tuple[onp.nd
             mat = mat - 0.5 * (prior_h + prior_h.T)
     else:
         source = "the Hessian of the negative log posterior at `params`"
+        target = post.log_posterior(-1.0)
+        if not post.reusable:  # zdx_batching then sees the function itself: computed afresh
+            target = LogPosterior(post.log_likelihood.function, target.prior, target.sign)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN is reported below
-            hess, _ = zdx_batching.hessian(post.log_posterior(-1.0), post.params)
+            hess, _ = zdx_batching.hessian(target, post.params)
         hess = onp.asarray(hess)
         if not onp.all(onp.isfinite(hess)):
             raise ValueError(

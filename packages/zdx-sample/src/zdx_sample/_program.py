@@ -225,7 +225,9 @@ def run(settings: Settings, density, starts, keys, offset):
             end, over_chains(lambda c: _close_window(c, s.dense), num), lambda c: c, chains
         )
         if s.report_every:
-            _progress.report(i + 1, s.report_every, offset + i + 1, _progress.zero_divergences())
+            _progress.report(
+                i + 1, s.report_every, offset + i + 1, divergences=_progress.zero_divergences()
+            )
         return chains, steps
 
     slow, end = _warmup.window_schedule(s.num_warmup)
@@ -246,7 +248,7 @@ def run(settings: Settings, density, starts, keys, offset):
         states, out = over_chains(draw, num)(states, keys, chains.factor, chains.sampling_step)
         divergences = divergences + jnp.sum(out[2]).astype(jnp.int32)
         if s.report_every:
-            _progress.report(i + 1, s.report_every, offset + i + 1, divergences)
+            _progress.report(i + 1, s.report_every, offset + i + 1, divergences=divergences)
         return (states, divergences), out
 
     def split(key):

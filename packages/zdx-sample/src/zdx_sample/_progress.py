@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as onp
 from tqdm.auto import tqdm
 
 _OPEN: list[tqdm] = []
@@ -42,22 +43,25 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[None]:
         bar.close()
 
 
-def _move(done, divergences) -> None:
+def _move(done, postfix) -> None:
     if not _OPEN:
         return
     bar = _OPEN[-1]
     done = int(done)
     if done > bar.n:
         bar.update(done - bar.n)
-    bar.set_postfix(divergences=int(divergences), refresh=False)
+    if postfix:
+        values = {name: onp.asarray(value).item() for name, value in postfix.items()}
+        bar.set_postfix(values, refresh=False)
 
 
-def report(step: jax.Array, every: int, done: jax.Array, divergences: jax.Array) -> None:
-    """Inside a compiled loop: send ``done`` steps to the open bar when ``step`` is a
-    multiple of ``every`` (``step`` counts from 1)."""
+def report(step: jax.Array, every: int, done: jax.Array, **postfix: jax.Array) -> None:
+    """Inside a compiled loop: send ``done`` steps (and the scalars ``postfix``, shown
+    beside the bar) to the open bar when ``step`` is a multiple of ``every`` (``step``
+    counts from 1)."""
     jax.lax.cond(
         step % every == 0,
-        lambda: jax.debug.callback(_move, done, divergences),
+        lambda: jax.debug.callback(_move, done, postfix),
         lambda: None,
     )
 

@@ -19,7 +19,10 @@ from numpyro.infer.initialization import init_to_value
 from zdx_base import checks
 from zdx_opt import LatentMap
 
+from . import _progress
+from ._chains import LatentDensity
 from ._compare import EvidenceEstimate
+from ._compiled import Program
 from ._importance import (
     CorrectedEvidenceResult,
     ImportanceEvidence,
@@ -123,7 +126,7 @@ def _gaussian_in_params(latent_map, loc, scale_tril):
 
 
 def _elbo_terms(key, loc, scale_tril, log_density_u, num, batch_size):
-    """``log p(u) - log q(u)`` at ``num`` draws of the Gaussian ``q``, in one program."""
+    """``log p(u) - log q(u)`` at ``num`` draws of the Gaussian ``q``."""
     k = loc.shape[0]
     eps = jax.random.normal(key, (num, k), loc.dtype)
     us = loc + eps @ scale_tril.T
@@ -134,6 +137,61 @@ def _elbo_terms(key, loc, scale_tril, log_density_u, num, batch_size):
     )
     log_p = jax.lax.map(log_density_u, us, batch_size=min(batch_size, num))
     return log_p - log_q
+
+
+def _fit(
+    density: LatentDensity,
+    run_key: jax.Array,
+    elbo_key: jax.Array,
+    learning_rate: jax.Array,
+    num_steps: int,
+    num_particles: int,
+    elbo_samples: int,
+    batch_size: int,
+    report_every: int,
+):
+    """numpyro's SVI over the latent vector ``u`` and the ELBO terms of the fitted
+    Gaussian at ``elbo_samples`` fresh draws, in one program.
+
+    Returns ``loc``, ``scale_tril``, the ``(num_steps,)`` losses and the ELBO terms
+    (:func:`_elbo_terms`).
+    """
+    k = density.latent_map.dim
+
+    def model():
+        u = numpyro.sample("u", dist.ImproperUniform(dist.constraints.real_vector, (), (k,)))
+        numpyro.factor("log_density", density(u))
+
+    start = jnp.zeros(k, density.latent_map.x0.dtype)
+    guide = AutoMultivariateNormal(
+        model, init_loc_fn=init_to_value(values={"u": start}), init_scale=1.0
+    )
+
+    # Adam's steps keep a size of about the step size even at the optimum, where the
+    # gradients are pure Monte Carlo noise: decay it to 1 % over the run so that the fit
+    # settles instead of wandering around the optimum.
+    def step_size(i):
+        return learning_rate * 0.01 ** jnp.minimum(i / num_steps, 1.0)
+
+    svi = SVI(model, guide, numpyro.optim.Adam(step_size), Trace_ELBO(num_particles))
+
+    def step(state, i):
+        state, loss = svi.update(state)
+        if report_every:
+            _progress.report(i + 1, report_every, i + 1, loss=loss)
+        return state, loss
+
+    state, losses = jax.lax.scan(step, svi.init(run_key), jnp.arange(num_steps))
+    params = svi.get_params(state)
+    loc, scale_tril = params["auto_loc"], params["auto_scale_tril"]
+    terms = _elbo_terms(elbo_key, loc, scale_tril, density, elbo_samples, batch_size)
+    return loc, scale_tril, losses, terms
+
+
+_FIT = Program(
+    _fit,
+    static_argnames=("num_steps", "num_particles", "elbo_samples", "batch_size", "report_every"),
+)
 
 
 def variational(
@@ -176,7 +234,7 @@ def variational(
     key : PRNG key or int, optional
         Default ``jax.random.key(0)``.
     progress : bool, default True
-        Show numpyro's progress bar.
+        Show a progress bar (moved about 50 times over the run, from inside the program).
     elbo_samples : int, default 2000
         Draws for the final ELBO estimate.
     importance_samples : int, default 2000
@@ -226,45 +284,31 @@ def variational(
     post, curv, latent_map = prepare(
         "variational", log_likelihood, params, prior, fisher, optimise=optimise
     )
-    k = latent_map.dim
     log_det_p = -0.5 * curv.log_det  # log |det P|, with P.T F P = I
-
-    @jax.jit  # numpyro also runs the model outside jit: keep that one compiled call
-    def log_density_u(u):
-        return post.log_density(latent_map(u))
-
-    def model():
-        u = numpyro.sample("u", dist.ImproperUniform(dist.constraints.real_vector, (), (k,)))
-        numpyro.factor("log_density", log_density_u(u))
-
-    guide = AutoMultivariateNormal(
-        model, init_loc_fn=init_to_value(values={"u": jnp.zeros(k, post.x0.dtype)}), init_scale=1.0
-    )
-
-    # Adam's steps keep a size of about the step size even at the optimum, where the
-    # gradients are pure Monte Carlo noise: decay it to 1 % over the run so that the fit
-    # settles instead of wandering around the optimum.
-    def step_size(i):
-        return learning_rate * 0.01 ** jnp.minimum(i / num_steps, 1.0)
-
-    svi = SVI(model, guide, numpyro.optim.Adam(step_size), Trace_ELBO(num_particles))
+    density = LatentDensity(post.log_posterior(), latent_map)
     run_key, elbo_key, is_key = jax.random.split(key, 3)
-    run = svi.run(run_key, num_steps, progress_bar=bool(progress))
-    loc = jnp.asarray(run.params["auto_loc"])
-    scale_tril = jnp.asarray(run.params["auto_scale_tril"])
+    with _progress.progress_bar(num_steps, "variational", bool(progress)):
+        loc, scale_tril, losses, terms = _FIT(
+            density,
+            run_key,
+            elbo_key,
+            jnp.asarray(learning_rate, post.x0.dtype),
+            num_steps=num_steps,
+            num_particles=num_particles,
+            elbo_samples=elbo_samples,
+            batch_size=batch_size,
+            report_every=_progress.report_interval(num_steps) if progress else 0,
+        )
     if not (
         onp.all(onp.isfinite(onp.asarray(loc))) and onp.all(onp.isfinite(onp.asarray(scale_tril)))
     ):
         raise ValueError(
             "variational: the optimisation produced NaN or inf (the last losses were "
-            f"{run.losses[-3:]}); try a smaller `learning_rate`."
+            f"{losses[-3:]}); try a smaller `learning_rate`."
         )
 
     # the ELBO in the parameters' units, from fresh draws of the final Gaussian
-    terms = (
-        onp.asarray(_elbo_terms(elbo_key, loc, scale_tril, log_density_u, elbo_samples, batch_size))
-        + log_det_p
-    )
+    terms = onp.asarray(terms) + log_det_p
     if not onp.all(onp.isfinite(terms)):
         bad = int(onp.sum(~onp.isfinite(terms)))
         raise ValueError(
@@ -281,7 +325,7 @@ def variational(
     sqrt_cov, mean_flat = _gaussian_in_params(latent_map, loc, scale_tril)
     if problem is None:
         importance, importance_problem = optional_importance_evidence(
-            post.log_density_flat,
+            post.flat_log_posterior(),
             mean_flat,
             sqrt_cov,
             log_det_p + float(onp.sum(onp.log(onp.diag(onp.asarray(scale_tril))))),
@@ -298,7 +342,7 @@ def variational(
         names=post.names,
         elbo=elbo,
         elbo_error=elbo_error,
-        losses=jnp.asarray(run.losses),
+        losses=losses,
         importance=importance,
         latent_map=latent_map,
         loc=loc,

@@ -283,3 +283,23 @@ def test_calls_from_several_threads_each_get_their_own_matrix():
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         assert sorted(pool.map(worker, range(4))) == [0, 1, 2, 3]
     assert batching.cache_info()["entries"] == 1
+
+
+def test_a_capture_that_is_not_reusable_makes_any_capture_holding_it_not_reusable():
+    inner = batching.capture(Box(np.ones(4)).nll)
+    assert not inner.reusable
+    outer = batching.capture(lambda p: inner(p))
+    assert not outer.reusable and outer.reason == inner.reason
+
+
+def test_captured_jit_holds_one_program_for_reusable_captures_and_none_for_the_others():
+    apply = batching.CapturedJit(lambda function, p: function(p))
+    for data in (np.ones(4), 2 * np.ones(4)):
+        f = bound(jnp.asarray(data), 2)
+        np.testing.assert_allclose(apply(batching.capture(f), X), f(X), rtol=1e-12)
+    assert apply.held._cache_size() == 1
+    model = Box(np.arange(4.0))
+    for value in (1.0, 5.0):
+        model.data = np.full(4, value)
+        np.testing.assert_allclose(apply(batching.capture(model.nll), X), model.nll(X), rtol=1e-12)
+    assert apply.held._cache_size() == 1

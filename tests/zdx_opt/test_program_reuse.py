@@ -157,7 +157,7 @@ def test_a_function_reading_a_plain_object_gets_fresh_results_and_keeps_no_progr
         return settings.scale * jnp.sum((p - settings.target * d) ** 2)
 
     points = jnp.zeros_like(data)
-    held = _blocks._held_program._cache_size()
+    held = _blocks._PROGRAM.held._cache_size()
     eye = jnp.eye(2)[None].repeat(4, 0)
     onp.testing.assert_allclose(zdx_opt.hessian_many(fn, points, data), 4.0 * eye)
     onp.testing.assert_allclose(zdx_opt.fit_many(fn, points, data, **FIT).params, data)
@@ -166,7 +166,7 @@ def test_a_function_reading_a_plain_object_gets_fresh_results_and_keeps_no_progr
     onp.testing.assert_allclose(
         zdx_opt.fit_many(fn, points, data, **FIT).params, -2.0 * data, atol=1e-12
     )
-    assert _blocks._held_program._cache_size() == held
+    assert _blocks._PROGRAM.held._cache_size() == held
 
 
 def test_a_plain_object_in_args_gets_fresh_results(data):

@@ -26,7 +26,9 @@ from ._calls import hessian_diagonal as hessian_diagonal
 from ._calls import hvp as hvp
 from ._calls import jacobian as jacobian
 from ._flat import hessian_to_pytree as hessian_to_pytree
+from ._reuse import NEEDS_VALUES as NEEDS_VALUES
 from ._reuse import Captured as Captured
+from ._reuse import CapturedJit as CapturedJit
 from ._reuse import capture as capture
 from ._transforms import Transform as Transform
 from ._transforms import fisher_fn as fisher_fn

@@ -30,19 +30,12 @@ from ._columns import (
 from ._flat import flat_vector, layout_of, make_unflatten
 from ._precision import warn_if_float32, warn_if_not_finite
 from ._program import is_finite
-from ._reuse import Captured, capture
+from ._reuse import NEEDS_VALUES, Captured, capture
 from ._transforms import HvpTransform, Transform
 
 _MAX_TRANSFORMS = 64  # transforms held for the calls: one per kind and options
 _lock = threading.Lock()
 _counts = {"calls": 0, "traces": 0}
-# Raised while tracing when ``f`` needs a concrete value of an array it captures.
-_NEEDS_CONCRETE = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-    jax.errors.NonConcreteBooleanIndexError,
-)
 # Keys of captures whose arrays had to be baked in: their next calls bake at once
 # instead of failing to trace first (bounded; forgetting costs one failed trace).
 _baked: dict = {}
@@ -120,7 +113,7 @@ def _run(kind: str, f, x, nbatches, jit, checkpoint, args, max_memory, progress,
         _counts["calls"] += 1
     try:
         result = _transform_for(captured, options)._call(x, captured, v)
-    except _NEEDS_CONCRETE:
+    except NEEDS_VALUES:
         if not captured.leaves:
             raise
         # f needs the values of arrays it captures: bake them in, keyed by their bytes.

@@ -55,6 +55,8 @@ class _Walk:
     def describe(self, value: Any, depth: int) -> tuple[Any, Callable]:
         """``value``'s key and a function rebuilding it from an iterator of leaves."""
         kind = type(value)
+        if kind is Captured and not value.reusable:  # a capture made elsewhere
+            raise _Opaque(value.reason)
         if kind in _ATOM_TYPES:  # the common types first, by exact type: calls are hot
             return (kind, value.hex() if kind is float else value), _constant(value)
         if kind in _ARRAY_TYPES:
@@ -346,3 +348,71 @@ def capture(function: Any, bake: bool = False) -> Captured:
     except _Opaque as reason:
         return Captured.unique(function, str(reason))
     return Captured(function, tuple(walk.leaves), _Definition(key, build, tuple(walk.named)))
+
+
+# Raised while tracing when a function needs the concrete value of an array it captures
+# (``np.asarray(data)``, boolean-mask indexing): capture it again with ``bake=True``.
+NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
+
+
+def all_reusable(tree: Any) -> bool:
+    """Whether every :class:`Captured` in ``tree`` is reusable."""
+    found = jax.tree_util.tree_leaves(tree, is_leaf=lambda leaf: isinstance(leaf, Captured))
+    return all(leaf.reusable for leaf in found if isinstance(leaf, Captured))
+
+
+class CapturedJit:
+    """``jax.jit(fn, **options)`` for functions given :class:`Captured` arguments: one
+    program held for every call whose captures are reusable (``jax.jit``'s cache, keyed
+    by their tree definitions, finds it again), and a program of its own, traced afresh
+    and dropped with the call, for a call holding a capture that is not (never stale, and
+    never one more entry in the held program's cache).
+
+    ``compiler_options`` may be a function returning the options, asked once, when the
+    held program is first built (so that making one does not start JAX's backends).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> apply = CapturedJit(lambda function, x: function(x))
+    >>> float(apply(capture(lambda x: jnp.sum(x**2)), jnp.ones(3)))
+    3.0
+    """
+
+    def __init__(self, fn: Callable, *, compiler_options: Any = None, **options: Any):
+        self.fn, self._options, self._compiler_options = fn, options, compiler_options
+        self._held: Callable | None = None
+
+    def _jit(self, fn: Callable) -> Callable:
+        options = self._compiler_options
+        if callable(options):
+            options = self._compiler_options = options()
+        return jax.jit(fn, compiler_options=options, **self._options)
+
+    @property
+    def held(self) -> Callable:
+        """The program shared by every call whose captures are reusable."""
+        if self._held is None:
+            self._held = self._jit(self.fn)
+        return self._held
+
+    def fresh(self) -> Callable:
+        """A program of its own (traced at its first call, dropped with it)."""
+
+        @functools.wraps(self.fn)
+        def traced_afresh(*args: Any, **kwargs: Any) -> Any:
+            return self.fn(*args, **kwargs)
+
+        return self._jit(traced_afresh)
+
+    def for_inputs(self, *trees: Any) -> Callable:
+        """The program for a call with the captures in ``trees``."""
+        return self.held if all_reusable(trees) else self.fresh()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.for_inputs(args, kwargs)(*args, **kwargs)

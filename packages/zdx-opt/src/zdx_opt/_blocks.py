@@ -29,19 +29,10 @@ from jax.sharding import PartitionSpec
 
 import zdx_base
 from zdx_base import checks
-from zdx_batching import Captured, capture
+from zdx_batching import NEEDS_VALUES, Captured, CapturedJit, capture
 from zdx_batching.compat import mesh_of, shard_map
 
 _AXIS = "datasets"
-# Raised while tracing when a function needs the concrete value of an array it captures
-# (``np.asarray(data)``, ``if data.sum() > 0``): such a function is traced afresh, with its
-# arrays as constants.
-_NEEDS_VALUES = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-    jax.errors.NonConcreteBooleanIndexError,
-)
 # Keys of the captures that needed values: their next calls go straight to a program of
 # their own (bounded; forgetting costs one failed trace).
 _needs_values: dict = {}
@@ -137,7 +128,7 @@ def run_blocks(
     captured = capture((single, static))
     if captured.key in _needs_values:
         captured = Captured.unique((single, static), "it needs the values of its arrays")
-    program = _held_program if captured.reusable else _fresh_program()
+    program = _PROGRAM.for_inputs(captured)
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
@@ -148,7 +139,7 @@ def run_blocks(
         inputs = (flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves)
         try:
             out = program(layout, captured, *inputs)
-        except _NEEDS_VALUES:
+        except NEEDS_VALUES:
             if k or not captured.leaves:
                 raise
             # The function reads the values of arrays it captures: trace it afresh, with
@@ -157,7 +148,7 @@ def run_blocks(
                 _needs_values.clear()
             _needs_values[captured.key] = True
             captured = Captured.unique((single, static), "it needs the values of its arrays")
-            program = _fresh_program()
+            program = _PROGRAM.fresh()
             out = program(layout, captured, *inputs)
         outputs.append(jax.block_until_ready(out))
     bar.close()
@@ -204,19 +195,10 @@ def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, share
     return sharded(x, batched_leaves, shared_leaves, captured)
 
 
-# The program every reusable capture shares: JAX's cache, keyed by the layout and the
-# capture's tree definition, finds it again for equal functions and shapes.
-_held_program = jax.jit(_block_program, static_argnums=0)
-
-
-def _fresh_program() -> Callable:
-    """A program of its own, for a capture the rule cannot describe: traced at its first
-    call and dropped with the call (a new function each time, so no cache keeps it)."""
-
-    def program(layout, captured, x, batched_leaves, shared_leaves):
-        return _block_program(layout, captured, x, batched_leaves, shared_leaves)
-
-    return jax.jit(program, static_argnums=0)
+# The program every reusable capture shares (JAX's cache, keyed by the layout and the
+# capture's tree definition, finds it again for equal functions and shapes); a capture the
+# rule cannot describe gets a program of its own, dropped with the call.
+_PROGRAM = CapturedJit(_block_program, static_argnums=0)
 
 
 class Unravel(eqx.Module):

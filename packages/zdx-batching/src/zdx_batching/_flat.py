@@ -13,15 +13,6 @@ import numpy as np
 from ._checks import check_parameters
 
 
-def abstract(leaf: Any) -> tuple:
-    """Shape, dtype and weak type of an array or Python scalar: what a compile depends on."""
-    if isinstance(leaf, float):
-        return ((), np.dtype(jnp.result_type(float)), True)
-    if isinstance(leaf, jax.Array):
-        return (tuple(leaf.shape), np.dtype(leaf.dtype), bool(getattr(leaf, "weak_type", False)))
-    return (tuple(np.shape(leaf)), np.dtype(leaf.dtype), False)
-
-
 class Layout(NamedTuple):
     """Where each leaf of ``x`` lives in the flat vector of its ``n`` scalars."""
 
@@ -31,10 +22,6 @@ class Layout(NamedTuple):
     sizes: tuple
     dtype: Any
     n: int
-
-    @property
-    def key(self) -> tuple:
-        return (self.treedef, self.shapes, self.dtypes, self.dtype)
 
     def ravel(self, leaves: list) -> jax.Array:
         """Concatenate the leaves into one flat vector (traceable)."""

@@ -6,18 +6,23 @@ the environment with our packages and the one with zodiax 0.5.0 (where ``zdx_bat
 does not exist, and ``import zodiax`` is 0.5.0).
 
 A case id names the library, the computation and its options, e.g.
-``zdx.hessian[nbatches=5]``, ``zodiax05.hessian[nbatches=5]``, ``jax.hessian``, ``f``. Every
-callable that :func:`make_runner` returns makes one full call (with a new
-``lambda`` for the library functions, as the tutorial writes them) and waits for the
-result.
+``zdx.hessian[nbatches=5]``, ``zdx.hessian_fn``, ``zodiax05.hessian[nbatches=5]``,
+``jax.hessian``, ``f``. Every callable that :func:`make_runner` returns makes one full call
+and waits for the result: the zodiax calls (``zdx.hessian``, ``zodiax05.hessian``...) with a
+new ``lambda``, as the tutorial writes them; the transforms (``zdx.hessian_fn``...) and
+``jax.hessian`` created once and called again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.metadata
+import io
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +36,13 @@ __all__ = [
     "SUITES",
     "Case",
     "available_libraries",
+    "blocks_chosen",
     "cases_for",
     "environment_label",
     "make_runner",
     "parse_case_id",
+    "source_commit",
+    "zdx_transform",
 ]
 
 LIBRARIES = ("jax", "zdx", "zodiax05")
@@ -59,18 +67,24 @@ class Case:
         Number of column blocks, or ``None``.
     max_memory
         The memory bound given to ``zdx_batching`` (e.g. ``"64MB"``), or ``None``.
+    held
+        For ``"zdx"``: the transform (``zdx_batching.hessian_fn(f, ...)``) created once and
+        called again, instead of the zodiax call with a new ``lambda`` each time.
     """
 
     library: str
     kind: str
     nbatches: int | None = None
     max_memory: str | None = None
+    held: bool = False
 
     @property
     def id(self) -> str:
         if self.library == "jax":
             return {"f": "f", "checked": "jax.hessian+checks"}.get(self.kind, "jax.hessian")
         name = {"diagonal": "hessian_diagonal"}.get(self.kind, self.kind)
+        if self.held:
+            name += "_fn"
         options = []
         if self.nbatches is not None:
             options.append(f"nbatches={self.nbatches}")
@@ -80,7 +94,7 @@ class Case:
         return f"{self.library}.{name}{suffix}"
 
 
-_CASE_ID = re.compile(r"^(zdx|zodiax05)\.(hessian|fisher|hessian_diagonal)(?:\[(.*)\])?$")
+_CASE_ID = re.compile(r"^(zdx|zodiax05)\.(hessian|fisher|hessian_diagonal)(_fn)?(?:\[(.*)\])?$")
 
 
 def parse_case_id(case_id: str) -> Case:
@@ -94,7 +108,9 @@ def parse_case_id(case_id: str) -> Case:
     match = _CASE_ID.match(case_id)
     if not match:
         raise ValueError(f"Unknown case {case_id!r}.")
-    library, name, options = match.groups()
+    library, name, held, options = match.groups()
+    if held and library != "zdx":
+        raise ValueError(f"Unknown case {case_id!r}: only zdx has transforms.")
     kind = {"hessian_diagonal": "diagonal"}.get(name, name)
     nbatches = max_memory = None
     for option in filter(None, (options or "").split(",")):
@@ -105,7 +121,7 @@ def parse_case_id(case_id: str) -> Case:
             max_memory = value
         else:
             raise ValueError(f"Unknown option {key!r} in case {case_id!r}.")
-    return Case(library, kind, nbatches, max_memory)
+    return Case(library, kind, nbatches, max_memory, held=bool(held))
 
 
 # --------------------------------------------------------------------------------------
@@ -157,7 +173,32 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     found.setdefault("jax", jax.__version__)
+    commit = source_commit()
+    if commit is not None:
+        found["commit"] = commit
     return found
+
+
+def source_commit() -> str | None:
+    """The repository's commit, with ``+changes`` when ``packages/`` holds uncommitted
+    changes (an editable install runs the working tree, and its version metadata is
+    only refreshed when the environment is synced); None outside a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", root, *arguments], capture_output=True, text=True, timeout=30
+        )
+        if done.returncode != 0:
+            raise OSError(done.stderr)
+        return done.stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "packages")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+changes" if changed else "")
 
 
 # --------------------------------------------------------------------------------------
@@ -197,14 +238,20 @@ def _checked_hessian(problem: Any) -> Callable[[], Any]:
     return call
 
 
-def _zdx_runner(case: Case, problem: Any) -> Callable[[], Any]:
-    import zdx_batching
-
+def _zdx_options(case: Case) -> dict:
     options = {}
     if case.nbatches is not None:
         options["nbatches"] = case.nbatches
     if case.max_memory is not None:
         options["max_memory"] = case.max_memory
+    return options
+
+
+def _zdx_runner(case: Case, problem: Any) -> Callable[[], Any]:
+    """The zodiax call, with a new ``lambda`` on every call, as the tutorial writes it."""
+    import zdx_batching
+
+    options = _zdx_options(case)
     x = problem.x
     if case.kind == "fisher":
         compute, function = zdx_batching.fisher, problem.residuals
@@ -213,6 +260,52 @@ def _zdx_runner(case: Case, problem: Any) -> Callable[[], Any]:
     else:
         compute, function = zdx_batching.hessian, problem.loss
     return lambda: jax.block_until_ready(compute(function(), x, **options)[0])
+
+
+def zdx_transform(case: Case, problem: Any, **extra: Any) -> tuple[Any, tuple]:
+    """``(transform, inputs)``: ``zdx_batching.hessian_fn`` (``fisher_fn``,
+    ``hessian_diagonal_fn``) of the problem's function with the case's options, and the
+    ``(x, args)`` to call it with.
+
+    ``args``'s arrays are the transform's ``args``; its other leaves (the strings and
+    integers of the dLux model) are closed over, as for ``jax.hessian``: a ``jax.jit``
+    program takes arrays only.
+    """
+    import zdx_batching
+
+    dynamic, static = eqx.partition(problem.args, eqx.is_array)
+    if case.kind == "fisher":
+        make, function = zdx_batching.fisher_fn, problem.residual_fn
+    elif case.kind == "diagonal":
+        make, function = zdx_batching.hessian_diagonal_fn, problem.loss_fn
+    else:
+        make, function = zdx_batching.hessian_fn, problem.loss_fn
+
+    def f(x, arrays):
+        return function(x, eqx.combine(arrays, static))
+
+    return make(f, **_zdx_options(case), **extra), (problem.x, dynamic)
+
+
+def _held_runner(case: Case, problem: Any) -> Callable[[], Any]:
+    """The transform, created once and called again with the same ``x`` and ``args``."""
+    transform, inputs = zdx_transform(case, problem)
+    return lambda: jax.block_until_ready(transform(*inputs))
+
+
+_BAR_COUNT = re.compile(r"(\d+)/(\d+)")
+
+
+def blocks_chosen(case: Case, problem: Any) -> int | None:
+    """How many column blocks ``zdx_batching`` runs for ``case`` on ``problem``: read from
+    the progress bar of the same transform (for ``max_memory``, the search runs again),
+    or None if it shows none."""
+    transform, inputs = zdx_transform(case, problem, progress=True)
+    shown = io.StringIO()
+    with contextlib.redirect_stderr(shown):
+        jax.block_until_ready(transform(*inputs))
+    counts = _BAR_COUNT.findall(shown.getvalue())
+    return int(counts[-1][1]) if counts else None
 
 
 def _zodiax05_runner(case: Case, problem: Any) -> Callable[[], Any]:
@@ -256,7 +349,7 @@ def make_runner(case: Case, problem: Any) -> Callable[[], Any]:
 
         return _jit_on_arrays(flat_hessian, flat, problem.args)
     if case.library == "zdx":
-        return _zdx_runner(case, problem)
+        return _held_runner(case, problem) if case.held else _zdx_runner(case, problem)
     return _zodiax05_runner(case, problem)
 
 
@@ -287,7 +380,8 @@ def reference_check(case: Case, result: Any, reference: Any) -> str | None:
 class Entry:
     """A problem of a suite, and what is timed on it.
 
-    ``f`` and ``jax.hessian`` always; ``zdx_batching.hessian`` at each of ``nbatches``
+    ``f``, ``jax.hessian`` and the held ``zdx_batching.hessian_fn(f)`` (default settings)
+    always; ``zdx_batching.hessian`` at each of ``nbatches``
     (``None``: the default settings) and with ``max_memory`` if given;
     ``zdx_batching.fisher`` (and zodiax 0.5's Jacobian then ``J^T J``) at ``nbatches=5``
     if ``fisher``; ``zdx_batching.hessian_diagonal`` at ``nbatches=5`` if ``diagonal``;
@@ -342,7 +436,7 @@ SUITES: dict[str, tuple[Entry, ...]] = {
 
 def cases_for(entry: Entry) -> list[Case]:
     """Every case of one suite entry, in the order they run (``jax.hessian`` first)."""
-    cases = [Case("jax", "f"), Case("jax", "hessian")]
+    cases = [Case("jax", "f"), Case("jax", "hessian"), Case("zdx", "hessian", held=True)]
     for nb in entry.nbatches:
         cases.append(Case("zdx", "hessian", nb))
     if entry.max_memory is not None:

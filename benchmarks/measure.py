@@ -22,11 +22,12 @@ baseline, which cannot see a peak lower than the build's.
 
 times repeated calls instead: every case once (first calls and one repeat untimed), then
 round after round one call of each case in turn, and prints one line of JSON with each
-case's fastest and median call over the rounds in seconds and their ratios to the first
-case's. Each result is checked against ``jax.hessian``'s when that is one of the cases
-(``disagree``: the cases that differ, with why; the exit status is then 1). Cases timed
-in the same rounds share the machine's load, so on a busy machine their ratio is what to
-compare.
+case's fastest and median call over the rounds in seconds, their ratios to the first
+case's and the microseconds by which each median exceeds the first case's
+(``median_added_us``). Each result is checked against ``jax.hessian``'s when that is one
+of the cases (``disagree``: the cases that differ, with why; the exit status is then 1).
+Cases timed in the same rounds share the machine's load, so on a busy machine their ratio
+is what to compare.
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ def interleaved(problem_id: str, case_ids: list[str], repeats: int = 200) -> dic
         "median_s": {case_id: float(f"{value:.4g}") for case_id, value in median.items()},
         "median_ratio": {
             case_id: round(value / median[first], 3) for case_id, value in median.items()
+        },
+        "median_added_us": {
+            case_id: round((value - median[first]) * 1e6, 1) for case_id, value in median.items()
         },
         "disagree": disagree,
     }

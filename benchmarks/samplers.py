@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import sys
@@ -112,8 +113,16 @@ class Target:
             lambda draws: np.asarray(x0) + np.asarray(draws) @ np.asarray(proj).T,
         )
 
-    def loglike(self, params):
-        return self.log_density(params["x"])
+    @property
+    def loglike(self):
+        """``params -> log_density(params["x"])``, as a partial of a module-level function:
+        a new one per call is the same program for zdx (a bound method of this plain
+        class would be traced afresh at every call, by zdx_batching.capture's rule)."""
+        return functools.partial(_loglike_of_x, self.log_density)
+
+
+def _loglike_of_x(log_density, params):
+    return log_density(params["x"])
 
 
 def rotated_gaussian(dim: int, seed: int = 0) -> Target:

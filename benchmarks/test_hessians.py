@@ -8,7 +8,9 @@ problem. For each:
 3. pytest-benchmark times the repeated calls (``stats``);
 4. the result is checked against ``jax.hessian``'s (Hessians and diagonals to 1e-7 of the
    largest entry; Fisher matrices symmetric and finite);
-5. the peak memory is measured in a fresh process (``measure.py``) and stored, with the
+5. for ``max_memory``, the number of blocks chosen is read from the progress bar of the
+   same transform (an untimed call of its own);
+6. the peak memory is measured in a fresh process (``measure.py``) and stored, with the
    first call there, in ``extra_info``.
 """
 
@@ -42,17 +44,6 @@ def _rounds(estimate: float, budget: float, kind: str) -> int:
     return int(min(max(math.ceil(budget / max(estimate, 1e-6)), low), 500))
 
 
-def _chosen_blocks() -> int | None:
-    """How many blocks ``zdx_batching`` chose for the last program it ran (best effort)."""
-    try:
-        from zdx_batching import _cache
-
-        program = next(reversed(_cache._programs.values()))
-        return int(program.plan.blocks)
-    except Exception:  # private details: absent in other versions
-        return None
-
-
 def _measure_memory(problem_id: str, case_id: str) -> dict:
     command = [sys.executable, os.path.join(HERE, "measure.py"), problem_id, case_id]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
@@ -73,7 +64,6 @@ def test_hessian(benchmark, bench_case, request):
     start = time.perf_counter()
     result = run()
     first = time.perf_counter() - start
-    blocks = _chosen_blocks() if case.library == "zdx" else None
     start = time.perf_counter()
     run()
     estimate = time.perf_counter() - start
@@ -81,6 +71,8 @@ def test_hessian(benchmark, bench_case, request):
     if case.kind == "hessian" and case.library == "jax":
         _REFERENCE[problem_id] = result
     problem_message = cases.reference_check(case, result, _REFERENCE.get(problem_id))
+    # The blocks that max_memory chose (untimed: the search runs again, with a bar).
+    blocks = cases.blocks_chosen(case, problem) if case.max_memory is not None else None
 
     benchmark.group = problem_id
     benchmark.extra_info.update(

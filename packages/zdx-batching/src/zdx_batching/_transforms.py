@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -160,7 +161,7 @@ class Transform:
                 if self.progress:
                     jax.debug.callback(self._ticker(1), 0)
                 leaves = jax.tree_util.tree_leaves(inputs)
-                return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)[0]
+                return jax.extend.core.jaxpr_as_fun(closed)(*leaves)[0]
             plan = plan_blocks(ncolumns, self.nbatches, self.devices, CPU_BLOCK)
         tick = self._ticker(plan.blocks) if self.progress else None
         result = run_blocks(columns, f_flat_of, x_flat_of, inputs, flat, plan, tick)

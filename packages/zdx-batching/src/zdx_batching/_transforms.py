@@ -21,6 +21,8 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
+import zdx_base
+
 from . import _program
 from ._checks import check_callable, check_flag, check_nbatches, parse_memory
 from ._columns import (
@@ -34,7 +36,7 @@ from ._columns import (
     replicated,
     run_blocks,
 )
-from ._flat import Layout, flat_vector, layout_of, make_unflatten
+from ._flat import flat_vector, layout_of, make_unflatten
 from ._grouping import CPU_BLOCK, blocks_pay
 from ._program import global_inputs, search_block
 
@@ -124,14 +126,14 @@ class Transform:
 
         return traced
 
-    def _flat_function(self, layout: Layout) -> Callable:
+    def _flat_function(self, unravel: Callable) -> Callable:
         columns, f, checkpoint = self.columns, self.f, self.checkpoint
 
         def f_flat_of(inputs: tuple) -> Callable:
             _, args = inputs
 
             def f_flat(z: jax.Array) -> jax.Array:
-                x = layout.unravel(z)
+                x = unravel(z)
                 return columns.check_output(f(x) if args is None else f(x, args))
 
             return jax.checkpoint(f_flat) if checkpoint else f_flat
@@ -146,10 +148,10 @@ class Transform:
             flat, given_flat = flat_vector(name, layout, vector)
         ncolumns = 1 if flat is not None else layout.n
         check_nbatches(name, self.nbatches, ncolumns)
-        f_flat_of = shared_f or self._flat_function(layout)
+        f_flat_of = shared_f or self._flat_function(zdx_base.ravel(x).unravel)
 
         def x_flat_of(inputs: tuple) -> jax.Array:
-            return layout.ravel(jax.tree_util.tree_leaves(inputs[0]))
+            return zdx_base.ravel(inputs[0]).flat
 
         inputs = (x, args)
         plan = plan_blocks(ncolumns, self.nbatches, self.devices, block)
@@ -224,7 +226,7 @@ class Transform:
         ncolumns = 1 if vector is not None else layout.n
         largest = plan_blocks(ncolumns, self.nbatches, self.devices).block
         # The programs of every block size call one jitted f: traced once for all.
-        f_flat_of = self._flat_function(layout)
+        f_flat_of = self._flat_function(zdx_base.ravel(x).unravel)
         shared = jax.jit(lambda z, i: f_flat_of(i)(z))
 
         def shared_f(i: tuple) -> Callable:

@@ -29,6 +29,7 @@ from ._columns import (
 )
 from ._flat import flat_vector, layout_of, make_unflatten
 from ._precision import warn_if_float32, warn_if_not_finite
+from ._program import is_finite
 from ._reuse import NEEDS_VALUES, Captured, capture
 from ._transforms import HvpTransform, Transform
 
@@ -70,7 +71,6 @@ def _held(kind: str, nbatches: Any, limit: Any, checkpoint: bool, progress: bool
 def _fresh(kind, nbatches, limit, checkpoint, progress, devices) -> Transform:
     columns, transform = _KINDS[kind]
     options = {"checkpoint": checkpoint, "devices": devices, "on_trace": _count_trace}
-    options["report_finite"] = True
     if transform is not HvpTransform:
         options.update(nbatches=nbatches, max_memory=limit, progress=progress)
     return transform(columns, _call_pair, **options)
@@ -102,8 +102,9 @@ def _run(kind: str, f, x, nbatches, jit, checkpoint, args, max_memory, progress,
         transform = _fresh(kind, nbatches, None, checkpoint, progress and not traced, devices)
         pair = Captured.unique((f, args), "not compiled")
         if traced:
-            return transform.program()(x, pair, v)[0], layout
-        return _checked(columns, *transform.with_bar(transform.program(), x, pair, v)), layout
+            return transform.program()(x, pair, v), layout
+        result = transform.with_bar(transform.program(), x, pair, v)
+        return _checked(columns, result), layout
     captured = capture((f, args))
     if captured.leaves and captured.key in _baked:
         captured = capture((f, args), bake=True)
@@ -111,7 +112,7 @@ def _run(kind: str, f, x, nbatches, jit, checkpoint, args, max_memory, progress,
     with _lock:
         _counts["calls"] += 1
     try:
-        outputs = _transform_for(captured, options)._call(x, captured, v)
+        result = _transform_for(captured, options)._call(x, captured, v)
     except NEEDS_VALUES:
         if not captured.leaves:
             raise
@@ -120,8 +121,8 @@ def _run(kind: str, f, x, nbatches, jit, checkpoint, args, max_memory, progress,
             _baked.clear()
         _baked[captured.key] = True
         captured = capture((f, args), bake=True)
-        outputs = _transform_for(captured, options)._call(x, captured, v)
-    return _checked(columns, *outputs), layout
+        result = _transform_for(captured, options)._call(x, captured, v)
+    return _checked(columns, result), layout
 
 
 def _transform_for(captured: Captured, options: tuple) -> Transform:
@@ -130,12 +131,14 @@ def _transform_for(captured: Captured, options: tuple) -> Transform:
     return _held(*options) if captured.reusable else _fresh(*options)
 
 
-def _checked(columns: Columns, result: Any, finite: Any) -> Any:
-    """``result``, after warning if it holds NaN or inf (``finite``, from its program)."""
-    if isinstance(finite, jax.core.Tracer):  # f captured an outer trace's values
+def _checked(columns: Columns, result: Any) -> Any:
+    """``result``, after warning if it holds NaN or inf (unless it is traced)."""
+    leaf = jax.tree_util.tree_leaves(result)[0]
+    if isinstance(leaf, jax.core.Tracer):  # f captured an outer trace's values
         return result
+    finite = is_finite(columns, leaf)
     if not finite:
-        warn_if_not_finite(columns.name, False)
+        warn_if_not_finite(columns.name, finite)
     return result
 
 

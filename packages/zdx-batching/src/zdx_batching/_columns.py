@@ -127,6 +127,12 @@ class Columns:
         raise NotImplementedError
 
 
+def diagonal_sum(matrix: Any) -> Any:
+    """The sum of an ``(n, n)`` matrix's diagonal, as a strided slice of its ``n`` numbers
+    (XLA's ``trace`` of a large matrix reads the whole matrix)."""
+    return matrix.reshape(-1)[:: matrix.shape[0] + 1].sum()
+
+
 def as_output(name: str, out: Any) -> jax.Array:
     """Check that ``f`` returned one real floating-point array (traceable)."""
     if isinstance(out, float):
@@ -252,7 +258,7 @@ class FisherColumns(JacobianColumns):
     def finite(self, result: Any, xp: Any = jnp) -> Any:
         # F[k, k] is the squared norm of column k of J: any NaN or inf of J shows there,
         # and checking n numbers costs nothing next to the matrix.
-        return xp.isfinite(result.trace())
+        return xp.isfinite(diagonal_sum(result))
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         J = jax.jacfwd(f_flat)(x_flat)
@@ -284,7 +290,7 @@ class HessianColumns(Columns):
         # The diagonal only (a full pass over n * n numbers would cost as much as the
         # Hessian of a cheap function): a NaN or inf in column k almost always reaches
         # H[k, k]. ``trace`` sums it without making a view first.
-        return xp.isfinite(result.trace())
+        return xp.isfinite(diagonal_sum(result))
 
     def all_at_once(self, f_flat: Callable, x_flat: jax.Array) -> jax.Array | None:
         return jax.hessian(f_flat)(x_flat)

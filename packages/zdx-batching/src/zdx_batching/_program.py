@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 from ._columns import replicated
 from ._memory import choose_block, footprint, too_small
@@ -97,6 +98,20 @@ def compile_to_measure(lowered: Any, platform: str = "cpu") -> Any:
 
 
 _LINE_BLOCKS = (2, 3)  # the blocks ``choose_block`` draws its first line through
+
+
+_FINITE_CHECKS: dict = {}
+
+
+def is_finite(columns: Any, result: jax.Array) -> bool:
+    """``columns.finite(result)``: with numpy on a CPU result (a view, no copy; a second
+    output of the main program would cost more than the check), else compiled."""
+    if all(device.platform == "cpu" for device in result.sharding.device_set):
+        return bool(columns.finite(np.asarray(result), np))
+    kind = type(columns)
+    if kind not in _FINITE_CHECKS:
+        _FINITE_CHECKS[kind] = jax.jit(columns.finite)
+    return bool(_FINITE_CHECKS[kind](result))
 
 
 def global_inputs(inputs: Any, devices: tuple) -> Any:

@@ -12,13 +12,11 @@ for each shape and structure of the inputs, and the chosen program is kept.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.extend.core
-import jax.numpy as jnp
 import numpy as np
 
 import zdx_base
@@ -59,7 +57,6 @@ class Transform:
         progress: bool = False,
         devices: Sequence | None = None,
         on_trace: Callable[[], None] | None = None,
-        report_finite: bool = False,
     ):
         name = columns.name + "_fn"
         check_callable(name, f)
@@ -75,7 +72,6 @@ class Transform:
         self.progress = progress
         self.devices = _devices(name, devices)
         self._on_trace = on_trace
-        self._report_finite = report_finite  # the zodiax calls: (result, finite) from the program
         self._bar: Any = None
         self._showing = False  # a call with a progress bar is running
         self._searched: dict = {}  # input signature -> (block, compiled program)
@@ -115,14 +111,7 @@ class Transform:
         def traced(x: Any, args: Any, vector: Any) -> Any:
             if self._on_trace is not None:
                 self._on_trace()
-            result = self._blocks(x, args, vector, block, shared_f)
-            if not self._report_finite:
-                return result
-            # Checked while the result is in cache (after the call, reading an n x n
-            # matrix's diagonal from memory costs more than many a cheap Hessian).
-            leaves = jax.tree_util.tree_leaves(result)
-            finite = functools.reduce(jnp.logical_and, [self.columns.finite(v) for v in leaves])
-            return result, finite
+            return self._blocks(x, args, vector, block, shared_f)
 
         return traced
 

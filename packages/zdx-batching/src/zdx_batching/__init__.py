@@ -30,6 +30,17 @@ from ._reuse import NEEDS_VALUES as NEEDS_VALUES
 from ._reuse import Captured as Captured
 from ._reuse import CapturedJit as CapturedJit
 from ._reuse import capture as capture
+from ._sparse import SparseTransform as SparseTransform
+from ._sparse import find_sparsity as find_sparsity
+from ._sparse import sparse_fisher as sparse_fisher
+from ._sparse import sparse_fisher_fn as sparse_fisher_fn
+from ._sparse import sparse_hessian as sparse_hessian
+from ._sparse import sparse_hessian_fn as sparse_hessian_fn
+from ._sparse import sparse_jacobian as sparse_jacobian
+from ._sparse import sparse_jacobian_fn as sparse_jacobian_fn
+from ._sparse_matrix import SparseMatrix as SparseMatrix
+from ._sparsity import Sparsity as Sparsity
+from ._sparsity import SparsityError as SparsityError
 from ._transforms import Transform as Transform
 from ._transforms import fisher_fn as fisher_fn
 from ._transforms import hessian_diagonal_fn as hessian_diagonal_fn

@@ -60,19 +60,27 @@ class SparseMatrix:
 
     def todense(self) -> jax.Array:
         """The ``(m, n)`` dense array (only for matrices that fit in memory)."""
-        return jnp.zeros(self.shape, self.data.dtype).at[self.indices[:, 0], self.indices[:, 1]].set(self.data)
+        return (
+            jnp.zeros(self.shape, self.data.dtype)
+            .at[self.indices[:, 0], self.indices[:, 1]]
+            .set(self.data)
+        )
 
     def to_scipy(self) -> sp.csr_matrix:
         """The matrix as a ``scipy.sparse.csr_matrix`` on the host (for sparse solvers)."""
         indices = np.asarray(self.indices)
-        return sp.csr_matrix((np.asarray(self.data), (indices[:, 0], indices[:, 1])), shape=self.shape)
+        return sp.csr_matrix(
+            (np.asarray(self.data), (indices[:, 0], indices[:, 1])), shape=self.shape
+        )
 
     def diagonal(self) -> jax.Array:
         """The diagonal (length ``min(m, n)``), zeros where no entry is stored."""
         on = self.indices[:, 0] == self.indices[:, 1]
         size = min(self.shape)
-        return jnp.zeros(size, self.data.dtype).at[jnp.where(on, self.indices[:, 0], size)].add(
-            jnp.where(on, self.data, 0), mode="drop"
+        return (
+            jnp.zeros(size, self.data.dtype)
+            .at[jnp.where(on, self.indices[:, 0], size)]
+            .add(jnp.where(on, self.data, 0), mode="drop")
         )
 
     def __matmul__(self, vector: Any) -> jax.Array:

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 import scipy.sparse as sp
 from jax.flatten_util import ravel_pytree
+
 from zdx_base import scalar_names
 from zdx_base._paths import iter_leaf_paths
 
@@ -47,7 +48,9 @@ class Sparsity:
     Hessian or Fisher matrix. ``names`` names the ``n`` parameters (``zdx_base.ravel``
     order), ``sources`` says for each leaf path whether its columns were ``"detected"``,
     ``"declared"`` or taken ``"dense"``, and ``colouring`` is the graph colouring (an
-    ``asdex.ColoredPattern``) whose ``ncolours`` products give the whole matrix.
+    ``asdex.ColoredPattern``) whose ``ncolours`` products give the whole matrix. A
+    Fisher matrix's pattern also holds its Jacobian's (``jacobian``): the Fisher matrix is
+    computed from the sparse Jacobian, so its cost is ``jacobian.ncolours`` forward products.
     """
 
     kind: str
@@ -58,6 +61,7 @@ class Sparsity:
     sources: Mapping[str, str]
     leaf_slices: Mapping[str, slice]
     colouring: Any
+    jacobian: Sparsity | None = None
 
     @property
     def nnz(self) -> int:
@@ -66,8 +70,8 @@ class Sparsity:
 
     @property
     def ncolours(self) -> int:
-        """How many products compute the matrix (one per colour)."""
-        return int(self.colouring.num_colors)
+        """How many products of the function compute the matrix (one per colour)."""
+        return int((self.jacobian or self).colouring.num_colors)
 
     @property
     def colours(self) -> np.ndarray:
@@ -182,6 +186,7 @@ def _elementwise(name: str, path: str, value: str, leaf_shape: tuple, out_shape:
 def _detect(name: str, path: str, function: Callable, leaves: list, k: int, args: Any):
     """The columns of leaf ``k`` found by abstract interpretation (asdex)."""
     asdex = _asdex()
+
     # Placeholders of the right shapes and dtypes (detection reads only those): the same
     # inside another trace, where the inputs are tracers.
     def placeholder(value):
@@ -266,30 +271,34 @@ def build_sparsity(
             block = _detect(name, path, columns_of, leaves, k, args)
             sources[path] = "detected"
         blocks.append(sp.csc_matrix(block, dtype=bool))
-    jacobian_pattern = sp.hstack(blocks, format="csr", dtype=bool) if blocks else None
-    if kind == "fisher":
-        jac = jacobian_pattern.astype(np.int32)  # counts of shared rows
-        pattern = (jac.T @ jac).astype(bool)
-    elif kind == "hessian":
-        pattern = (jacobian_pattern + jacobian_pattern.T).astype(bool)
-        pattern = pattern + sp.identity(n, dtype=bool, format="csr")
-    else:
-        pattern = jacobian_pattern
-    pattern = sp.coo_matrix(pattern)
-    pattern.sum_duplicates()
-    order = np.lexsort((pattern.col, pattern.row))
-    rows = pattern.row[order].astype(np.int32)
-    cols = pattern.col[order].astype(np.int32)
-    return Sparsity(
-        kind=kind,
-        rows=rows,
-        cols=cols,
-        shape=tuple(int(s) for s in pattern.shape),
-        names=scalar_names(x),
-        sources=sources,
-        leaf_slices=slices,
-        colouring=_colour(kind, rows, cols, pattern.shape),
-    )
+    jacobian_pattern = sp.hstack(blocks, format="csr", dtype=bool)
+    names = scalar_names(x)
+
+    def finish(kind: str, pattern: Any, jacobian: Sparsity | None = None) -> Sparsity:
+        pattern = sp.coo_matrix(pattern)
+        pattern.sum_duplicates()
+        order = np.lexsort((pattern.col, pattern.row))
+        rows = pattern.row[order].astype(np.int32)
+        cols = pattern.col[order].astype(np.int32)
+        return Sparsity(
+            kind=kind,
+            rows=rows,
+            cols=cols,
+            shape=tuple(int(s) for s in pattern.shape),
+            names=names,
+            sources=sources,
+            leaf_slices=slices,
+            colouring=_colour(kind, rows, cols, pattern.shape),
+            jacobian=jacobian,
+        )
+
+    if kind == "jacobian":
+        return finish(kind, jacobian_pattern)
+    if kind == "hessian":
+        symmetric = (jacobian_pattern + jacobian_pattern.T).astype(bool)
+        return finish(kind, symmetric + sp.identity(n, dtype=bool, format="csr"))
+    counts = jacobian_pattern.astype(np.int32)  # rows shared by two columns
+    return finish(kind, (counts.T @ counts).astype(bool), finish("jacobian", jacobian_pattern))
 
 
 def _diagonal_block(nrows: int, offset: int, size: int) -> sp.coo_matrix:

@@ -38,6 +38,7 @@ from ._sparse import sparse_hessian as sparse_hessian
 from ._sparse import sparse_hessian_fn as sparse_hessian_fn
 from ._sparse import sparse_jacobian as sparse_jacobian
 from ._sparse import sparse_jacobian_fn as sparse_jacobian_fn
+from ._sparse_factor import SchurFactor as SchurFactor
 from ._sparse_matrix import SparseMatrix as SparseMatrix
 from ._sparsity import Sparsity as Sparsity
 from ._sparsity import SparsityError as SparsityError

@@ -157,11 +157,12 @@ def main() -> None:
         side = {row["mode"]: row for row in rows if row["npix"] == npix}
         if "dense" in side and "sparse" in side:
             d, s = side["dense"], side["sparse"]
+            memory = (d["peak_mb"] - d["baseline_mb"]) / max(s["peak_mb"] - s["baseline_mb"], 1)
+            difference = s.get("max_relative_difference", float("nan"))
             print(
                 f"npix {npix} (n={s['n']}): repeat {d['repeat_s'] / s['repeat_s']:.0f}x faster, "
                 f"first call {d['first_s'] / s['first_s']:.1f}x, peak memory above baseline "
-                f"{(d['peak_mb'] - d['baseline_mb']) / max(s['peak_mb'] - s['baseline_mb'], 1):.0f}x "
-                f"less; max relative difference {s.get('max_relative_difference', float('nan')):.1e}"
+                f"{memory:.0f}x less; max relative difference {difference:.1e}"
             )
 
 

@@ -37,7 +37,7 @@ class SchurFactor:
         definite (a Fisher matrix plus a prior's precision, a Hessian at a minimum).
     dense
         Indices of the global parameters, eliminated last. ``None`` (the default): the
-        parameters whose row holds more than four times the median row count of entries
+        parameters whose row holds more than four times the median row count
         entries (for an arrowhead matrix, exactly the globals).
 
     Raises

@@ -10,6 +10,8 @@
   indefinite ones.
 - ``reparametrise``, ``LatentMap``, ``minimise``: fit in the whitened latent space
   ``params = x0 + P @ u`` with optimistix, in one call.
+- ``gauss_newton``: least-squares fits of thousands of parameters with nothing to tune:
+  damped Gauss-Newton steps solved exactly on a sparse Fisher matrix, with every error bar.
 - ``debug_nan_check``, ``zero_nan_check``: guards against NaN gradients.
 - ``fit_many``, ``ManyFits``, ``hessian_many``: natural-gradient fits of many data sets,
   and their Hessians, vmapped into one compiled program, in blocks, over all devices.
@@ -21,6 +23,8 @@ from ._eigen import decompose as decompose
 from ._eigen import eigen_projection as eigen_projection
 from ._fit_many import ManyFits as ManyFits
 from ._fit_many import fit_many as fit_many
+from ._gauss_newton import GaussNewtonResult as GaussNewtonResult
+from ._gauss_newton import gauss_newton as gauss_newton
 from ._hessian_many import hessian_many as hessian_many
 from ._mapping import map_optimisers as map_optimisers
 from ._minimise import MinimiseResult as MinimiseResult

@@ -165,6 +165,7 @@ def low_rank_approximation(
     Examples
     --------
     >>> import jax.numpy as jnp
+    >>> from zdx_batching import hessian_operator
     >>> f = lambda p: 0.5 * jnp.sum(jnp.arange(1.0, 31.0) * p**2)
     >>> approx = low_rank_approximation(hessian_operator(f, jnp.zeros(30)), 2, order=30)
     >>> approx.eigenvalues.round(6)
@@ -289,6 +290,7 @@ def log_determinant(
     Examples
     --------
     >>> import jax.numpy as jnp
+    >>> from zdx_batching import hessian_operator
     >>> f = lambda p: 0.5 * jnp.sum(jnp.arange(1.0, 11.0) * p**2)
     >>> estimate = log_determinant(hessian_operator(f, jnp.zeros(10)), order=10)
     >>> bool(jnp.abs(estimate.value - jnp.sum(jnp.log(jnp.arange(1.0, 11.0)))) < 1e-8)

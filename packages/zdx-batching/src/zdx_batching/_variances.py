@@ -128,6 +128,7 @@ def marginal_variances(
     Examples
     --------
     >>> import jax.numpy as jnp
+    >>> from zdx_batching import hessian_operator
     >>> f = lambda p: 0.5 * jnp.sum(p["a"] ** 2 * jnp.array([1.0, 4.0]))
     >>> op = hessian_operator(f, {"a": jnp.zeros(2)})
     >>> marginal_variances(op, "a").variances

@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> dict:
             "rtol": args.rtol,
             "max_relative_error": float(relative.max()),
             "max_reported_bound": float(np.max(found.relative_error_bounds)),
-            "errors_within_bounds": bool(np.all(relative <= np.asarray(found.relative_error_bounds))),
+            "errors_within_bounds": bool(
+                np.all(relative <= np.asarray(found.relative_error_bounds))
+            ),
             "max_residual_norm": float(np.max(found.residual_norms)),
             "cg_steps_max": int(np.max(found.steps)),
             "all_converged": bool(np.all(found.converged)),

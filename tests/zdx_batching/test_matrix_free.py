@@ -247,9 +247,7 @@ def test_ritz_residual_norms_equal_the_products(problem, low_rank):
     np.testing.assert_allclose(low_rank.residual_norms, direct, rtol=1e-3, atol=1e-12)
 
 
-def test_the_estimated_diagonal_of_the_remainder_is_within_its_standard_errors(
-    problem, low_rank
-):
+def test_the_estimated_diagonal_of_the_remainder_is_within_its_standard_errors(problem, low_rank):
     V, values = low_rank.eigenvectors, low_rank.eigenvalues
     remainder = jnp.diag(problem["hessian"]) - jnp.sum(V**2 * values, axis=1)
     pulls = (low_rank.diagonal - remainder) / low_rank.diagonal_standard_errors
@@ -319,3 +317,18 @@ def test_the_log_determinant_of_an_indefinite_operator_is_refused():
 def test_log_determinant_errors_name_the_argument(problem, options, error, match):
     with pytest.raises(error, match=match):
         batching.log_determinant(problem["H"], **options)
+
+
+def test_the_readme_example_of_matrix_free_curvature_runs():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).parents[2] / "packages" / "zdx-batching" / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    (block,) = [b for b in blocks if "hessian_operator" in b]
+    namespace: dict = {}
+    exec(compile(block, str(readme), "exec"), namespace)
+    variances = namespace["var"]
+    assert variances.names[:2] == ("flux", "image[0,0]")
+    assert bool(jnp.all(variances.converged))
+    assert float(namespace["logdet"].order_change) < float(namespace["logdet"].standard_error)

@@ -151,7 +151,9 @@ def marginal_variances(
     names = names_of(operator, n)
     chosen = tuple(names[i] for i in indices)
     solver = lx.CG(rtol=rtol, atol=rtol, max_steps=max_steps)
-    result = _solve(operator, jnp.asarray(indices), solver, preconditioner, min(batch_size, len(indices)))
+    result = _solve(
+        operator, jnp.asarray(indices), solver, preconditioner, min(batch_size, len(indices))
+    )
     variances, residuals, bounds, steps, converged = result
     variances = checks.fail_if(
         variances,
@@ -214,4 +216,3 @@ def _warn_unconverged(name: str, out: MarginalVariances, max_steps: int) -> None
         RuntimeWarning,
         stacklevel=_stacklevel(),
     )
-

@@ -89,6 +89,7 @@ def test_operator_names_and_unflatten_follow_zdx_base_ravel(problem):
     assert tree["b"].shape == (6, 10) and float(tree["b"][1, 0]) == 30.0
     assert list(op.indices("b")[:2]) == [20, 21]
     assert list(op.indices(["a", 5])) == [*range(20), 5]
+    assert list(op.indices(np.array([3, 1]))) == [3, 1]
 
 
 def test_an_operator_built_inside_jit_gives_the_same_products(problem):

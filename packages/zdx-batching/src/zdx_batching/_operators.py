@@ -26,6 +26,7 @@ from zdx_base import checks
 from ._checks import check_callable
 from ._columns import as_output
 from ._flat import Layout, layout_of, make_unflatten
+from ._precision import warn_if_float32
 
 
 class CurvatureOperator(lx.TaggedLinearOperator):
@@ -92,6 +93,7 @@ def _point(name: str, f: Any, x: Any) -> tuple[Layout, jax.Array, Callable, tupl
     """Check ``f`` and ``x``; return the layout, the flat point, unravel and the names."""
     check_callable(name, f)
     layout, _ = layout_of(name, x)
+    warn_if_float32(name)
     flat, unravel, names = zdx_base.ravel(x)
     return layout, flat.astype(layout.dtype), unravel, names
 
@@ -106,7 +108,8 @@ def hessian_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator
     ``grad f`` is linearised once at ``x``; each product ``H v`` is then a
     forward-over-reverse product (``jax.jvp`` of ``jax.grad``) at the cost of about one
     gradient, and the memory of one gradient's intermediate values is held. Works inside
-    ``jax.jit`` (the whole computation then compiles once) and in float32 or float64.
+    ``jax.jit`` (the whole computation then compiles once). Outside ``jax.jit`` the
+    linearisation is evaluated op by op, once.
 
     Parameters
     ----------
@@ -128,6 +131,11 @@ def hessian_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator
         not return a floating-point array.
     ValueError
         If ``f`` does not return a scalar.
+
+    Warns
+    -----
+    UserWarning
+        Once per process, when float64 is disabled (as :func:`hessian`).
 
     Examples
     --------
@@ -178,6 +186,11 @@ def fisher_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator:
     ------
     TypeError
         As in :func:`hessian_operator`.
+
+    Warns
+    -----
+    UserWarning
+        Once per process, when float64 is disabled (as :func:`fisher`).
 
     Examples
     --------
@@ -243,7 +256,7 @@ def select_indices(name: str, operator: Any, which: Any) -> np.ndarray:
 
     ``which`` is a flat index (an ``int``), a path (``"wfe"``, ``"position.x"`` or a
     ``zdx_base.Path``; every scalar of the leaf or sub-tree it names), or a list or
-    tuple of these. Paths need a :class:`CurvatureOperator` (which knows the structure).
+    tuple of these, or a one-dimensional integer array of flat indices. Paths need a :class:`CurvatureOperator` (which knows the structure).
 
     Raises
     ------
@@ -256,6 +269,8 @@ def select_indices(name: str, operator: Any, which: Any) -> np.ndarray:
         If a path does not exist (the message lists what exists at the failing step).
     """
     n = square_size(name, operator)
+    if isinstance(which, (np.ndarray, jax.Array)) and which.ndim == 1:
+        which = which.tolist()  # an array of flat indices
     entries = list(which) if isinstance(which, (list, tuple)) and not _is_path(which) else [which]
     found: list[np.ndarray] = []
     for entry in entries:

@@ -256,7 +256,8 @@ def select_indices(name: str, operator: Any, which: Any) -> np.ndarray:
 
     ``which`` is a flat index (an ``int``), a path (``"wfe"``, ``"position.x"`` or a
     ``zdx_base.Path``; every scalar of the leaf or sub-tree it names), or a list or
-    tuple of these, or a one-dimensional integer array of flat indices. Paths need a :class:`CurvatureOperator` (which knows the structure).
+    tuple of these, or a one-dimensional integer array of flat indices. Paths need a
+    :class:`CurvatureOperator` (which knows the structure).
 
     Raises
     ------

@@ -104,6 +104,36 @@ def test_an_operator_built_inside_jit_gives_the_same_products(problem):
     )
 
 
+TRACES = [0]  # traces of _counted (a list: the rule reads globals by identity)
+
+
+def _counted(p, weights):
+    TRACES[0] += 1
+    return 0.5 * jnp.sum(weights * p["x"] ** 2) + jnp.sum(p["x"] ** 4)
+
+
+def test_a_new_function_of_the_same_code_at_a_new_point_is_not_traced_again():
+    weights = jnp.arange(1.0, 31.0)
+    before = TRACES[0]
+    for step in range(3):
+        x = {"x": jnp.full(30, 0.1 * step)}
+        op = batching.hessian_operator(lambda p: _counted(p, weights), x)  # a new lambda
+        found = batching.marginal_variances(op, [0, 29], rtol=1e-10)
+        expected = 1.0 / (weights[jnp.array([0, 29])] + 12.0 * (0.1 * step) ** 2)
+        np.testing.assert_allclose(found.variances, expected, rtol=1e-10)
+    assert TRACES[0] - before == 1
+
+
+def test_new_values_of_captured_arrays_are_never_stale():
+    x = {"x": jnp.zeros(4)}
+    for scale in (1.0, 2.0, 5.0):
+        weights = scale * jnp.arange(1.0, 5.0)
+        op = batching.hessian_operator(lambda p, w: _counted(p, w), x, weights)
+        np.testing.assert_allclose(op.mv(jnp.ones(4)), weights, rtol=1e-14)
+        op = batching.fisher_operator(lambda p: jnp.sqrt(weights) * p["x"], x)
+        np.testing.assert_allclose(op.mv(jnp.ones(4)), weights, rtol=1e-14)
+
+
 def test_hessian_operator_of_a_vector_output_is_an_error():
     with pytest.raises(ValueError, match="hessian_operator: f must return a scalar"):
         batching.hessian_operator(lambda p: p * 2.0, jnp.ones(3))

@@ -12,11 +12,13 @@ path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
@@ -27,6 +29,7 @@ from ._checks import check_callable
 from ._columns import as_output
 from ._flat import Layout, layout_of, make_unflatten
 from ._precision import warn_if_float32
+from ._reuse import NEEDS_VALUES, Captured, capture
 
 
 class CurvatureOperator(lx.TaggedLinearOperator):
@@ -89,17 +92,76 @@ def _structure(layout: Layout) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((layout.n,), layout.dtype)
 
 
-def _point(name: str, f: Any, x: Any) -> tuple[Layout, jax.Array, Callable, tuple[str, ...]]:
-    """Check ``f`` and ``x``; return the layout, the flat point, unravel and the names."""
+def _scalar_value(name: str, out: Any) -> jax.Array:
+    out = as_output(name, out)
+    if out.shape != ():
+        raise ValueError(
+            f"{name}: f must return a scalar, but f(x) has shape {out.shape}. For "
+            "residuals divided by their errors use fisher_operator."
+        )
+    return out
+
+
+def _linearised(kind: str, pair: Captured, x: Any) -> lx.FunctionLinearOperator:
+    """The products of ``kind`` (``"hessian"`` or ``"fisher"``) of the captured ``(f,
+    args)`` at ``x``, linearised once (traced inside the programs below)."""
+    f, args = pair.function
+    name = f"{kind}_operator"
+    flat, unravel, _ = zdx_base.ravel(x)
+    layout, _ = layout_of(name, x)
+    flat = flat.astype(layout.dtype)
+
+    def value(z: jax.Array) -> jax.Array:
+        out = f(unravel(z)) if args is None else f(unravel(z), args)
+        return _scalar_value(name, out) if kind == "hessian" else as_output(name, out)
+
+    if kind == "hessian":
+        _, product = jax.linearize(jax.grad(value), flat)
+        tags = [lx.symmetric_tag]
+    else:
+        _, forward = jax.linearize(value, flat)
+        backward = jax.linear_transpose(forward, flat)
+
+        def product(v: jax.Array) -> jax.Array:
+            return backward(forward(v))[0]
+
+        tags = [lx.symmetric_tag, lx.positive_semidefinite_tag]
+    return lx.FunctionLinearOperator(product, _structure(layout), tags)
+
+
+# One program per kind, under the family's reuse rule (``capture``): a new ``f`` of the
+# same code and equal captures, at a new ``x`` of the same shapes, runs the program
+# compiled before and gets back the same traced products (the same jaxpr), so the
+# estimates compiled for them run again too. ``equinox.filter_jit`` rather than
+# ``CapturedJit``, because the operator it returns holds a jaxpr besides its arrays; a
+# capture that the rule cannot describe gets a program of its own, dropped with the call.
+_HELD = {
+    kind: eqx.filter_jit(functools.partial(_linearised, kind)) for kind in ("hessian", "fisher")
+}
+
+
+def _operator(kind: str, f: Callable, x: Any, args: Any) -> CurvatureOperator:
+    name = f"{kind}_operator"
     check_callable(name, f)
     layout, _ = layout_of(name, x)
     warn_if_float32(name)
-    flat, unravel, names = zdx_base.ravel(x)
-    return layout, flat.astype(layout.dtype), unravel, names
+    names = zdx_base.scalar_names(x)
+    x = jax.tree_util.tree_map(jnp.asarray, x)  # Python floats as inputs, not constants
+    pair = capture((f, args))
+    program = _HELD[kind] if pair.reusable else _fresh(kind)
+    try:
+        inner = program(pair, x)
+    except NEEDS_VALUES:
+        if not pair.leaves:
+            raise
+        # f needs the values of arrays it captures: bake them in, in a program of its own.
+        inner = _fresh(kind)(capture((f, args), bake=True), x)
+    return CurvatureOperator(inner, inner.tags, layout, names, kind)
 
 
-def _call(f: Callable, x: Any, args: Any) -> Any:
-    return f(x) if args is None else f(x, args)
+def _fresh(kind: str) -> Callable:
+    """A program of its own, traced at its first call and dropped with it."""
+    return eqx.filter_jit(functools.partial(_linearised, kind))
 
 
 def hessian_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator:
@@ -107,9 +169,11 @@ def hessian_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator
 
     ``grad f`` is linearised once at ``x``; each product ``H v`` is then a
     forward-over-reverse product (``jax.jvp`` of ``jax.grad``) at the cost of about one
-    gradient, and the memory of one gradient's intermediate values is held. Works inside
-    ``jax.jit`` (the whole computation then compiles once). Outside ``jax.jit`` the
-    linearisation is evaluated op by op, once.
+    gradient, and the memory of one gradient's intermediate values is held. The
+    linearisation is compiled under the family's reuse rule (the package README): a new
+    ``f`` of the same code and equal captures at a new ``x`` of the same shapes runs the
+    program compiled before, and so do the estimates (:func:`marginal_variances`...)
+    made from the new operator. Works inside ``jax.jit`` too.
 
     Parameters
     ----------
@@ -146,21 +210,7 @@ def hessian_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator
     >>> op.names
     ('a[0]', 'a[1]')
     """
-    name = "hessian_operator"
-    layout, flat, unravel, names = _point(name, f, x)
-
-    def value(z: jax.Array) -> jax.Array:
-        out = as_output(name, _call(f, unravel(z), args))
-        if out.shape != ():
-            raise ValueError(
-                f"{name}: f must return a scalar, but f(x) has shape {out.shape}. For "
-                "residuals divided by their errors use fisher_operator."
-            )
-        return out
-
-    _, product = jax.linearize(jax.grad(value), flat)
-    inner = lx.FunctionLinearOperator(product, _structure(layout), lx.symmetric_tag)
-    return CurvatureOperator(inner, [lx.symmetric_tag], layout, names, "hessian")
+    return _operator("hessian", f, x, args)
 
 
 def fisher_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator:
@@ -169,6 +219,7 @@ def fisher_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator:
     ``f`` returns the model divided by its errors, as in :func:`fisher`. It is
     linearised once at ``x``: each product ``F v = J^T (J v)`` is a forward-mode product
     and its transpose, about the cost of one gradient; neither ``J`` nor ``F`` is formed.
+    Compiled and reused as :func:`hessian_operator`.
 
     Parameters
     ----------
@@ -200,21 +251,7 @@ def fisher_operator(f: Callable, x: Any, args: Any = None) -> CurvatureOperator:
     >>> op.mv(jnp.array([1.0, 0.0]))
     Array([3., 3.], dtype=float64)
     """
-    name = "fisher_operator"
-    layout, flat, unravel, names = _point(name, f, x)
-
-    def value(z: jax.Array) -> jax.Array:
-        return as_output(name, _call(f, unravel(z), args))
-
-    _, forward = jax.linearize(value, flat)
-    backward = jax.linear_transpose(forward, flat)
-
-    def product(v: jax.Array) -> jax.Array:
-        return backward(forward(v))[0]
-
-    tags = [lx.symmetric_tag, lx.positive_semidefinite_tag]
-    inner = lx.FunctionLinearOperator(product, _structure(layout), tags)
-    return CurvatureOperator(inner, tags, layout, names, "fisher")
+    return _operator("fisher", f, x, args)
 
 
 # --- choosing parameters by index or by path ---------------------------------------------

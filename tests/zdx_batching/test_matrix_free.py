@@ -130,7 +130,7 @@ def test_new_values_of_captured_arrays_are_never_stale():
         weights = scale * jnp.arange(1.0, 5.0)
         op = batching.hessian_operator(lambda p, w: _counted(p, w), x, weights)
         np.testing.assert_allclose(op.mv(jnp.ones(4)), weights, rtol=1e-14)
-        op = batching.fisher_operator(lambda p: jnp.sqrt(weights) * p["x"], x)
+        op = batching.fisher_operator(lambda p, w=weights: jnp.sqrt(w) * p["x"], x)
         np.testing.assert_allclose(op.mv(jnp.ones(4)), weights, rtol=1e-14)
 
 

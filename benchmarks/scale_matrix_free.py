@@ -145,8 +145,11 @@ def run(args: argparse.Namespace) -> dict:
     log_det = exact_log_determinant(banded)
     scipy_seconds = time.perf_counter() - start
 
+    def operator_at(point):  # a new lambda at every call, as in a fit loop
+        return batching.hessian_operator(lambda p, d: negative_log_posterior(p, d), point, data)
+
     with Stage() as build:
-        op = batching.hessian_operator(negative_log_posterior, params, data)
+        op = operator_at(params)
         jax.block_until_ready(op)
 
     def variances():
@@ -158,8 +161,7 @@ def run(args: argparse.Namespace) -> dict:
     with Stage() as repeat:
         found = variances()
     with Stage() as new_point:  # a new function and point: the compiled programs run again
-        moved = {"pixels": params["pixels"] + 0.1}
-        op_moved = batching.hessian_operator(lambda p, d: negative_log_posterior(p, d), moved, data)
+        op_moved = operator_at({"pixels": params["pixels"] + 0.1})
         moved_found = batching.marginal_variances(
             op_moved, [int(i) for i in chosen], rtol=args.rtol
         )

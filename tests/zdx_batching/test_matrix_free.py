@@ -211,8 +211,32 @@ def test_an_indefinite_hessian_is_detected():
     def saddle(p):
         return 0.5 * jnp.sum(jnp.array([1.0, -2.0, 3.0]) * p**2)
 
-    with pytest.raises(ValueError, match="not positive definite"):
+    with pytest.raises(ValueError, match=r"the variance of \[1\] = -0.5 came out non-positive"):
         batching.marginal_variances(batching.hessian_operator(saddle, jnp.zeros(3)), [0, 1, 2])
+
+    @jax.jit
+    def traced(x):
+        op = batching.hessian_operator(saddle, x)
+        return batching.marginal_variances(op, [1]).variances
+
+    with pytest.raises(Exception, match="a variance came out non-positive"):
+        traced(jnp.zeros(3))
+
+
+def test_a_jacobi_preconditioner_gives_the_same_variances_in_fewer_steps(problem):
+    scales = jnp.geomspace(0.2, 5.0, N)  # badly scaled parameters
+    scaled = problem["hessian"] * scales[:, None] * scales[None, :]
+    op = lx.MatrixLinearOperator(scaled, lx.symmetric_tag)
+    jacobi = lx.TaggedLinearOperator(
+        lx.DiagonalLinearOperator(1.0 / jnp.diag(scaled)), lx.positive_semidefinite_tag
+    )
+    which = [0, 40, 79]
+    expected = jnp.diag(jnp.linalg.inv(scaled))[jnp.array(which)]
+    plain = batching.marginal_variances(op, which, rtol=1e-9)
+    preconditioned = batching.marginal_variances(op, which, rtol=1e-9, preconditioner=jacobi)
+    for found in (plain, preconditioned):
+        np.testing.assert_allclose(found.variances, expected, rtol=1e-7)
+    assert int(jnp.max(preconditioned.steps)) < int(jnp.max(plain.steps))
 
 
 def test_a_plain_lineax_operator_takes_flat_indices(problem):

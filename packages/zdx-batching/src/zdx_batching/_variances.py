@@ -155,13 +155,7 @@ def marginal_variances(
         operator, jnp.asarray(indices), solver, preconditioner, min(batch_size, len(indices))
     )
     variances, residuals, bounds, steps, converged = result
-    variances = checks.fail_if(
-        variances,
-        ~jnp.all(jnp.isfinite(variances) & (variances > 0)),
-        f"{name}: a variance came out non-positive or not finite: the operator is not "
-        "positive definite (a Hessian away from a minimum, or a Fisher matrix of "
-        "parameters the data do not constrain). Check the point, or add a prior.",
-    )
+    variances = _check_positive(name, variances, chosen)
     out = MarginalVariances(
         variances=variances,
         indices=jnp.asarray(indices),
@@ -196,6 +190,31 @@ def _solve(operator, indices, solver, preconditioner, batch_size):
         return variance, residual_norm, bound, solution.stats["num_steps"], converged
 
     return jax.lax.map(one, indices, batch_size=batch_size)
+
+
+_NOT_POSITIVE = (
+    "{name}: {what} came out non-positive or not finite: the operator is not positive "
+    "definite (a Hessian away from a minimum, or a Fisher matrix of parameters the data "
+    "do not constrain). Check the point, or add a prior."
+)
+
+
+def _check_positive(name: str, variances: jax.Array, chosen: tuple[str, ...]) -> jax.Array:
+    """``variances``, or a ``ValueError`` naming those that are not positive and finite
+    (inside ``jax.jit``, raised when the program runs)."""
+    bad = ~(jnp.isfinite(variances) & (variances > 0))
+    if checks.is_traced(variances):
+        return checks.fail_if(
+            variances, jnp.any(bad), _NOT_POSITIVE.format(name=name, what="a variance")
+        )
+    where = np.flatnonzero(np.asarray(bad))
+    if where.size:
+        shown = ", ".join(f"{chosen[k]} = {float(variances[k]):.3g}" for k in where[:5])
+        what = f"the variance of {shown}" + (
+            f" and {where.size - 5} more" if where.size > 5 else ""
+        )
+        raise ValueError(_NOT_POSITIVE.format(name=name, what=what))
+    return variances
 
 
 def _warn_unconverged(name: str, out: MarginalVariances, max_steps: int) -> None:

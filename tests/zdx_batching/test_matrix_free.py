@@ -3,6 +3,7 @@ jax.hessian and J^T J, CG marginal variances against the dense inverse's diagona
 Lanczos eigenpairs against numpy's, and the stochastic log-determinant against the exact
 one over seeds."""
 
+import importlib.util
 import warnings
 
 import jax
@@ -16,6 +17,10 @@ import zdx_base
 import zdx_batching as batching
 
 N = 80  # 20 + 6 * 10
+# matfree (Lanczos) needs Python 3.11 or newer; zdx-batching installs without it on 3.10.
+needs_matfree = pytest.mark.skipif(
+    importlib.util.find_spec("matfree") is None, reason="matfree needs Python 3.11+"
+)
 
 
 def _point():
@@ -284,6 +289,7 @@ def low_rank(problem):
     return batching.low_rank_approximation(problem["H"], 4, order=40, key=1, probes=200)
 
 
+@needs_matfree
 def test_lanczos_eigenpairs_equal_the_dense_leading_eigenpairs(problem, low_rank):
     values, vectors = np.linalg.eigh(np.asarray(problem["hessian"]))
     values, vectors = values[::-1], vectors[:, ::-1]
@@ -296,12 +302,14 @@ def test_lanczos_eigenpairs_equal_the_dense_leading_eigenpairs(problem, low_rank
     assert values[5] - 1e-9 <= float(low_rank.next_eigenvalue) <= values[4] + 1e-9
 
 
+@needs_matfree
 def test_ritz_residual_norms_equal_the_products(problem, low_rank):
     V, values = low_rank.eigenvectors, low_rank.eigenvalues
     direct = jnp.linalg.norm(problem["hessian"] @ V - V * values, axis=0)
     np.testing.assert_allclose(low_rank.residual_norms, direct, rtol=1e-3, atol=1e-12)
 
 
+@needs_matfree
 def test_the_estimated_diagonal_of_the_remainder_is_within_its_standard_errors(problem, low_rank):
     V, values = low_rank.eigenvectors, low_rank.eigenvalues
     remainder = jnp.diag(problem["hessian"]) - jnp.sum(V**2 * values, axis=1)
@@ -310,6 +318,7 @@ def test_the_estimated_diagonal_of_the_remainder_is_within_its_standard_errors(p
     assert float(jnp.max(jnp.abs(pulls))) < 5.0
 
 
+@needs_matfree
 def test_a_given_diagonal_makes_the_remainder_exact(problem):
     diagonal = jnp.diag(problem["hessian"])
     approx = batching.low_rank_approximation(problem["H"], 4, order=40, key=1, diagonal=diagonal)
@@ -318,6 +327,7 @@ def test_a_given_diagonal_makes_the_remainder_exact(problem):
     assert bool(jnp.all(approx.diagonal_standard_errors == 0))
 
 
+@needs_matfree
 @pytest.mark.parametrize(
     ("rank", "options", "error", "match"),
     [
@@ -337,6 +347,7 @@ def test_low_rank_errors_name_the_argument(problem, rank, options, error, match)
 # --- the log-determinant by stochastic Lanczos quadrature ---------------------------------
 
 
+@needs_matfree
 def test_slq_log_determinant_is_within_its_standard_errors_over_seeds(problem):
     exact = float(jnp.linalg.slogdet(problem["hessian"])[1])
     pulls = []
@@ -350,6 +361,7 @@ def test_slq_log_determinant_is_within_its_standard_errors_over_seeds(problem):
     assert estimate.probes == 24 and estimate.order == 24
 
 
+@needs_matfree
 def test_the_log_determinant_of_an_indefinite_operator_is_refused():
     def saddle(p):
         return 0.5 * jnp.sum(jnp.linspace(-1.0, 2.0, 10) * p**2)
@@ -358,6 +370,7 @@ def test_the_log_determinant_of_an_indefinite_operator_is_refused():
         batching.log_determinant(batching.hessian_operator(saddle, jnp.zeros(10)), order=10)
 
 
+@needs_matfree
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
@@ -374,6 +387,7 @@ def test_log_determinant_errors_name_the_argument(problem, options, error, match
         batching.log_determinant(problem["H"], **options)
 
 
+@needs_matfree
 def test_the_readme_example_of_matrix_free_curvature_runs():
     import pathlib
     import re

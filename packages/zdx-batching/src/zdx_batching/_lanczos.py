@@ -16,7 +16,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-from matfree import decomp, stochtrace
 
 from zdx_base import checks
 
@@ -102,8 +101,22 @@ class LogDeterminant(eqx.Module):
     order: int = eqx.field(static=True)
 
 
+def _matfree(name: str) -> Any:
+    """The ``matfree`` package, or an ``ImportError`` saying how to get it."""
+    try:
+        import matfree.decomp
+        import matfree.stochtrace
+    except ImportError as error:  # Python 3.10: matfree 0.6 needs 3.11 or newer
+        raise ImportError(
+            f"{name} needs matfree (Lanczos), which needs Python 3.11 or newer: "
+            "`pip install matfree`."
+        ) from error
+    return matfree
+
+
 def _lanczos(operator: lx.AbstractLinearOperator, order: int, start: jax.Array) -> tuple:
     """``(Q (order, n), T (order, order), residual (n,))`` of ``order`` Lanczos steps."""
+    decomp = _matfree("Lanczos").decomp
     tridiagonal = decomp.tridiag_sym(order, reortho="full", materialize=True, custom_vjp=False)
     basis, matrix, residual, _ = tridiagonal(operator.mv, start)
     return basis, matrix, residual
@@ -172,6 +185,7 @@ def low_rank_approximation(
     Array([30., 29.], dtype=float64)
     """
     name = "low_rank_approximation"
+    _matfree(name)
     n = square_size(name, operator)
     rank = checks.check_int(name, "rank", rank, minimum=1, maximum=n - 1)
     default = min(n, max(2 * rank, rank + 20))
@@ -225,7 +239,8 @@ def _low_rank(operator, rank, order, key, diagonal, probes, batch_size):
         remainder = diagonal.astype(dtype) - kept
         errors = jnp.zeros_like(remainder)
     else:
-        signs = stochtrace.sampler_signs(jnp.zeros(n, dtype), num=probes)(probe_key)
+        sampler = _matfree("low_rank_approximation").stochtrace.sampler_signs
+        signs = sampler(jnp.zeros(n, dtype), num=probes)(probe_key)
 
         def one(z: jax.Array) -> jax.Array:
             missed = operator.mv(z) - vectors @ (values * (vectors.T @ z))
@@ -297,6 +312,7 @@ def log_determinant(
     True
     """
     name = "log_determinant"
+    _matfree(name)
     n = square_size(name, operator)
     probes = checks.check_int(name, "probes", probes, minimum=2)
     if n < 2:
@@ -335,7 +351,8 @@ def log_determinant(
 def _log_determinant(operator, probes, order, key, batch_size):
     n = operator.in_size()
     dtype = operator.in_structure().dtype
-    signs = stochtrace.sampler_signs(jnp.zeros(n, dtype), num=probes)(key)
+    sampler = _matfree("log_determinant").stochtrace.sampler_signs
+    signs = sampler(jnp.zeros(n, dtype), num=probes)(key)
     half = order // 2
 
     def quadrature(matrix: jax.Array) -> jax.Array:

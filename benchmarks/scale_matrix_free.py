@@ -230,7 +230,9 @@ def run(args: argparse.Namespace) -> dict:
         ),
     }
     ratio = result["log_determinant"]["scatter_over_reported_error"]
-    result["log_determinant"]["calibrated_0.7_to_1.4"] = bool(0.7 <= ratio <= 1.4)
+    # With few keys the scatter itself is too uncertain to judge (the smoke test's 4).
+    calibrated = bool(0.7 <= ratio <= 1.4) if args.seeds >= 20 else None
+    result["log_determinant"]["calibrated_0.7_to_1.4"] = calibrated
     return result
 
 

@@ -8,6 +8,11 @@ layer over them that reuses a program for a new function of the same code and eq
 captures (``capture``), bounds memory (``max_memory``), shows progress and warns about
 float32 and non-finite results.
 
+Matrix-free curvature for large models: ``hessian_operator`` and ``fisher_operator`` are
+lineax linear operators (products, never the matrix), and ``marginal_variances`` (conjugate
+gradients), ``low_rank_approximation`` (Lanczos) and ``log_determinant`` (stochastic Lanczos
+quadrature) work on them, each reporting its own accuracy.
+
 >>> import jax.numpy as jnp
 >>> import zdx_batching as batching
 >>> H, unflatten = batching.hessian(lambda p: jnp.sum(p["x"] ** 2), {"x": jnp.ones(3)})
@@ -26,6 +31,13 @@ from ._calls import hessian_diagonal as hessian_diagonal
 from ._calls import hvp as hvp
 from ._calls import jacobian as jacobian
 from ._flat import hessian_to_pytree as hessian_to_pytree
+from ._lanczos import LogDeterminant as LogDeterminant
+from ._lanczos import LowRankApproximation as LowRankApproximation
+from ._lanczos import log_determinant as log_determinant
+from ._lanczos import low_rank_approximation as low_rank_approximation
+from ._operators import CurvatureOperator as CurvatureOperator
+from ._operators import fisher_operator as fisher_operator
+from ._operators import hessian_operator as hessian_operator
 from ._reuse import NEEDS_VALUES as NEEDS_VALUES
 from ._reuse import Captured as Captured
 from ._reuse import CapturedJit as CapturedJit
@@ -48,5 +60,7 @@ from ._transforms import hessian_diagonal_fn as hessian_diagonal_fn
 from ._transforms import hessian_fn as hessian_fn
 from ._transforms import hvp_fn as hvp_fn
 from ._transforms import jacobian_fn as jacobian_fn
+from ._variances import MarginalVariances as MarginalVariances
+from ._variances import marginal_variances as marginal_variances
 
 __version__ = importlib.metadata.version("zdx-batching")

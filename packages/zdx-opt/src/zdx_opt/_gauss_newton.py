@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
-import zdx_batching
 from tqdm.auto import tqdm
 
 import zdx_base
+import zdx_batching
 from zdx_base import checks
 
 from ._paths import leaf_names

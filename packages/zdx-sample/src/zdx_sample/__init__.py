@@ -7,6 +7,8 @@ that knows the name of each scalar parameter (``zdx_base.ravel``):
 
 - ``laplace``: the Gaussian approximation at the posterior mode, its Laplace evidence,
   and an importance-sampling correction (Student-t proposal) with its Pareto k-hat.
+- ``sparse_laplace``: the same at the scale of thousands of parameters, from sparse
+  curvature: every error bar and the evidence, exactly, with no dense matrix.
 - ``nuts``: NUTS in the whitened latent space ``params = x0 + P u``, warm-up and
   sampling of every chain in one compiled program (blackjax transitions); draws in
   physical units with R-hat, bulk ESS, divergences and gradient counts.
@@ -37,6 +39,8 @@ from ._io import save_netcdf as save_netcdf
 from ._io import save_result as save_result
 from ._laplace import LaplaceResult as LaplaceResult
 from ._laplace import laplace as laplace
+from ._sparse_laplace import SparseLaplaceResult as SparseLaplaceResult
+from ._sparse_laplace import sparse_laplace as sparse_laplace
 from ._nested import NestedSamplingResult as NestedSamplingResult
 from ._nested import nested_sampling as nested_sampling
 from ._nuts import NUTSResult as NUTSResult

@@ -94,3 +94,14 @@ def test_indefinite_schur_complement_is_refused():
     dense[np.ix_(globals_, globals_)] = -np.eye(3)
     with pytest.raises(ValueError, match="Schur complement of its 3 global"):
         zb.SchurFactor(sp.csr_matrix(dense))
+
+
+def test_an_undetermined_combination_is_refused():
+    # J's global column is the sum of its local columns: J^T J is singular, though
+    # rounding leaves its Schur complement a tiny positive number.
+    rng = np.random.default_rng(1)
+    local = sp.diags(rng.uniform(1.0, 2.0, 300))
+    total = np.asarray(local.sum(axis=1))
+    jacobian = sp.hstack([local, sp.csr_matrix(total), sp.csr_matrix(rng.normal(size=(300, 1)))])
+    with pytest.raises(ValueError, match="singular to working precision"):
+        zb.SchurFactor(sp.csr_matrix(jacobian.T @ jacobian))

@@ -70,7 +70,7 @@ def test_without_a_prior_there_is_no_evidence(mode):
 
 
 def test_bad_fisher_is_refused(mode):
-    with pytest.raises(TypeError, match="SparseMatrix or a scipy.sparse matrix"):
+    with pytest.raises(TypeError, match=r"SparseMatrix or a scipy\.sparse matrix"):
         zdx_sample.sparse_laplace(log_likelihood, mode.mean, PRIOR, fisher=np.eye(27))
     with pytest.raises(ValueError, match=r"shape \(3, 3\); params have 27"):
         zdx_sample.sparse_laplace(log_likelihood, mode.mean, PRIOR, fisher=sp.eye(3))

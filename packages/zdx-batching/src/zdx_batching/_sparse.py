@@ -102,21 +102,29 @@ def _seeds(sparsity: Sparsity) -> np.ndarray:
     return colours[None, :] == np.arange(sparsity.colouring.num_colors)[:, None]
 
 
-def _matrix(sparsity: Sparsity, data: jax.Array, mismatch: jax.Array) -> SparseMatrix:
-    indices = np.stack([sparsity.rows, sparsity.cols], axis=1).astype(np.int32)
-    return SparseMatrix(data, jnp.asarray(indices), sparsity.shape, sparsity.names, mismatch)
+def _matrix(sparsity: Sparsity, data: jax.Array, indices: jax.Array, mismatch) -> SparseMatrix:
+    return SparseMatrix(data, indices, sparsity.shape, sparsity.names, mismatch)
 
 
-def _normal_matrix(jacobian: SparseMatrix, sparsity: Sparsity, asdex: Any) -> jax.Array:
-    """The entries of ``J^T J`` from the sparse ``J``: its symmetric colouring's products
-    ``J^T (J s)`` taken with sparse products, so never a dense ``n x n`` or ``m x n``."""
-    seeds = jnp.asarray(_seeds(sparsity), jacobian.data.dtype)  # (colours, n)
+def _indices(sparsity: Sparsity) -> np.ndarray:
+    return np.stack([sparsity.rows, sparsity.cols], axis=1).astype(np.int32)
+
+
+def _normal_matrix(jacobian: SparseMatrix, colours: jax.Array, colouring: Any, asdex: Any):
+    """The entries of ``J^T J`` from the sparse ``J``: the products ``J^T (J s)`` for each
+    colour ``s`` of its symmetric colouring, by sparse sums one colour at a time (memory of
+    the order of ``J``'s entries), then decompressed. Never an ``n x n`` or ``m x n`` array."""
     rows, cols = jacobian.indices[:, 0], jacobian.indices[:, 1]
-    forward = jacobian @ seeds.T  # (m, colours)
-    backward = jax.ops.segment_sum(
-        jacobian.data[:, None] * forward[rows], cols, num_segments=jacobian.shape[1]
-    )  # (n, colours)
-    return asdex.decompress_data(backward.T, sparsity.colouring)
+    m, n = jacobian.shape
+    column_colours = colours[cols]
+
+    def product(colour):
+        seeded = jnp.where(column_colours == colour, jacobian.data, 0)
+        forward = jax.ops.segment_sum(seeded, rows, num_segments=m, indices_are_sorted=True)
+        return jax.ops.segment_sum(jacobian.data * forward[rows], cols, num_segments=n)
+
+    compressed = jax.lax.map(product, jnp.arange(colouring.num_colors))
+    return asdex.decompress_data(compressed, colouring)
 
 
 class SparseTransform:
@@ -194,22 +202,39 @@ class SparseTransform:
                     f"{self.name}: the sparsity has {sparsity.shape[1]} columns; x has {n} "
                     "parameters."
                 )
-            entry = (sparsity, jax.jit(self._program(sparsity, args is not None)))
+            entry = (sparsity, self._program(sparsity, args is not None))
             self._found[key] = entry
         return entry
 
     def _program(self, sparsity: Sparsity, with_args: bool) -> Callable:
-        """The compiled computation: products with one seed per colour (and the probes),
-        decompressed; a Fisher matrix is then ``J^T J`` of the sparse Jacobian."""
+        """The computation for one pattern: products with one seed per colour (and the
+        probes), decompressed; a Fisher matrix is then ``J^T J`` of the sparse Jacobian.
+        The pattern's arrays are inputs of the compiled program, never constants in it
+        (XLA would fold them into copies the size of the matrix)."""
         import asdex  # the pattern was coloured by asdex, so it is installed
 
         kind, f, nbatches = self.kind, self.f, self.nbatches
         measured = sparsity.jacobian or sparsity  # what the function's products give
-        seeds = _seeds(measured)
-        probes = _probes(self.checks, sparsity.shape[1])
+        arrays = {
+            "directions": np.concatenate(
+                [_seeds(measured), _probes(self.checks, sparsity.shape[1])]
+            ),
+            "ncolours": measured.colouring.num_colors,
+            "measured": (measured.colouring, _indices(measured)),
+        }
+        if kind == "fisher":
+            arrays["normal"] = (
+                sparsity.colouring,
+                np.asarray(sparsity.colouring.colors, np.int32),
+                _indices(sparsity),
+            )
+        static = {"ncolours": arrays.pop("ncolours")}
+        with jax.ensure_compile_time_eval():  # concrete even when first called in a trace
+            arrays = jax.device_put(arrays)
 
-        def program(x: Any, args: Any) -> SparseMatrix:
-            directions = jnp.concatenate([jnp.asarray(seeds), jnp.asarray(probes)])
+        @jax.jit
+        def program(x: Any, args: Any, arrays: dict) -> SparseMatrix:
+            directions = arrays["directions"]
             products = _products(
                 "jacobian" if kind == "fisher" else kind,
                 f,
@@ -219,15 +244,19 @@ class SparseTransform:
                 directions,
                 nbatches,
             )
-            compressed, direct = products[: seeds.shape[0]], products[seeds.shape[0] :]
-            data = asdex.decompress_data(compressed, measured.colouring)
-            matrix = _matrix(measured, data, jnp.zeros(()))
-            mismatch = _mismatch(matrix, jnp.asarray(probes), direct)
-            if kind == "fisher":
-                data = _normal_matrix(matrix, sparsity, asdex)
-            return _matrix(sparsity, data, mismatch)
+            ncolours = static["ncolours"]
+            compressed, direct = products[:ncolours], products[ncolours:]
+            colouring, indices = arrays["measured"]
+            data = asdex.decompress_data(compressed, colouring)
+            matrix = _matrix(measured, data, indices, jnp.zeros(()))
+            mismatch = _mismatch(matrix, directions[ncolours:], direct)
+            if kind != "fisher":
+                return _matrix(sparsity, data, indices, mismatch)
+            colouring, colours, indices = arrays["normal"]
+            data = _normal_matrix(matrix, colours, colouring, asdex)
+            return _matrix(sparsity, data, indices, mismatch)
 
-        return program
+        return functools.partial(program, arrays=arrays)
 
     def __call__(self, x: Any, args: Any = None) -> SparseMatrix:
         return self._entry(x, args)[1](x, args)

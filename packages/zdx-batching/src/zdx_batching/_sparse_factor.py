@@ -100,6 +100,7 @@ class SchurFactor:
         self._solved_coupling = self._solve_local(self._coupling)  # A_LL^-1 A_LG
         schur = dense_block - self._coupling.T @ self._solved_coupling
         schur = 0.5 * (schur + schur.T)
+        _check_conditioning(schur, dense_block, len(self.dense))
         try:
             self._schur = sla.cho_factor(schur, lower=True) if schur.size else None
         except np.linalg.LinAlgError as error:
@@ -170,6 +171,29 @@ class SchurFactor:
     def __repr__(self) -> str:
         kind = "diagonal" if self._diagonal is not None else "sparse LU"
         return f"SchurFactor(n={self.n}, globals={len(self.dense)}, local block {kind})"
+
+
+# Eliminating the local parameters subtracts from the globals' block what the locals
+# explain. When a combination of parameters is not determined, that subtraction cancels to
+# rounding: the Schur complement, scaled by the globals' block before elimination, then has
+# an eigenvalue below SINGULAR_RELATIVE (rounding over thousands of terms stays far below).
+SINGULAR_RELATIVE = 1e4 * np.finfo(np.float64).eps
+
+
+def _check_conditioning(schur: np.ndarray, dense_block: np.ndarray, nglobal: int) -> None:
+    """Refuse a Schur complement that is singular to working precision (a degeneracy)."""
+    diagonal = np.diag(dense_block)
+    if not schur.size or not np.all(diagonal > 0):
+        return  # the Cholesky factorisation below reports a non-positive diagonal
+    scale = np.sqrt(diagonal)
+    smallest = np.linalg.eigvalsh(schur / scale[:, None] / scale[None, :])[0]
+    if smallest < SINGULAR_RELATIVE:
+        raise ValueError(
+            f"SchurFactor: the matrix is singular to working precision (eliminating the "
+            f"local parameters leaves the {nglobal} global ones a block whose smallest "
+            f"relative eigenvalue is {smallest:.2g}): a combination of parameters is not "
+            "determined."
+        )
 
 
 def _dense_indices(matrix: sp.csr_matrix, dense: Any) -> np.ndarray:

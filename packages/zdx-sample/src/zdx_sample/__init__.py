@@ -39,13 +39,13 @@ from ._io import save_netcdf as save_netcdf
 from ._io import save_result as save_result
 from ._laplace import LaplaceResult as LaplaceResult
 from ._laplace import laplace as laplace
-from ._sparse_laplace import SparseLaplaceResult as SparseLaplaceResult
-from ._sparse_laplace import sparse_laplace as sparse_laplace
 from ._nested import NestedSamplingResult as NestedSamplingResult
 from ._nested import nested_sampling as nested_sampling
 from ._nuts import NUTSResult as NUTSResult
 from ._nuts import nuts as nuts
 from ._pareto import pareto_khat as pareto_khat
+from ._sparse_laplace import SparseLaplaceResult as SparseLaplaceResult
+from ._sparse_laplace import sparse_laplace as sparse_laplace
 from ._variational import VariationalResult as VariationalResult
 from ._variational import variational as variational
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -120,7 +121,46 @@ def _parser() -> argparse.ArgumentParser:
         )
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     _calibrate_parser(sub)
+    _calibrate_detector_parser(sub)
     return parser
+
+
+def _calibrate_detector_parser(sub: Any) -> None:
+    """``calibrate-detector``: the pixel response and the optics, fitted at scale."""
+    from ._calibrate_detector import CALIBRATE_DETECTOR_DEFAULTS
+
+    text = "fit a detector's pixel response with the optics (thousands of parameters)"
+    parser = sub.add_parser("calibrate-detector", help=text, description=text)
+    parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
+    parser.add_argument("--json", help="also write the summary to this JSON file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--datasets",
+        type=_integer(1),
+        default=1,
+        help="fit this many simulated data sets and check the error bars' coverage (1)",
+    )
+    for key, value in CALIBRATE_DETECTOR_DEFAULTS.items():
+        minimum = 0 if key == "seed" else 4 if key == "npix" else 1
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", type=_integer(minimum), default=value, help=f"({value})"
+        )
+
+
+def _restart_with_safe_compiler(argv: Sequence[str] | None) -> None:
+    """Run the command again in a process whose XLA compiles at optimisation level 1.
+
+    XLA's CPU backend (jaxlib 0.10) can crash on the detector model's derivatives at its
+    default level, and the flag must be set before JAX starts, which importing dLux does.
+    Only the console command restarts (``argv`` None); a call from Python keeps going.
+    """
+    from ._detector import SAFE_XLA_FLAG
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if argv is not None or "xla_backend_optimization_level" in flags:
+        return
+    os.environ["XLA_FLAGS"] = (flags + " " + SAFE_XLA_FLAG).strip()
+    os.execv(sys.executable, [sys.executable, "-m", "zdx_examples", *sys.argv[1:]])
 
 
 def _calibrate_parser(sub: Any) -> None:
@@ -148,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zdx-examples``; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "calibrate-detector" and jax.default_backend() == "cpu":
+        _restart_with_safe_compiler(argv)
     if args.command == "optics-fit" and 0 < args.nuts_samples < 4:
         parser.error(f"argument --nuts-samples: must be 0 or >= 4, got {args.nuts_samples}")
     import matplotlib
@@ -158,6 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = gaussians_fit(seed=args.seed, out=args.out)
     elif args.command == "calibrate":
         summary = calibrate(args)
+    elif args.command == "calibrate-detector":
+        from ._calibrate_detector import (
+            CALIBRATE_DETECTOR_DEFAULTS,
+            calibrate_detector,
+            detector_coverage,
+        )
+
+        settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
+        run = calibrate_detector if args.datasets == 1 else detector_coverage
+        if args.datasets > 1:
+            settings["datasets"] = args.datasets
+        summary = run(out=args.out, progress=not args.quiet, **settings)
     else:
         settings = {key: getattr(args, key) for key in DEFAULTS}
         summary = optics_fit(out=args.out, progress=not args.quiet, **settings)

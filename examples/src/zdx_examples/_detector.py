@@ -138,7 +138,7 @@ def detector_problem(
 
             def image(pointing):
                 psf = telescope.propagate(wavelengths, pointing, return_psf=True)
-                return detector.apply(psf).data
+                return detector(psf)  # the layers in order (a LayeredDetector has no `apply`)
 
             return 10.0 ** params["log_flux"] * jax.vmap(image)(pointings)
 

@@ -47,6 +47,8 @@ class GaussNewtonResult(NamedTuple):
     """Whether the objective stopped changing (relative change below ``rtol``)."""
     chi2_history: np.ndarray
     """``chi2`` at the start and after every step."""
+    objective_history: np.ndarray
+    """The objective at the start and after every step."""
     seconds: np.ndarray
     """Seconds since the start, at the start (0) and after every step."""
     errors: Any
@@ -186,7 +188,7 @@ def gauss_newton(
     chi2, gradient = (np.asarray(v, dtype=np.float64) for v in evaluate(jnp.asarray(x), args))
     chi2 = float(chi2)
     objective = objective_of(x, chi2)
-    history, seconds = [chi2], [0.0]
+    history, objectives, seconds = [chi2], [objective], [0.0]
     damping, converged, steps = 1e-3, False, 0
     bar = tqdm(total=max_steps, desc=name, disable=not progress, leave=False)
     for steps in range(1, max_steps + 1):  # noqa: B007
@@ -212,13 +214,15 @@ def gauss_newton(
         if not accepted:
             converged = True  # no step lowers the objective: at the minimum to rounding
             history.append(chi2)
+            objectives.append(objective)
             seconds.append(time.perf_counter() - start)
             break
         decrease = objective - trial_objective
         x, chi2, objective = trial, trial_chi2, trial_objective
         gradient = np.asarray(trial_gradient, dtype=np.float64)
-        damping = max(damping / 3.0, 1e-12)
+        damping = max(damping / 10.0, 1e-12)
         history.append(chi2)
+        objectives.append(objective)
         seconds.append(time.perf_counter() - start)
         bar.update(1)
         bar.set_postfix(chi2=f"{chi2:.6g}")
@@ -243,6 +247,7 @@ def gauss_newton(
         steps=steps,
         converged=converged,
         chi2_history=np.asarray(history),
+        objective_history=np.asarray(objectives),
         seconds=np.asarray(seconds),
         errors=unravel(jnp.asarray(errors, dtype=flat.dtype)),
         fisher=fisher,

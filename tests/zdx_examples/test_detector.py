@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import zdx_batching as zb
 from jax.flatten_util import ravel_pytree
+
+import zdx_batching as zb
 from zdx_examples._calibrate_detector import calibrate_detector
 from zdx_examples._detector import detector_problem
 

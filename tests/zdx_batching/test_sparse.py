@@ -249,3 +249,18 @@ def test_elementwise_needs_matching_trailing_axes():
 def test_tracers_are_refused_by_the_call():
     with pytest.raises(TypeError, match="sparse_fisher_fn"):
         jax.jit(lambda p: zb.sparse_fisher(images, p).data)(X_IMAGES)
+
+
+def test_the_readme_example_of_structured_curvature_runs():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).parents[2] / "packages" / "zdx-batching" / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    (block,) = [b for b in blocks if "sparse_fisher(scaled_model" in b]
+    namespace: dict = {}
+    exec(compile(block, str(readme), "exec"), namespace)
+    F, sigma = namespace["F"], namespace["sigma"]
+    assert F.shape == (4098, 4098) and F.names[:2] == ("blur", "log_flux")
+    assert F.nnz == 4096 + 4 * 4096 + 4  # the diagonal, two dense rows and columns
+    assert sigma.shape == (4098,) and np.all(sigma[2:] <= 0.05)

@@ -278,117 +278,144 @@ class SparseTransform:
         return out
 
 
-def _constructor(kind: str) -> Callable:
-    def make(
-        f: Callable,
-        *,
-        sparsity: Sparsity | None = None,
-        declare: Mapping | None = None,
-        dense_size: int = DEFAULT_DENSE_SIZE,
-        nbatches: int | None = None,
-        checks: int = DEFAULT_CHECKS,
-    ) -> SparseTransform:
-        return SparseTransform(
-            kind,
-            f,
-            sparsity=sparsity,
-            declare=declare,
-            dense_size=dense_size,
-            nbatches=nbatches,
-            checks=checks,
-        )
+def sparse_jacobian_fn(
+    f: Callable,
+    *,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+) -> SparseTransform:
+    """The Jacobian of ``f`` by colouring its columns, as a transform.
 
-    return make
+    ``f`` maps the parameters ``x`` (any pytree of floating-point arrays), or ``(x, args)``,
+    to one array of any shape. Columns of the Jacobian that share no row get one colour and one
+    forward-mode product recovers them all: ``ncolours`` products instead of ``n``.
+
+    Parameters
+    ----------
+    f
+        ``x -> array`` or ``(x, args) -> array``.
+    sparsity
+        A pattern found before (:func:`find_sparsity`); ``None`` (the default) finds it on
+        the first call for each structure and shapes of the inputs.
+    declare
+        Patterns declared by leaf path, used instead of detection for those leaves:
+        ``"dense"``, ``"elementwise"`` (the leaf's scalar at index ``i`` touches only the
+        outputs whose trailing axes equal ``i``, as a pixel response does over a stack of
+        images), or a boolean array / ``scipy.sparse`` matrix of the leaf's columns
+        (``(m, leaf size)``).
+    dense_size
+        Leaves with at most this many scalars take dense columns without detection (default
+        32): finding their pattern would cost more than it saves.
+    nbatches
+        Split the products into this many blocks (more blocks, less memory). ``None`` (the
+        default): blocks of two on a CPU (faster for image models), all at once elsewhere.
+    checks
+        How many random products the result is checked against (default 2).
+
+    Returns
+    -------
+    SparseTransform
+        Called as ``(x, args=None)``, it returns a :class:`SparseMatrix` of shape ``(m, n)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad argument, naming it. :class:`SparsityError` (on the first call) when a
+        large leaf's pattern cannot be detected: declare it.
+    """
+    return SparseTransform(
+        "jacobian",
+        f,
+        sparsity=sparsity,
+        declare=declare,
+        dense_size=dense_size,
+        nbatches=nbatches,
+        checks=checks,
+    )
 
 
-sparse_jacobian_fn = _constructor("jacobian")
-sparse_jacobian_fn.__name__ = "sparse_jacobian_fn"
-sparse_jacobian_fn.__doc__ = """The Jacobian of ``f`` by colouring its columns, as a transform.
+def sparse_hessian_fn(
+    f: Callable,
+    *,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+) -> SparseTransform:
+    """The Hessian of a scalar ``f`` by symmetric colouring, as a transform.
 
-``f`` maps the parameters ``x`` (any pytree of floating-point arrays), or ``(x, args)``,
-to one array of any shape. Columns of the Jacobian that share no row get one colour and one
-forward-mode product recovers them all: ``ncolours`` products instead of ``n``.
+    Each leaf's columns are the pattern of the gradient's Jacobian with respect to that leaf
+    (detected, declared or dense); the pattern is made symmetric and star-coloured, and one
+    Hessian-vector product per colour recovers the whole matrix.
 
-Parameters
-----------
-f
-    ``x -> array`` or ``(x, args) -> array``.
-sparsity
-    A pattern found before (:func:`find_sparsity`); ``None`` (the default) finds it on
-    the first call for each structure and shapes of the inputs.
-declare
-    Patterns declared by leaf path, used instead of detection for those leaves:
-    ``"dense"``, ``"elementwise"`` (the leaf's scalar at index ``i`` touches only the
-    outputs whose trailing axes equal ``i``, as a pixel response does over a stack of
-    images), or a boolean array / ``scipy.sparse`` matrix of the leaf's columns
-    (``(m, leaf size)``).
-dense_size
-    Leaves with at most this many scalars take dense columns without detection (default
-    32): finding their pattern would cost more than it saves.
-nbatches
-    Split the products into this many blocks (more blocks, less memory). ``None`` (the
-    default): blocks of two on a CPU (faster for image models), all at once elsewhere.
-checks
-    How many random products the result is checked against (default 2).
+    Parameters
+    ----------
+    f
+        ``x -> scalar`` or ``(x, args) -> scalar``.
+    sparsity, dense_size, nbatches, checks
+        As in :func:`sparse_jacobian_fn`.
+    declare
+        As in :func:`sparse_jacobian_fn`, for the Hessian's columns: ``"dense"``,
+        ``"elementwise"`` (the leaf's scalars do not couple with each other, only with the
+        other leaves), or a boolean array / ``scipy.sparse`` matrix of shape ``(n, leaf size)``.
 
-Returns
--------
-SparseTransform
-    Called as ``(x, args=None)``, it returns a :class:`SparseMatrix` of shape ``(m, n)``.
+    Returns
+    -------
+    SparseTransform
+        Called as ``(x, args=None)``, it returns a symmetric :class:`SparseMatrix` ``(n, n)``.
+    """
+    return SparseTransform(
+        "hessian",
+        f,
+        sparsity=sparsity,
+        declare=declare,
+        dense_size=dense_size,
+        nbatches=nbatches,
+        checks=checks,
+    )
 
-Raises
-------
-TypeError, ValueError
-    On a bad argument, naming it. :class:`SparsityError` (on the first call) when a
-    large leaf's pattern cannot be detected: declare it.
-"""
 
-sparse_hessian_fn = _constructor("hessian")
-sparse_hessian_fn.__name__ = "sparse_hessian_fn"
-sparse_hessian_fn.__doc__ = """The Hessian of a scalar ``f`` by symmetric colouring, as a transform.
+def sparse_fisher_fn(
+    f: Callable,
+    *,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+) -> SparseTransform:
+    """The Fisher matrix ``J^T J`` by symmetric colouring, as a transform.
 
-Each leaf's columns are the pattern of the gradient's Jacobian with respect to that leaf
-(detected, declared or dense); the pattern is made symmetric and star-coloured, and one
-Hessian-vector product per colour recovers the whole matrix.
+    ``f`` returns the model divided by its standard error, as for :func:`fisher`. The pattern
+    of ``J`` is found leaf by leaf (as in :func:`sparse_jacobian_fn`), the pattern of
+    ``J^T J`` follows from it, and one product ``J^T (J s)`` per colour of its symmetric
+    colouring recovers the matrix: never ``J`` itself, never an ``n x n`` array.
 
-Parameters
-----------
-f
-    ``x -> scalar`` or ``(x, args) -> scalar``.
-sparsity, dense_size, nbatches, checks
-    As in :func:`sparse_jacobian_fn`.
-declare
-    As in :func:`sparse_jacobian_fn`, for the Hessian's columns: ``"dense"``,
-    ``"elementwise"`` (the leaf's scalars do not couple with each other, only with the
-    other leaves), or a boolean array / ``scipy.sparse`` matrix of shape ``(n, leaf size)``.
+    Parameters
+    ----------
+    f
+        ``x -> array`` or ``(x, args) -> array``: the model over its standard error.
+    sparsity, declare, dense_size, nbatches, checks
+        As in :func:`sparse_jacobian_fn` (declarations describe ``J``'s columns).
 
-Returns
--------
-SparseTransform
-    Called as ``(x, args=None)``, it returns a symmetric :class:`SparseMatrix` ``(n, n)``.
-"""
-
-sparse_fisher_fn = _constructor("fisher")
-sparse_fisher_fn.__name__ = "sparse_fisher_fn"
-sparse_fisher_fn.__doc__ = """The Fisher matrix ``J^T J`` by symmetric colouring, as a transform.
-
-``f`` returns the model divided by its standard error, as for :func:`fisher`. The pattern
-of ``J`` is found leaf by leaf (as in :func:`sparse_jacobian_fn`), the pattern of
-``J^T J`` follows from it, and one product ``J^T (J s)`` per colour of its symmetric
-colouring recovers the matrix: never ``J`` itself, never an ``n x n`` array.
-
-Parameters
-----------
-f
-    ``x -> array`` or ``(x, args) -> array``: the model over its standard error.
-sparsity, declare, dense_size, nbatches, checks
-    As in :func:`sparse_jacobian_fn` (declarations describe ``J``'s columns).
-
-Returns
--------
-SparseTransform
-    Called as ``(x, args=None)``, it returns a symmetric :class:`SparseMatrix` ``(n, n)``.
-"""
+    Returns
+    -------
+    SparseTransform
+        Called as ``(x, args=None)``, it returns a symmetric :class:`SparseMatrix` ``(n, n)``.
+    """
+    return SparseTransform(
+        "fisher",
+        f,
+        sparsity=sparsity,
+        declare=declare,
+        dense_size=dense_size,
+        nbatches=nbatches,
+        checks=checks,
+    )
 
 
 # --- the zodiax-style calls ------------------------------------------------------------------
@@ -476,66 +503,158 @@ def _wrong_pattern(name, transform, x, captured, mismatch, tolerance) -> Sparsit
     )
 
 
-def _call_doc(kind: str, what: str) -> str:
-    return f"""{what}
+def sparse_jacobian(
+    f: Callable,
+    x: Any,
+    *,
+    args: Any = None,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+    rtol: float | None = None,
+) -> SparseMatrix:
+    """The Jacobian of ``f`` at ``x`` as a sparse matrix, by colouring.
 
-The zodiax-style call over :func:`sparse_{kind}_fn`: the pattern is found once for a
-function of the same code and equal captures (the package's reuse rule) and the same
-shapes, and kept with its compiled program. The result is checked against random products
-computed directly; a pattern that misses entries raises :class:`SparsityError` (after
-finding the pattern afresh once, in case it was found for an earlier function), never a
-wrong matrix.
+    The zodiax-style call over :func:`sparse_jacobian_fn`: the pattern is found once for a
+    function of the same code and equal captures (the package's reuse rule) and the same
+    shapes, and kept with its compiled program. The result is checked against random
+    products computed directly; a pattern that misses entries raises
+    :class:`SparsityError` (after finding the pattern afresh once, in case it was found
+    for an earlier function), never a wrong matrix.
 
-Parameters
-----------
-f, x
-    As in :func:`{kind}` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args`` is
-    given).
-args
-    Data for ``f`` (keyword only), as in :func:`{kind}`.
-sparsity, declare, dense_size, nbatches, checks
-    As in :func:`sparse_{kind}_fn`.
-rtol
-    The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
-    ``None`` (the default): the square root of the dtype's machine epsilon.
+    Parameters
+    ----------
+    f, x
+        As in :func:`jacobian` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args``
+        is given).
+    args
+        Data for ``f`` (keyword only), as in :func:`jacobian`.
+    sparsity, declare, dense_size, nbatches, checks
+        As in :func:`sparse_jacobian_fn`.
+    rtol
+        The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
+        ``None`` (the default): the square root of the dtype's machine epsilon.
 
-Returns
--------
-SparseMatrix
-    The matrix, with ``names`` for its parameters.
+    Returns
+    -------
+    SparseMatrix
+        The matrix, with ``names`` for its parameters.
 
-Raises
-------
-TypeError, ValueError
-    On a bad argument, naming it (``x`` holding tracers: use the transform).
-SparsityError
-    When a leaf's pattern cannot be detected (declare it), or the pattern misses entries.
-"""
-
-
-def _make_call(kind: str, what: str) -> Callable:
-    def call(
-        f: Callable,
-        x: Any,
-        *,
-        args: Any = None,
-        sparsity: Sparsity | None = None,
-        declare: Mapping | None = None,
-        dense_size: int = DEFAULT_DENSE_SIZE,
-        nbatches: int | None = None,
-        checks: int = DEFAULT_CHECKS,
-        rtol: float | None = None,
-    ) -> SparseMatrix:
-        return _sparse_call(kind, f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol)
-
-    call.__name__ = call.__qualname__ = f"sparse_{kind}"
-    call.__doc__ = _call_doc(kind, what)
-    return call
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad argument, naming it (``x`` holding tracers: use the transform).
+    SparsityError
+        When a leaf's pattern cannot be detected (declare it), or the pattern misses
+        entries.
+    """
+    return _sparse_call(
+        "jacobian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol
+    )
 
 
-sparse_jacobian = _make_call("jacobian", "The Jacobian of ``f`` at ``x`` as a sparse matrix.")
-sparse_hessian = _make_call("hessian", "The Hessian of a scalar ``f`` at ``x`` as a sparse matrix.")
-sparse_fisher = _make_call("fisher", "The Fisher matrix ``J^T J`` at ``x`` as a sparse matrix.")
+def sparse_hessian(
+    f: Callable,
+    x: Any,
+    *,
+    args: Any = None,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+    rtol: float | None = None,
+) -> SparseMatrix:
+    """The Hessian of a scalar ``f`` at ``x`` as a sparse matrix, by colouring.
+
+    The zodiax-style call over :func:`sparse_hessian_fn`: the pattern is found once for a
+    function of the same code and equal captures (the package's reuse rule) and the same
+    shapes, and kept with its compiled program. The result is checked against random
+    products computed directly; a pattern that misses entries raises
+    :class:`SparsityError` (after finding the pattern afresh once, in case it was found
+    for an earlier function), never a wrong matrix.
+
+    Parameters
+    ----------
+    f, x
+        As in :func:`hessian` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args``
+        is given).
+    args
+        Data for ``f`` (keyword only), as in :func:`hessian`.
+    sparsity, declare, dense_size, nbatches, checks
+        As in :func:`sparse_hessian_fn`.
+    rtol
+        The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
+        ``None`` (the default): the square root of the dtype's machine epsilon.
+
+    Returns
+    -------
+    SparseMatrix
+        The matrix, with ``names`` for its parameters.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad argument, naming it (``x`` holding tracers: use the transform).
+    SparsityError
+        When a leaf's pattern cannot be detected (declare it), or the pattern misses
+        entries.
+    """
+    return _sparse_call(
+        "hessian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol
+    )
+
+
+def sparse_fisher(
+    f: Callable,
+    x: Any,
+    *,
+    args: Any = None,
+    sparsity: Sparsity | None = None,
+    declare: Mapping | None = None,
+    dense_size: int = DEFAULT_DENSE_SIZE,
+    nbatches: int | None = None,
+    checks: int = DEFAULT_CHECKS,
+    rtol: float | None = None,
+) -> SparseMatrix:
+    """The Fisher matrix ``J^T J`` at ``x`` as a sparse matrix, by colouring.
+
+    The zodiax-style call over :func:`sparse_fisher_fn`: the pattern is found once for a
+    function of the same code and equal captures (the package's reuse rule) and the same
+    shapes, and kept with its compiled program. The result is checked against random
+    products computed directly; a pattern that misses entries raises
+    :class:`SparsityError` (after finding the pattern afresh once, in case it was found
+    for an earlier function), never a wrong matrix.
+
+    Parameters
+    ----------
+    f, x
+        As in :func:`fisher` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args``
+        is given).
+    args
+        Data for ``f`` (keyword only), as in :func:`fisher`.
+    sparsity, declare, dense_size, nbatches, checks
+        As in :func:`sparse_fisher_fn`.
+    rtol
+        The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
+        ``None`` (the default): the square root of the dtype's machine epsilon.
+
+    Returns
+    -------
+    SparseMatrix
+        The matrix, with ``names`` for its parameters.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad argument, naming it (``x`` holding tracers: use the transform).
+    SparsityError
+        When a leaf's pattern cannot be detected (declare it), or the pattern misses
+        entries.
+    """
+    return _sparse_call("fisher", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol)
 
 
 def find_sparsity(

@@ -12,6 +12,7 @@ tutorial, sized by ``npix``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import dLux as dl
@@ -46,17 +47,32 @@ class DetectorProblem(NamedTuple):
     settings: dict
     """``npix``, ``pupil_npix``, ``ndither``, ``nwavels``, ``seed``: how it was built."""
 
-    def residuals(self, params: Any) -> jax.Array:
-        """``(model - data) / sigma``: its sum of squares is the chi-squared."""
-        return (self.model(params) - self.data) / self.sigma
+    @property
+    def residuals(self) -> Any:
+        """``params -> (model - data) / sigma``: its sum of squares is the chi-squared.
 
-    def scaled_model(self, params: Any) -> jax.Array:
-        """``model / sigma``: the function whose Jacobian gives the Fisher matrix."""
-        return self.model(params) / self.sigma
+        A ``functools.partial`` of the model and the data only, so that fits of data sets
+        simulated with other seeds reuse one compiled program (the family's reuse rule
+        compares everything but arrays by value).
+        """
+        return functools.partial(_residuals, self.model, self.data, self.sigma)
+
+    @property
+    def scaled_model(self) -> Any:
+        """``params -> model / sigma``: the function whose Jacobian gives the Fisher matrix."""
+        return functools.partial(_scaled_model, self.model, self.sigma)
 
     def chi2(self, params: Any) -> jax.Array:
         """The chi-squared of ``params`` against the data."""
         return jnp.sum(self.residuals(params) ** 2)
+
+
+def _residuals(model: Any, data: jax.Array, sigma: jax.Array, params: Any) -> jax.Array:
+    return (model(params) - data) / sigma
+
+
+def _scaled_model(model: Any, sigma: jax.Array, params: Any) -> jax.Array:
+    return model(params) / sigma
 
 
 def _optics(pupil_npix: int, npix: int, wavelengths: jax.Array) -> tuple[Any, float]:

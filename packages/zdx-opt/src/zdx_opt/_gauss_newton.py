@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import zdx_base
 import zdx_batching
 from zdx_base import checks
+from zdx_batching import CapturedJit, capture
 
 from ._paths import leaf_names
 
@@ -100,6 +101,23 @@ def _prior(name: str, prior: Any, x0: Any) -> tuple[np.ndarray, np.ndarray]:
     return mean, precision
 
 
+def _chi2_and_gradient(point: Any, pair: Any) -> tuple[jax.Array, Any]:
+    """``sum(r ** 2)`` and ``J^T r`` (a pytree like ``point``) for the captured
+    ``(residuals, args)``."""
+    residuals, data = pair.function
+
+    def flat_residuals(p):
+        return jnp.ravel(residuals(p, data))
+
+    r, pullback = jax.vjp(flat_residuals, point)
+    return jnp.sum(r**2), pullback(r)[0]
+
+
+# One compiled program for every fit of the same code and equal captures (the family's
+# reuse rule): a new lambda or new data of the same shapes compiles nothing.
+_EVALUATE = CapturedJit(_chi2_and_gradient)
+
+
 def gauss_newton(
     residuals: Callable,
     x0: Any,
@@ -164,13 +182,10 @@ def gauss_newton(
     def tree_residuals(params, data=None):
         return residuals(params, data) if with_args else residuals(params)
 
-    @jax.jit
     def evaluate(vector, data):
-        def flat_residuals(v):
-            return jnp.ravel(tree_residuals(unravel(v), data))
-
-        r, pullback = jax.vjp(flat_residuals, vector)
-        return jnp.sum(r**2), pullback(r)[0]
+        pair = capture((tree_residuals, data))
+        value, gradient = _EVALUATE(unravel(vector), pair)
+        return value, zdx_base.ravel(gradient).flat
 
     def fisher_at(vector):
         point = unravel(jnp.asarray(vector))

@@ -27,17 +27,18 @@ def test_parameters_and_data_shapes(problem):
 
 
 def test_every_pixel_response_changes_the_model(problem):
-    # Each response pixel scales its own pixel in every image, and nothing else.
-    gradient = jax.grad(lambda r: jnp.sum(problem.model({**problem.truth, "response": r})))(
-        problem.truth["response"]
-    )
-    expected = jnp.sum(problem.model(problem.truth), axis=0) / problem.truth["response"]
+    # Each log response scales its own pixel in every image, and nothing else: the
+    # derivative of the total counts by log_response[i] is the counts of pixel i.
+    gradient = jax.grad(
+        lambda r: jnp.sum(problem.model({**problem.truth, "log_response": r}))
+    )(problem.truth["log_response"])
+    expected = jnp.sum(problem.model(problem.truth), axis=0)
     np.testing.assert_allclose(gradient, expected, rtol=1e-10)
 
 
 def test_sparse_fisher_equals_the_dense_one(problem):
     sparse = zb.sparse_fisher(
-        problem.scaled_model, problem.truth, declare={"response": "elementwise"}
+        problem.scaled_model, problem.truth, declare={"log_response": "elementwise"}
     )
     flat, unravel = ravel_pytree(problem.truth)
     J = jax.jacfwd(lambda v: jnp.ravel(problem.scaled_model(unravel(v))))(flat)
@@ -45,7 +46,7 @@ def test_sparse_fisher_equals_the_dense_one(problem):
     difference = np.max(np.abs(np.asarray(sparse.todense()) - dense)) / np.max(np.abs(dense))
     assert difference < 1e-12
     found = zb.find_sparsity("fisher", problem.scaled_model, problem.truth)
-    assert found.sources["response"] == "detected"
+    assert found.sources["log_response"] == "detected"
     assert found.ncolours == 23  # 22 global scalars and one colour for every response pixel
 
 

@@ -3,9 +3,10 @@
 The problem is :func:`~zdx_examples._detector.detector_problem` (dLux's instrumental
 calibration, sized by ``npix``). The fit is ``zdx_opt.gauss_newton``: damped Gauss-Newton
 steps solved exactly on the Fisher matrix computed by colouring, with no learning rate.
-Two Gaussian priors resolve what the data cannot: the pixel response's mean is degenerate
-with the flux (a prior of mean 1 and the response's scatter on every pixel), and the
-jitter is weakly determined by about Nyquist-sampled images (a broad prior). Every
+The pixel response is fitted by its logarithm: its overall scale is degenerate with the
+flux, a straight line in logarithms, and a Gaussian prior on every ``log_response`` (mean
+0, the scatter the truth is drawn with) makes the posterior along it exactly Gaussian. A
+broad prior on the log of the jitter keeps it finite where the images say little. Every
 parameter's error bar comes from the same factorised curvature (its Schur complement:
 no dense matrix), and the pulls against the truth check them.
 """
@@ -33,8 +34,8 @@ CALIBRATE_DETECTOR_DEFAULTS = {
     "seed": 0,
     "max_steps": 30,
 }
-RESPONSE_SCATTER = 0.05  # the true response is 1 + RESPONSE_SCATTER * N(0, 1)
-JITTER_PRIOR = (0.5, 0.5)  # pixels: broad, as an instrument team's prior knowledge
+RESPONSE_SCATTER = 0.05  # the true log response is RESPONSE_SCATTER * N(0, 1)
+JITTER_PRIOR = (0.0, 0.7)  # on log(jitter / pixel): broad, an instrument team's knowledge
 REFERENCE_STEPS = 60  # Gauss-Newton steps of the reference optimum (to rounding)
 
 
@@ -47,8 +48,8 @@ def starting_point(problem: Any) -> dict:
         "log_flux": jnp.asarray(onp.log10(counts)),
         "position": jnp.zeros(2),
         "zernikes": jnp.zeros_like(problem.truth["zernikes"]),
-        "jitter": jnp.asarray(0.3),
-        "response": jnp.ones((npix, npix)),
+        "log_jitter": jnp.log(jnp.asarray(0.7)),
+        "log_response": jnp.zeros((npix, npix)),
     }
 
 
@@ -80,9 +81,9 @@ def calibrate_detector(
         response_scatter=RESPONSE_SCATTER,
         seed=seed,
     )
-    prior = {"response": (1.0, RESPONSE_SCATTER), "jitter": JITTER_PRIOR}
+    prior = {"log_response": (0.0, RESPONSE_SCATTER), "log_jitter": JITTER_PRIOR}
     start = starting_point(problem)
-    declare = {"response": "elementwise"}
+    declare = {"log_response": "elementwise"}
     began = time.perf_counter()
     fit = zdx_opt.gauss_newton(
         problem.residuals,
@@ -107,7 +108,9 @@ def calibrate_detector(
     # Delta chi2 < 1 of the optimum: the objective (chi2 / 2 + prior) within 1/2 of it.
     within = onp.flatnonzero(objective_history - reference_objective < 0.5)
     truth = problem.truth
-    pulls = onp.asarray((fit.params["response"] - truth["response"]) / fit.errors["response"])
+    pulls = onp.asarray(
+        (fit.params["log_response"] - truth["log_response"]) / fit.errors["log_response"]
+    )
     ndata = int(problem.data.size)
     nparams = problem.settings["nparams"]
     summary = {
@@ -132,11 +135,11 @@ def calibrate_detector(
                 "error": onp.asarray(fit.errors[name]).tolist(),
                 "truth": onp.asarray(truth[name]).tolist(),
             }
-            for name in ("log_flux", "position", "jitter", "zernikes")
+            for name in ("log_flux", "position", "log_jitter", "zernikes")
         },
         "chi2_history": onp.asarray(fit.chi2_history).tolist(),
         "seconds_history": onp.asarray(fit.seconds).tolist(),
-        "priors": {"response": [1.0, RESPONSE_SCATTER], "jitter": list(JITTER_PRIOR)},
+        "priors": {"log_response": [0.0, RESPONSE_SCATTER], "log_jitter": list(JITTER_PRIOR)},
     }
     if out is not None:
         _write(
@@ -179,12 +182,13 @@ def detector_coverage(
             problem.residuals,
             starting_point(problem),
             max_steps=max_steps,
-            prior={"response": (1.0, RESPONSE_SCATTER), "jitter": JITTER_PRIOR},
-            declare={"response": "elementwise"},
+            prior={"log_response": (0.0, RESPONSE_SCATTER), "log_jitter": JITTER_PRIOR},
+            declare={"log_response": "elementwise"},
         )
         seconds.append(time.perf_counter() - start)
-        truth = problem.truth["response"]
-        pulls.append(onp.ravel((fit.params["response"] - truth) / fit.errors["response"]))
+        truth = problem.truth["log_response"]
+        pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]
+        pulls.append(onp.ravel(pull))
         chi2r.append(fit.chi2 / (problem.data.size - problem.settings["nparams"]))
         steps.append(fit.steps)
     pooled = onp.concatenate(pulls)
@@ -220,9 +224,9 @@ def _write(out, summary, problem, fit, pulls, objective_history, reference_objec
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    truth = onp.asarray(problem.truth["response"])
-    found = onp.asarray(fit.params["response"])
-    errors = onp.asarray(fit.errors["response"])
+    truth = onp.exp(onp.asarray(problem.truth["log_response"]))
+    found = onp.exp(onp.asarray(fit.params["log_response"]))
+    errors = found * onp.asarray(fit.errors["log_response"])  # the response's, to first order
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for ax, image, title in zip(
         axes, (truth, found, found - truth), ("true response", "fitted", "fitted - true")

@@ -4,8 +4,9 @@ A telescope with a secondary obstruction and a spider images a star through a de
 several wavelengths, dithered over a grid of pointings. The detector blurs each image by a
 jitter and multiplies it pixel by pixel by its response. The parameters are the
 log10 flux, the star's position (arcseconds), the Zernike coefficients of the pupil
-(nanometres), the jitter (pixels) and the pixel response (one number per pixel): for a
-``npix x npix`` detector, ``npix**2 + 22`` numbers, almost all of them pixel responses that
+(nanometres), the log of the jitter (pixels; the blur is even in the jitter, so its sign
+would be a second mode) and the log of the pixel response (one number per pixel):
+for a ``npix x npix`` detector, ``npix**2 + 22`` numbers, almost all of them responses that
 each touch one pixel of every image. It is the problem of dLux's instrumental-calibration
 tutorial, sized by ``npix``.
 """
@@ -26,6 +27,7 @@ from zdx_base import checks
 from ._telescope import allow_rank_promotion
 
 NOLL_TERMS = tuple(range(4, 22))  # defocus to the fifth radial order: 18 terms
+TRUE_JITTER = 1.0  # pixels: where the images determine it (below about 0.5 they barely do)
 BACKGROUND = 100.0  # counts per pixel added to the variance (read noise and sky)
 # XLA's CPU backend (jaxlib 0.10) can crash with a segmentation fault while running this
 # model's derivatives compiled at its default optimisation level; level 1 avoids it. It
@@ -118,7 +120,10 @@ def detector_problem(
     nwavels
         Wavelengths between 0.75 and 1 micron.
     response_scatter
-        The true pixel response is ``1 + response_scatter * N(0, 1)``.
+        The true pixel response is ``exp(response_scatter * N(0, 1))``. The response is
+        fitted by its logarithm: its overall scale is degenerate with the flux, and in
+        logarithms that degeneracy is a straight line (``log_flux`` against the mean of
+        ``log_response``), along which a Gaussian prior gives an exactly Gaussian posterior.
     seed
         The random seed of the truth and the noise.
 
@@ -146,8 +151,8 @@ def detector_problem(
             telescope = optics.set("pupil.coefficients", params["zernikes"])
             detector = dl.LayeredDetector(
                 [
-                    ("jitter", dl.ApplyJitter(params["jitter"], 5, 1)),
-                    ("response", dl.ApplyPixelResponse(params["response"])),
+                    ("jitter", dl.ApplyJitter(jnp.exp(params["log_jitter"]), 5, 1)),
+                    ("response", dl.ApplyPixelResponse(jnp.exp(params["log_response"]))),
                 ]
             )
             pointings = dlu.arcsec2rad(params["position"][None, :] + dithers)
@@ -163,8 +168,8 @@ def detector_problem(
         "log_flux": jnp.asarray(6.0),
         "position": jnp.array([0.01, -0.02]),
         "zernikes": 5.0 * jax.random.normal(keys[0], (len(NOLL_TERMS),)),
-        "jitter": jnp.asarray(0.5),
-        "response": 1.0 + response_scatter * jax.random.normal(keys[1], (npix, npix)),
+        "log_jitter": jnp.log(jnp.asarray(TRUE_JITTER)),
+        "log_response": response_scatter * jax.random.normal(keys[1], (npix, npix)),
     }
     expected = model(truth)
     sigma = jnp.sqrt(expected + BACKGROUND)

@@ -10,6 +10,8 @@ compiler goes through these helpers, so that a change of JAX is met once:
   accepts on a platform (options are renamed and retired between XLA versions; an
   unknown one is an error at compile time: JAX 0.12's XLA no longer knows
   ``xla_cpu_use_fusion_emitters``, which JAX 0.10's does);
+- :func:`single_device_sharding`: a whole array on one device (the class of JAX 0.10 is
+  deprecated in 0.12, the function of 0.12 missing in 0.10);
 - :func:`jax_version` and :func:`jax_at_least`: the installed JAX as numbers, for the
   behaviour that changed between the lines the family supports (:data:`SUPPORTED_JAX`);
 - :data:`COMPLEX_ABS_HESSIAN_NAN_AT_ZERO`: whether this JAX's second derivative of a
@@ -112,6 +114,22 @@ def shard_map(f: Callable, *, mesh: Mesh, in_specs: Any, out_specs: Any) -> Call
     return _shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, **{_CHECK_FLAG: False})
 
 
+def single_device_sharding(device: Any) -> Any:
+    """The sharding that puts a whole array on ``device``: JAX 0.12's
+    ``jax.sharding.make_single_device_sharding`` (its ``SingleDeviceSharding`` class is
+    deprecated there), ``SingleDeviceSharding`` before.
+
+    Examples
+    --------
+    >>> single_device_sharding(jax.devices()[0]).device_set == {jax.devices()[0]}
+    True
+    """
+    make = getattr(jax.sharding, "make_single_device_sharding", None)
+    if make is None:  # JAX 0.10
+        return jax.sharding.SingleDeviceSharding(device)
+    return make(device)
+
+
 def supported_compile_options(options: dict, platform: str | None = None) -> dict:
     """The entries of ``options`` that this jaxlib's compiler accepts on ``platform``
     (default: JAX's default backend), each tried once per process on a tiny program.
@@ -144,7 +162,7 @@ def supported_compile_options(options: dict, platform: str | None = None) -> dic
 
 @functools.cache
 def _accepted(platform: str, name: str, value: Any) -> bool:
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices(platform)[0])
+    sharding = single_device_sharding(jax.devices(platform)[0])
     probe = jax.ShapeDtypeStruct((), np.float32, sharding=sharding)
     lowered = jax.jit(lambda v: v + 1).lower(probe)
     try:

@@ -279,9 +279,10 @@ def build_optics(
     """The optical system of the tutorial's hierarchical fit.
 
     Layers, in order: ``"aperture"``, a :class:`NormalisingAperture` (a normalising
-    ``TransmissiveLayer``) holding :func:`telescope_aperture`; ``"wfe"``, a ``BasisLayer`` of ``n_zernike`` Zernike
-    polynomials (Noll indices 4, 5, ..., i.e. defocus onwards; unit RMS over the primary)
-    applied as optical path difference, with coefficients in metres, all zero.
+    ``TransmissiveLayer``) holding :func:`telescope_aperture`; ``"wfe"``, a
+    ``BasisLayer`` of ``n_zernike`` Zernike polynomials (Noll indices 4, 5, ..., i.e.
+    defocus onwards; unit RMS over the primary) applied as optical path difference, with
+    coefficients in metres, all zero.
     Because the aperture layer normalises the wavefront, ``optics.propagate`` returns a
     PSF whose total over an unbounded detector is 1; the ``psf_npixels`` field holds
     slightly less (0.93 to 0.94 for the defaults).

@@ -24,6 +24,7 @@ import sys
 
 import numpy as np
 import pytest
+import tomllib
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -797,3 +798,19 @@ def test_each_deliberate_difference_occurs_and_is_in_the_readme(outcomes):
     readme = (ROOT / "README.md").read_text()
     for name, _, _ in DELIBERATE:
         assert name in readme, f"the README's migration section does not list {name!r}"
+
+
+def test_without_hatch_the_suite_is_skipped_saying_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("_", "/usr/bin/python3")  # not launched by hatch either
+    with pytest.raises(pytest.skip.Exception, match=r"`hatch` is not on the PATH.*pip install"):
+        run_both([], tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing was run
+
+
+def test_zodiax05_runs_on_the_python_of_this_run():
+    # both sides must have the same JAX, which the Python decides (3.11: 0.10, 3.13: 0.12)
+    name = zodiax05_environment()
+    assert name == f"zodiax05.py{sys.version_info.major}.{sys.version_info.minor}"
+    matrix = tomllib.loads((ROOT / "hatch.toml").read_text())["envs"]["zodiax05"]["matrix"]
+    assert name.removeprefix("zodiax05.py") in matrix[0]["python"]

@@ -205,6 +205,8 @@ class NormalisingAperture(dl.TransmissiveLayer):
     transmission : array_like
         Transmission of each pupil pixel, in [0, 1].
 
+    Examples
+    --------
     >>> layer = NormalisingAperture(jnp.array([[1.0, 0.0], [1.0, 1.0]]))
     >>> wavefront = layer(dl.Wavefront(wavelength=1e-6, npixels=2, diameter=1.0))
     >>> round(float(wavefront.power), 12)

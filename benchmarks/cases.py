@@ -21,6 +21,7 @@ import functools
 import importlib.metadata
 import io
 import os
+import platform
 import re
 import subprocess
 from collections.abc import Callable
@@ -163,10 +164,10 @@ def environment_label() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries that matter, for the results' metadata."""
+    """Versions of Python and of the libraries that matter, for the results' metadata."""
     import importlib.metadata
 
-    found = {}
+    found = {"python": platform.python_version()}
     for dist in ("jax", "jaxlib", "equinox", "dLux", "zodiax", "zdx-batching"):
         try:
             found[dist] = importlib.metadata.version(dist)

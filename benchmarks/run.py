@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     problems = options.problems.split(",") if options.problems else None
 
+    found = cases.versions()
+    print(f"Python {found.pop('python')}, " + ", ".join(f"{k} {v}" for k, v in found.items()))
     if not options.with_zodiax05:
         print(f"{label} on {name}: results to {os.path.relpath(output)}", flush=True)
         code = subprocess.call(pytest_command(options, output, problems, pytest_args))

@@ -448,10 +448,13 @@ def main(argv=None) -> int:
 
 
 def versions() -> dict:
+    """Versions of Python and of the libraries timed, for the results and their report."""
     import importlib.metadata
+    import platform
 
     names = ("jax", "blackjax", "numpyro", "zdx-sample")
-    return {name: importlib.metadata.version(name) for name in names}
+    found = {"python": platform.python_version()}
+    return found | {name: importlib.metadata.version(name) for name in names}
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ def sampler_section(folder: str, size: str) -> str | None:
         "marginal standard deviations where they are known. `benchmarks/samplers.py` "
         "describes the targets.",
         "",
+        f"Versions: {_versions(results.get('versions'))}.",
+        "",
         "| target | sampler | chains | warm-up + draws | time | CPU | min ESS | ESS/s | "
         "ESS/CPU s | ESS/gradient | max R-hat | sd error |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -87,3 +89,12 @@ def sampler_section(folder: str, size: str) -> str | None:
                 f"{_fmt(row['min_ess_bulk'] / row['seconds'])} |"
             )
     return "\n".join(lines)
+
+
+def _versions(versions: dict | None) -> str:
+    """``Python 3.13.0, jax 0.12.1, ...`` from a results file's versions (older files
+    name no Python)."""
+    if not versions:
+        return "not recorded"
+    names = {"python": "Python"}
+    return ", ".join(f"{names.get(k, k)} {v}" for k, v in versions.items())

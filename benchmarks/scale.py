@@ -15,7 +15,7 @@ records what automatic detection (asdex) finds for the pixel response.
 
 Both processes compile at XLA's optimisation level 1 (``--xla_backend_optimization_level``):
 on jaxlib 0.10 the default level crashes XLA's CPU backend on this model (see
-``tests/zdx_examples/test_xla_crash.py``). Results go to ``results/<machine>/scale-*.json``.
+``tests/zdx_examples/test_xla_cpu_crash.py``). Results go to ``results/<machine>/scale-*.json``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Each package installs alone, from its folder, into a fresh virtual environment, imports
-cleanly and passes its own tests there: what it needs is exactly what its pyproject declares,
-plus its siblings from their folders (never from the registry)."""
+cleanly and passes its own tests there (all but the slow ones, which the whole suite runs):
+what it needs is exactly what its pyproject declares, plus its siblings from their folders
+(never from the registry)."""
 
 import os
 import pathlib
@@ -61,6 +62,10 @@ def test_package_installs_alone_and_passes_its_tests(dist, tmp_path):
             "-q",
             "-p",
             "no:cacheprovider",
+            # the package's slow end-to-end tests run in the whole suite (`hatch test`);
+            # here what matters is that it installs and works alone
+            "-m",
+            "not slow",
             str(ROOT / "tests" / import_name),
             str(ROOT / "tests" / "test_docstrings.py"),
         ],

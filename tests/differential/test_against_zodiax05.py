@@ -20,9 +20,11 @@ import pickle
 import runpy
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
+import tomllib
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -494,26 +496,41 @@ def generate(kind: str, count: int | None = None, seed: int | None = None) -> li
 # Running both sides.
 
 
-def _hatch() -> str:
+def _hatch() -> str | None:
+    """The hatch executable (on PATH, or the one that launched this run), or None."""
     hatch = shutil.which("hatch")
     launcher = os.environ.get("_", "")
     if hatch is None and os.path.basename(launcher) == "hatch":
         hatch = launcher
-    if hatch is None:
-        raise RuntimeError("hatch is needed to run zodiax 0.5.0 in its own environment (zodiax05)")
     return hatch
+
+
+NO_HATCH = (
+    "zodiax 0.5.0's side of the differential suite runs in hatch's `zodiax05` environment, "
+    "and `hatch` is not on the PATH of this test process: install it "
+    '(`pip install "hatch>=1.18"`) and run `hatch test`, or put it on the PATH'
+)
+
+
+def zodiax05_environment() -> str:
+    """The hatch environment of zodiax 0.5.0 on this process's Python (``zodiax05.py3.13``):
+    both sides must run the same JAX, which the Python decides."""
+    return f"zodiax05.py{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def run_both(cases: list[dict], folder: pathlib.Path) -> dict[str, list]:
     """``{kind: [(case, theirs, ours)]}``: ``cases`` run by zodiax 0.5.0 (its own hatch
     environment, a subprocess writing into ``folder``) and by ours (this process)."""
+    hatch = _hatch()
+    if hatch is None:
+        pytest.skip(NO_HATCH)
     (folder / "cases.pkl").write_bytes(pickle.dumps(cases))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
     done = subprocess.run(
         [
-            _hatch(),
+            hatch,
             "run",
-            "zodiax05:python",
+            f"{zodiax05_environment()}:python",
             str(RUNNER),
             str(folder / "cases.pkl"),
             str(folder / "theirs.pkl"),
@@ -781,3 +798,19 @@ def test_each_deliberate_difference_occurs_and_is_in_the_readme(outcomes):
     readme = (ROOT / "README.md").read_text()
     for name, _, _ in DELIBERATE:
         assert name in readme, f"the README's migration section does not list {name!r}"
+
+
+def test_without_hatch_the_suite_is_skipped_saying_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("_", "/usr/bin/python3")  # not launched by hatch either
+    with pytest.raises(pytest.skip.Exception, match=r"`hatch` is not on the PATH.*pip install"):
+        run_both([], tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing was run
+
+
+def test_zodiax05_runs_on_the_python_of_this_run():
+    # both sides must have the same JAX, which the Python decides (3.11: 0.10, 3.13: 0.12)
+    name = zodiax05_environment()
+    assert name == f"zodiax05.py{sys.version_info.major}.{sys.version_info.minor}"
+    matrix = tomllib.loads((ROOT / "hatch.toml").read_text())["envs"]["zodiax05"]["matrix"]
+    assert name.removeprefix("zodiax05.py") in matrix[0]["python"]

@@ -189,6 +189,41 @@ def telescope_aperture(
     return jnp.asarray(transmission, dtype=float)
 
 
+class NormalisingAperture(dl.TransmissiveLayer):
+    """A transmissive layer that scales the wavefront it transmits to unit power.
+
+    The same as ``dLux.TransmissiveLayer(transmission, normalise=True)``, with the power
+    summed as ``real**2 + imag**2`` of the phasor rather than dLux's ``abs(phasor)**2``.
+    The two are equal, but from JAX 0.11 on the second derivative of a complex ``abs`` at
+    0 is NaN, and the phasor is 0 at every pixel the aperture blocks: through dLux's
+    ``Wavefront.normalise`` every Hessian of a model with a blocking aperture is NaN. The
+    sum of squares has well defined derivatives of every order everywhere.
+    ``tests/zdx_examples/test_complex_abs_hessian.py`` keeps the reproducer.
+
+    Parameters
+    ----------
+    transmission : array_like
+        Transmission of each pupil pixel, in [0, 1].
+
+    Examples
+    --------
+    >>> layer = NormalisingAperture(jnp.array([[1.0, 0.0], [1.0, 1.0]]))
+    >>> wavefront = layer(dl.Wavefront(wavelength=1e-6, npixels=2, diameter=1.0))
+    >>> round(float(wavefront.power), 12)
+    1.0
+    """
+
+    def __init__(self, transmission: Any):
+        super().__init__(transmission, normalise=True)
+
+    def __call__(self, wavefront: Any) -> Any:
+        """``wavefront`` times the transmission, scaled so that its power is 1."""
+        wavefront = wavefront * self.transmission
+        phasor = wavefront.phasor
+        power = jnp.sum(jnp.square(phasor.real) + jnp.square(phasor.imag))
+        return wavefront.multiply("phasor", jnp.sqrt(1.0 / power))
+
+
 class FilteredOpticalSystem(dl.AngularOpticalSystem):
     """A dLux ``AngularOpticalSystem`` that also carries its filters.
 
@@ -245,10 +280,11 @@ def build_optics(
 ) -> FilteredOpticalSystem:
     """The optical system of the tutorial's hierarchical fit.
 
-    Layers, in order: ``"aperture"``, a normalising ``TransmissiveLayer`` holding
-    :func:`telescope_aperture`; ``"wfe"``, a ``BasisLayer`` of ``n_zernike`` Zernike
-    polynomials (Noll indices 4, 5, ..., i.e. defocus onwards; unit RMS over the primary)
-    applied as optical path difference, with coefficients in metres, all zero.
+    Layers, in order: ``"aperture"``, a :class:`NormalisingAperture` (a normalising
+    ``TransmissiveLayer``) holding :func:`telescope_aperture`; ``"wfe"``, a
+    ``BasisLayer`` of ``n_zernike`` Zernike polynomials (Noll indices 4, 5, ..., i.e.
+    defocus onwards; unit RMS over the primary) applied as optical path difference, with
+    coefficients in metres, all zero.
     Because the aperture layer normalises the wavefront, ``optics.propagate`` returns a
     PSF whose total over an unbounded detector is 1; the ``psf_npixels`` field holds
     slightly less (0.93 to 0.94 for the defaults).
@@ -295,7 +331,7 @@ def build_optics(
     transmission = telescope_aperture(npix, diameter, obscuration, spider_width, spider_angles)
     basis = zernike_basis(range(4, 4 + n_zernike), npix, diameter)
     layers = [
-        ("aperture", dl.TransmissiveLayer(transmission, normalise=True)),
+        ("aperture", NormalisingAperture(transmission)),
         ("wfe", dl.BasisLayer(basis, jnp.zeros(n_zernike), as_phase=False)),
     ]
     return FilteredOpticalSystem(

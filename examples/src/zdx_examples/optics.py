@@ -37,6 +37,7 @@ from ._simulate import simulate as simulate
 from ._simulate import start_params as start_params
 from ._simulate import true_parameters as true_parameters
 from ._telescope import FilteredOpticalSystem as FilteredOpticalSystem
+from ._telescope import NormalisingAperture as NormalisingAperture
 from ._telescope import allow_rank_promotion as allow_rank_promotion
 from ._telescope import build_optics as build_optics
 from ._telescope import noll_to_nm as noll_to_nm

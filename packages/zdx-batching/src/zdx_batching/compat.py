@@ -8,18 +8,79 @@ compiler goes through these helpers, so that a change of JAX is met once:
   (the programs here gather their blocks themselves);
 - :func:`supported_compile_options`: the subset of XLA compile options that this jaxlib
   accepts on a platform (options are renamed and retired between XLA versions; an
-  unknown one is an error at compile time).
+  unknown one is an error at compile time: JAX 0.12's XLA no longer knows
+  ``xla_cpu_use_fusion_emitters``, which JAX 0.10's does);
+- :func:`single_device_sharding`: a whole array on one device (the class of JAX 0.10 is
+  deprecated in 0.12, the function of 0.12 missing in 0.10);
+- :func:`jax_version` and :func:`jax_at_least`: the installed JAX as numbers, for the
+  behaviour that changed between the lines the family supports (:data:`SUPPORTED_JAX`);
+- :data:`COMPLEX_ABS_HESSIAN_NAN_AT_ZERO`: whether this JAX's second derivative of a
+  complex ``abs`` at 0 is NaN (JAX 0.12.1 and later; 0 before), which makes the Hessian
+  of a model that sums ``abs(phasor) ** 2`` over a phasor with zeros NaN (dLux's
+  ``Wavefront.power``).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
+
+# The oldest and the newest JAX line the family supports, both run by the test suite
+# (Python 3.11 gets JAX 0.10, Python 3.12 and 3.13 get 0.12).
+SUPPORTED_JAX = ((0, 10), (0, 12))
+
+
+def jax_version() -> tuple[int, int, int]:
+    """The installed JAX's version as ``(major, minor, patch)`` (a suffix such as ``.dev``
+    or ``rc1`` is dropped).
+
+    Raises
+    ------
+    RuntimeError
+        If ``jax.__version__`` does not start with three numbers.
+
+    Examples
+    --------
+    >>> jax_version() >= SUPPORTED_JAX[0]
+    True
+    """
+    return _parse_version(jax.__version__)
+
+
+def _parse_version(text: str) -> tuple[int, int, int]:
+    found = re.match(r"(\d+)\.(\d+)\.(\d+)", text)
+    if found is None:
+        raise RuntimeError(f"jax.__version__ must start with three numbers, got {text!r}.")
+    return tuple(int(part) for part in found.groups())
+
+
+def jax_at_least(major: int, minor: int, patch: int = 0) -> bool:
+    """Whether the installed JAX is version ``major.minor.patch`` or later.
+
+    Examples
+    --------
+    >>> jax_at_least(0, 4)
+    True
+    """
+    return jax_version() >= (major, minor, patch)
+
+
+def jax_is_supported() -> bool:
+    """Whether the installed JAX is of a line from ``SUPPORTED_JAX[0]`` to
+    ``SUPPORTED_JAX[1]`` (inclusive)."""
+    return SUPPORTED_JAX[0] <= jax_version()[:2] <= SUPPORTED_JAX[1]
+
+
+# JAX 0.12.1 computes the derivative of a complex abs through hypot and zeroes it at 0 with
+# a select: the first derivative at 0 stays 0, the second is NaN (0 * inf in the
+# transposed select). The examples' telescope sums the power as real**2 + imag**2 instead.
+COMPLEX_ABS_HESSIAN_NAN_AT_ZERO = jax_version() >= (0, 12, 1)
 
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
@@ -53,9 +114,29 @@ def shard_map(f: Callable, *, mesh: Mesh, in_specs: Any, out_specs: Any) -> Call
     return _shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, **{_CHECK_FLAG: False})
 
 
+def single_device_sharding(device: Any) -> Any:
+    """The sharding that puts a whole array on ``device``: JAX 0.12's
+    ``jax.sharding.make_single_device_sharding`` (its ``SingleDeviceSharding`` class is
+    deprecated there), ``SingleDeviceSharding`` before.
+
+    Examples
+    --------
+    >>> single_device_sharding(jax.devices()[0]).device_set == {jax.devices()[0]}
+    True
+    """
+    make = getattr(jax.sharding, "make_single_device_sharding", None)
+    if make is None:  # JAX 0.10
+        return jax.sharding.SingleDeviceSharding(device)
+    return make(device)
+
+
 def supported_compile_options(options: dict, platform: str | None = None) -> dict:
     """The entries of ``options`` that this jaxlib's compiler accepts on ``platform``
     (default: JAX's default backend), each tried once per process on a tiny program.
+
+    An option the compiler does not know makes compiling fail with an error naming it
+    (``INVALID_ARGUMENT: No such compile option: '...'`` on JAX 0.12); any other error
+    of the probe is raised, not taken for an unknown option.
 
     Returns
     -------
@@ -81,14 +162,20 @@ def supported_compile_options(options: dict, platform: str | None = None) -> dic
 
 @functools.cache
 def _accepted(platform: str, name: str, value: Any) -> bool:
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices(platform)[0])
+    sharding = single_device_sharding(jax.devices(platform)[0])
     probe = jax.ShapeDtypeStruct((), np.float32, sharding=sharding)
     lowered = jax.jit(lambda v: v + 1).lower(probe)
     try:
         lowered.compile({name: value})
     except Exception as error:  # jaxlib raises its own runtime error class
-        message = str(error).lower()
-        if "option" in message or "flag" in message:
+        if _is_unknown_option(str(error), name):
             return False
         raise
     return True
+
+
+def _is_unknown_option(message: str, name: str) -> bool:
+    """Whether a compile error's ``message`` says that option ``name`` is unknown (the
+    wording differs between XLA versions; each names the option or says option/flag)."""
+    message = message.lower()
+    return name.lower() in message or "option" in message or "flag" in message

@@ -89,10 +89,10 @@ class Sparsity:
 def _asdex():
     try:
         import asdex
-    except ImportError as error:  # Python 3.10: asdex needs 3.11 or newer
+    except ImportError as error:  # a dependency of zdx-batching, missing only if removed
         raise ImportError(
-            "Structured curvature needs asdex (sparsity detection and graph colouring), "
-            "which needs Python 3.11 or newer: `pip install asdex`."
+            "Structured curvature needs asdex (sparsity detection and graph colouring): "
+            "`pip install asdex`."
         ) from error
     return asdex
 

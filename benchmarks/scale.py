@@ -59,7 +59,7 @@ def child(mode: str, npix: int, folder: pathlib.Path) -> dict:
     def once():
         if mode == "sparse":
             result = zb.sparse_fisher(
-                lambda p: model(p) / sigma, truth, declare={"response": "elementwise"}
+                lambda p: model(p) / sigma, truth, declare={"log_response": "elementwise"}
             )
             return jax.block_until_ready(result)
         matrix, _ = zb.fisher(lambda p: model(p) / sigma, truth)
@@ -81,7 +81,7 @@ def child(mode: str, npix: int, folder: pathlib.Path) -> dict:
         out["nnz"] = result.nnz
         out["mismatch"] = float(result.mismatch)
         found = zb.find_sparsity(
-            "fisher", lambda p: model(p) / sigma, truth, declare={"response": "elementwise"}
+            "fisher", lambda p: model(p) / sigma, truth, declare={"log_response": "elementwise"}
         )
         out["ncolours"] = found.ncolours
         dense_file = folder / f"dense-{npix}.npy"

@@ -79,3 +79,28 @@ def test_the_complex_abs_flag_says_what_this_jax_does():
     # here: then update compat.COMPLEX_ABS_HESSIAN_NAN_AT_ZERO.
     second = jax.hessian(lambda a: jnp.abs(a * (1 + 0j)) ** 2)(0.0)
     assert bool(jnp.isnan(second)) == compat.COMPLEX_ABS_HESSIAN_NAN_AT_ZERO
+
+
+def test_asdex_imports_and_detects_on_this_jax():
+    asdex = compat.import_asdex()
+    pattern = asdex.jacobian_sparsity(lambda x: x[1:] * x[:-1], jnp.ones(4))
+    assert sorted(zip(pattern.rows.tolist(), pattern.cols.tolist())) == [
+        (0, 0),
+        (0, 1),
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        (2, 3),
+    ]
+
+
+def test_the_asdex_shim_is_still_needed_where_it_applies():
+    # When this fails, asdex no longer reads ClosedJaxpr from jax._src.core on JAX 0.12:
+    # drop compat.import_asdex's shim.
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.find_spec("asdex")
+    api = pathlib.Path(spec.origin).parent / "detection" / "_api.py"
+    reads_private_name = "from jax._src.core import ClosedJaxpr" in api.read_text()
+    assert reads_private_name, "asdex no longer imports ClosedJaxpr from jax._src.core"

@@ -29,9 +29,9 @@ def test_parameters_and_data_shapes(problem):
 def test_every_pixel_response_changes_the_model(problem):
     # Each log response scales its own pixel in every image, and nothing else: the
     # derivative of the total counts by log_response[i] is the counts of pixel i.
-    gradient = jax.grad(
-        lambda r: jnp.sum(problem.model({**problem.truth, "log_response": r}))
-    )(problem.truth["log_response"])
+    gradient = jax.grad(lambda r: jnp.sum(problem.model({**problem.truth, "log_response": r})))(
+        problem.truth["log_response"]
+    )
     expected = jnp.sum(problem.model(problem.truth), axis=0)
     np.testing.assert_allclose(gradient, expected, rtol=1e-10)
 

@@ -35,6 +35,7 @@ from ._sparsity import (
     leaf_paths,
 )
 from ._transforms import _signature
+from .compat import import_asdex
 
 DEFAULT_CHECKS = 2
 # Products per block on a CPU when nbatches is left to the library. Few products at a time
@@ -211,7 +212,7 @@ class SparseTransform:
         probes), decompressed; a Fisher matrix is then ``J^T J`` of the sparse Jacobian.
         The pattern's arrays are inputs of the compiled program, never constants in it
         (XLA would fold them into copies the size of the matrix)."""
-        import asdex  # the pattern was coloured by asdex, so it is installed
+        asdex = import_asdex()  # the pattern was coloured by asdex, so it is installed
 
         kind, f, nbatches = self.kind, self.f, self.nbatches
         measured = sparsity.jacobian or sparsity  # what the function's products give

@@ -30,6 +30,8 @@ from jax.flatten_util import ravel_pytree
 from zdx_base import scalar_names
 from zdx_base._paths import iter_leaf_paths
 
+from .compat import import_asdex
+
 KINDS = ("jacobian", "hessian", "fisher")
 DECLARATIONS = ("dense", "elementwise")
 DEFAULT_DENSE_SIZE = 32
@@ -88,7 +90,7 @@ class Sparsity:
 
 def _asdex():
     try:
-        import asdex
+        asdex = import_asdex()
     except ImportError as error:  # a dependency of zdx-batching, missing only if removed
         raise ImportError(
             "Structured curvature needs asdex (sparsity detection and graph colouring): "

@@ -179,3 +179,27 @@ def _is_unknown_option(message: str, name: str) -> bool:
     wording differs between XLA versions; each names the option or says option/flag)."""
     message = message.lower()
     return name.lower() in message or "option" in message or "flag" in message
+
+
+def import_asdex() -> Any:
+    """Import asdex (sparsity detection and colouring) on every supported JAX.
+
+    asdex 0.5 imports ``ClosedJaxpr`` from ``jax._src.core``, where JAX 0.12 no longer
+    defines it (it lives in ``jax.extend.core``, its public home, on every supported line).
+    When it is missing there, the public class is made visible under the old name before
+    asdex is imported; nothing else changes. ``tests/zdx_batching/test_compat.py`` notices
+    when an asdex release no longer needs this.
+
+    Raises
+    ------
+    ImportError
+        If asdex is not installed.
+    """
+    import jax._src.core as private_core
+    import jax.extend.core as public_core
+
+    if not hasattr(private_core, "ClosedJaxpr"):
+        private_core.ClosedJaxpr = public_core.ClosedJaxpr
+    import asdex
+
+    return asdex

@@ -129,6 +129,10 @@ def calibrate_detector(
         "pull_std": float(pulls.std()),
         "coverage_1sigma": float(onp.mean(onp.abs(pulls) < 1.0)),
         "coverage_2sigma": float(onp.mean(onp.abs(pulls) < 2.0)),
+        # Pixels the data constrain: error bar below half the prior's.
+        "responses_seen": float(
+            onp.mean(onp.asarray(fit.errors["log_response"]) < 0.5 * RESPONSE_SCATTER)
+        ),
         "globals": {
             name: {
                 "value": onp.asarray(fit.params[name]).tolist(),

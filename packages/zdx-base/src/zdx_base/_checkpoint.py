@@ -158,7 +158,8 @@ class Checkpoint:
         Returns
         -------
         (dict, int) or None
-            ``name -> array`` as written by :meth:`reached`, and the units done. None
+            ``name -> array`` as written by :meth:`reached` (NumPy arrays; typed JAX random
+            keys come back as such), and the units done. None
             when neither the file nor its ``.next``/``.previous`` companions exist. When
             the file itself is missing (a kill between the two renames of a write), the
             complete ``.next`` (newer) or ``.previous`` one is used.
@@ -235,7 +236,10 @@ class Checkpoint:
             for leaf in info.leaves
         }
         entries = eqx.tree_deserialise_leaves(io.BytesIO(data), like)
-        return {name: onp.asarray(value) for name, value in entries.items()}, int(record["done"])
+        entries = {name: onp.asarray(value) for name, value in entries.items()}
+        for name, impl in record.get("keys", {}).items():
+            entries[name] = jax.random.wrap_key_data(entries[name], impl=impl)
+        return entries, int(record["done"])
 
     # ---------------------------------------------------------------- writing
 
@@ -251,7 +255,14 @@ class Checkpoint:
     def save(self, entries: Mapping[str, Any], done: int, total: int) -> None:
         """Write ``entries`` (``name -> array``) as the checkpoint after ``done`` of
         ``total`` units, atomically, keeping the last one as ``.previous``."""
-        tree = {str(name): onp.asarray(value) for name, value in entries.items()}
+        tree, keys = {}, {}
+        for name, value in entries.items():
+            if isinstance(value, jax.Array) and jax.dtypes.issubdtype(
+                value.dtype, jax.dtypes.prng_key
+            ):  # a typed random key: its data, and the name of its generator
+                keys[str(name)] = str(jax.random.key_impl(value))
+                value = jax.random.key_data(value)
+            tree[str(name)] = onp.asarray(value)
         record = {
             "format": CHECKPOINT_FORMAT,
             "function": self.fn_name,
@@ -260,6 +271,7 @@ class Checkpoint:
             "done": int(done),
             "total": int(total),
             "unit": self.unit,
+            "keys": keys,
         }
         record["digest"] = _digest(record)
         write(self.next_path, tree, {"checkpoint": record}, True, self.fn_name)

@@ -6,7 +6,9 @@ bytes; numbers, strings and bytes by value; containers item by item; functions b
 code (bytecode, constants, names), defaults and the contents of their closure cells;
 ``functools.partial`` by its function and arguments; bound methods by their function and
 ``self``; other objects (equinox modules, numpyro distributions) by their type and their
-attributes. Globals that a function reads are not part of it.
+attributes. An object met again (shared, or in a cycle) is written as a reference to its
+first visit, so the walk is linear in the objects reachable. Globals that a function reads
+are not part of it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def fingerprint(*objects: Any) -> str:
 class _Walk:
     def __init__(self, digest: Any):
         self.digest = digest
-        self.active: set[int] = set()
+        self.seen: dict[int, int] = {}
+        self.keep: list = []
 
     def put(self, *parts: Any) -> None:
         for part in parts:
@@ -80,14 +83,12 @@ class _Walk:
         if isinstance(obj, jax.ShapeDtypeStruct):
             self.put("shape", obj.dtype, obj.shape)
             return
-        if id(obj) in self.active:
-            self.put("cycle")
+        if id(obj) in self.seen:  # shared or cyclic: a reference to its first visit
+            self.put("seen", self.seen[id(obj)])
             return
-        self.active.add(id(obj))
-        try:
-            self._visit_container(obj, depth + 1)
-        finally:
-            self.active.discard(id(obj))
+        self.seen[id(obj)] = len(self.seen)
+        self.keep.append(obj)  # so that no id is reused during the walk
+        self._visit_container(obj, depth + 1)
 
     def _visit_container(self, obj: Any, depth: int) -> None:
         kind = type(obj)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -16,6 +18,7 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.initialization import init_to_value
 
+import zdx_base
 from zdx_base import checks
 from zdx_opt import LatentMap
 
@@ -139,23 +142,8 @@ def _elbo_terms(key, loc, scale_tril, log_density_u, num, batch_size):
     return log_p - log_q
 
 
-def _fit(
-    density: LatentDensity,
-    run_key: jax.Array,
-    elbo_key: jax.Array,
-    learning_rate: jax.Array,
-    num_steps: int,
-    num_particles: int,
-    elbo_samples: int,
-    batch_size: int,
-    report_every: int,
-):
-    """numpyro's SVI over the latent vector ``u`` and the ELBO terms of the fitted
-    Gaussian at ``elbo_samples`` fresh draws, in one program.
-
-    Returns ``loc``, ``scale_tril``, the ``(num_steps,)`` losses and the ELBO terms
-    (:func:`_elbo_terms`).
-    """
+def _svi(density: LatentDensity, learning_rate: jax.Array, num_steps: int, num_particles: int):
+    """numpyro's SVI of the full-rank Gaussian over the latent vector ``u``."""
     k = density.latent_map.dim
 
     def model():
@@ -173,7 +161,11 @@ def _fit(
     def step_size(i):
         return learning_rate * 0.01 ** jnp.minimum(i / num_steps, 1.0)
 
-    svi = SVI(model, guide, numpyro.optim.Adam(step_size), Trace_ELBO(num_particles))
+    return SVI(model, guide, numpyro.optim.Adam(step_size), Trace_ELBO(num_particles))
+
+
+def _svi_steps(svi, state, steps: jax.Array, report_every: int):
+    """The SVI steps ``steps`` (their indices) from ``state``: the state and the losses."""
 
     def step(state, i):
         state, loss = svi.update(state)
@@ -181,10 +173,36 @@ def _fit(
             _progress.report(i + 1, report_every, i + 1, loss=loss)
         return state, loss
 
-    state, losses = jax.lax.scan(step, svi.init(run_key), jnp.arange(num_steps))
+    return jax.lax.scan(step, state, steps)
+
+
+def _svi_result(svi, state, density, elbo_key, elbo_samples: int, batch_size: int):
     params = svi.get_params(state)
     loc, scale_tril = params["auto_loc"], params["auto_scale_tril"]
     terms = _elbo_terms(elbo_key, loc, scale_tril, density, elbo_samples, batch_size)
+    return loc, scale_tril, terms
+
+
+def _fit(
+    density: LatentDensity,
+    run_key: jax.Array,
+    elbo_key: jax.Array,
+    learning_rate: jax.Array,
+    num_steps: int,
+    num_particles: int,
+    elbo_samples: int,
+    batch_size: int,
+    report_every: int,
+):
+    """numpyro's SVI over the latent vector ``u`` and the ELBO terms of the fitted
+    Gaussian at ``elbo_samples`` fresh draws, in one program.
+
+    Returns ``loc``, ``scale_tril``, the ``(num_steps,)`` losses and the ELBO terms
+    (:func:`_elbo_terms`).
+    """
+    svi = _svi(density, learning_rate, num_steps, num_particles)
+    state, losses = _svi_steps(svi, svi.init(run_key), jnp.arange(num_steps), report_every)
+    loc, scale_tril, terms = _svi_result(svi, state, density, elbo_key, elbo_samples, batch_size)
     return loc, scale_tril, losses, terms
 
 
@@ -192,6 +210,101 @@ _FIT = Program(
     _fit,
     static_argnames=("num_steps", "num_particles", "elbo_samples", "batch_size", "report_every"),
 )
+
+
+# The same fit in segments, for checkpointed runs: the state between segments is SVI's
+# (Adam's moments, the step count and the random key), so the steps are those of _fit.
+def _fit_start(density, run_key, learning_rate, num_steps: int, num_particles: int):
+    return _svi(density, learning_rate, num_steps, num_particles).init(run_key)
+
+
+def _svi_at(density, state, learning_rate, num_steps: int, num_particles: int):
+    """The SVI of :func:`_svi`, set up to continue from ``state`` (numpyro's SVI learns
+    the guide's constraints in ``init``; the state ``init`` returns here is not used)."""
+    svi = _svi(density, learning_rate, num_steps, num_particles)
+    svi.init(state.rng_key)
+    return svi
+
+
+def _fit_segment(
+    density, state, steps, learning_rate, num_steps: int, num_particles: int, report_every: int
+):
+    svi = _svi_at(density, state, learning_rate, num_steps, num_particles)
+    return _svi_steps(svi, state, steps, report_every)
+
+
+def _fit_end(
+    density,
+    state,
+    elbo_key,
+    learning_rate,
+    num_steps: int,
+    num_particles: int,
+    elbo_samples: int,
+    batch_size: int,
+):
+    svi = _svi_at(density, state, learning_rate, num_steps, num_particles)
+    return _svi_result(svi, state, density, elbo_key, elbo_samples, batch_size)
+
+
+_SETTINGS = ("num_steps", "num_particles")
+_FIT_START = Program(_fit_start, static_argnames=_SETTINGS)
+_FIT_SEGMENT = Program(_fit_segment, static_argnames=(*_SETTINGS, "report_every"))
+_FIT_END = Program(_fit_end, static_argnames=(*_SETTINGS, "elbo_samples", "batch_size"))
+
+
+def _fit_in_segments(
+    checkpoint: zdx_base.Checkpoint,
+    density: LatentDensity,
+    run_key: jax.Array,
+    elbo_key: jax.Array,
+    learning_rate: jax.Array,
+    num_steps: int,
+    num_particles: int,
+    elbo_samples: int,
+    batch_size: int,
+    report_every: int,
+):
+    """:func:`_fit`, written to ``checkpoint`` between segments and resumed from it."""
+    settings = dict(num_steps=num_steps, num_particles=num_particles)
+    state = _FIT_START(density, run_key, learning_rate, **settings)
+    state_def = jax.tree.structure(state)
+    losses = onp.zeros(num_steps, onp.asarray(learning_rate).dtype)
+    done = 0
+    loaded = checkpoint.load()
+    if loaded is not None:
+        entries, done = loaded
+        leaves = [jnp.asarray(entries[f"state.{i}"]) for i in range(state_def.num_leaves)]
+        state = jax.tree.unflatten(state_def, leaves)
+        losses[:done] = entries["losses"]
+
+    def entries_of(state, done):
+        out = {f"state.{i}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
+        out["losses"] = losses[:done]
+        return out
+
+    with checkpoint.interruptible():
+        for start, stop in checkpoint.segments(done, num_steps):
+            state, part = _FIT_SEGMENT(
+                density,
+                state,
+                jnp.arange(start, stop),
+                learning_rate,
+                report_every=report_every,
+                **settings,
+            )
+            losses[start:stop] = onp.asarray(part)
+            checkpoint.reached(stop, num_steps, functools.partial(entries_of, state, stop))
+    loc, scale_tril, terms = _FIT_END(
+        density,
+        state,
+        elbo_key,
+        learning_rate,
+        elbo_samples=elbo_samples,
+        batch_size=batch_size,
+        **settings,
+    )
+    return loc, scale_tril, jnp.asarray(losses), terms
 
 
 def variational(
@@ -210,6 +323,9 @@ def variational(
     importance_samples: int = 2000,
     df: float | None = 5.0,
     batch_size: int = 256,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 200,
+    checkpoint_seconds: float | None = None,
 ) -> VariationalResult:
     """Fit a full-rank Gaussian to the posterior by stochastic variational inference.
 
@@ -243,6 +359,17 @@ def variational(
         Degrees of freedom of the Student-t proposal (None: the Gaussian itself).
     batch_size : int, default 256
         How many draws are evaluated at once.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the optimisation's progress (``zdx_base.Checkpoint``): Adam's
+        state, the random key and the losses so far. When it exists, the run continues
+        from it and ends with the same result, bit for bit, as a run never stopped; one
+        written for another model or other settings is refused. SIGINT and SIGTERM
+        write a last checkpoint and stop the run (``zdx_base.CheckpointInterrupted``).
+        The steps then run in compiled segments of ``checkpoint_every``.
+    checkpoint_every : int, default 200
+        SVI steps between checkpoints.
+    checkpoint_seconds : float, optional
+        Write at most this often instead (the last step is always written).
 
     Returns
     -------
@@ -287,18 +414,34 @@ def variational(
     log_det_p = -0.5 * curv.log_det  # log |det P|, with P.T F P = I
     density = LatentDensity(post.log_posterior(), latent_map)
     run_key, elbo_key, is_key = jax.random.split(key, 3)
+    fit_inputs = (density, run_key, elbo_key, jnp.asarray(learning_rate, post.x0.dtype))
+    fit_settings = dict(
+        num_steps=num_steps,
+        num_particles=num_particles,
+        elbo_samples=elbo_samples,
+        batch_size=batch_size,
+        report_every=_progress.report_interval(num_steps) if progress else 0,
+    )
     with _progress.progress_bar(num_steps, "variational", bool(progress)):
-        loc, scale_tril, losses, terms = _FIT(
-            density,
-            run_key,
-            elbo_key,
-            jnp.asarray(learning_rate, post.x0.dtype),
-            num_steps=num_steps,
-            num_particles=num_particles,
-            elbo_samples=elbo_samples,
-            batch_size=batch_size,
-            report_every=_progress.report_interval(num_steps) if progress else 0,
-        )
+        if checkpoint is None:
+            loc, scale_tril, losses, terms = _FIT(*fit_inputs, **fit_settings)
+        else:
+            saver = zdx_base.Checkpoint(
+                "variational",
+                checkpoint,
+                model=(log_likelihood, prior, jax.tree.leaves(density)),
+                settings=dict(
+                    num_steps=num_steps,
+                    learning_rate=learning_rate,
+                    num_particles=num_particles,
+                    elbo_samples=elbo_samples,
+                    batch_size=batch_size,
+                    key=onp.asarray(jax.random.key_data(key)).tolist(),
+                ),
+                every=checkpoint_every,
+                seconds=checkpoint_seconds,
+            )
+            loc, scale_tril, losses, terms = _fit_in_segments(saver, *fit_inputs, **fit_settings)
     if not (
         onp.all(onp.isfinite(onp.asarray(loc))) and onp.all(onp.isfinite(onp.asarray(scale_tril)))
     ):

@@ -322,7 +322,7 @@ def nuts(
             saver = zdx_base.Checkpoint(
                 "nuts",
                 checkpoint,
-                model=(log_likelihood, prior, jax.tree.leaves(density)),
+                model=(log_likelihood, prior, latent_map.x0, latent_map.projection),
                 settings={
                     **settings._replace(report_every=0)._asdict(),
                     "num_chains": num_chains,

@@ -429,7 +429,7 @@ def variational(
             saver = zdx_base.Checkpoint(
                 "variational",
                 checkpoint,
-                model=(log_likelihood, prior, jax.tree.leaves(density)),
+                model=(log_likelihood, prior, latent_map.x0, latent_map.projection),
                 settings=dict(
                     num_steps=num_steps,
                     learning_rate=learning_rate,

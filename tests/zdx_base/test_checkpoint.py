@@ -213,3 +213,18 @@ def test_fingerprints_are_equal_in_another_process():
         for _ in range(2)
     ]
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
+
+
+def test_resuming_a_checkpoint_of_other_jax_versions_warns_that_bits_may_differ(
+    tmp_path, monkeypatch
+):
+    from zdx_base import _checkpoint as checkpoint_module
+
+    ckpt = _checkpoint(tmp_path / "c.ckpt")
+    ckpt.save({"x": np.zeros(2)}, 3, 10)
+    real = checkpoint_module.package_versions
+    monkeypatch.setattr(
+        checkpoint_module, "package_versions", lambda: {**real(), "jaxlib": "0.0.1"}
+    )
+    with pytest.warns(RuntimeWarning, match=r"jaxlib .* -> 0.0.1.*last bits may differ"):
+        assert ckpt.load()[1] == 3

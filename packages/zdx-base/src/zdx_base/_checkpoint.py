@@ -7,6 +7,15 @@ far the run got. The save format checks the leaves by SHA-256; the checkpoint's 
 metadata carries a SHA-256 of itself. A new checkpoint is written completely beside the
 old one (``<name>.next``, flushed to disk) before the old one becomes ``<name>.previous``
 and the new one takes its name, so a kill at any moment leaves a complete checkpoint.
+
+Exactness: the runs built on it resume with the very state they wrote, so a resumed run
+computes the same numbers, bit for bit, as a run never stopped when both run on one
+machine with the same versions of JAX and jaxlib, the same backend and the same devices
+(XLA compiles the same programs, and the CPU programs of the family are deterministic).
+Elsewhere the compiler may round differently (other CPU features, another jaxlib, GPU
+reductions whose order is not fixed): the resumed run is then as valid, but agrees with
+an uninterrupted one only to rounding. A checkpoint written by other JAX or jaxlib
+versions is resumed with a ``RuntimeWarning`` saying so.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -30,7 +40,7 @@ import numpy as onp
 
 from ._checks import check_int, check_number
 from ._fingerprint import fingerprint
-from ._save_format import read, saved_info_of, sync_folder, write
+from ._save_format import package_versions, read, saved_info_of, sync_folder, write
 
 CHECKPOINT_FORMAT = 1
 """The checkpoint format this version writes and reads."""
@@ -231,6 +241,20 @@ class Checkpoint:
                 for name in differ
             )
             raise self._refuse(path, f"it was written with other settings ({shown})")
+        now = package_versions()
+        changed = [
+            f"{name} {info.versions.get(name)} -> {now.get(name)}"
+            for name in ("jax", "jaxlib")
+            if info.versions.get(name) != now.get(name)
+        ]
+        if changed:
+            warnings.warn(
+                f"{self.fn_name}: resuming {str(path)!r}, written with other versions "
+                f"({', '.join(changed)}); the run continues, but its last bits may differ "
+                "from those of a run never stopped (another compiler may round differently).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         like = {
             leaf.path: jax.ShapeDtypeStruct(leaf.shape, onp.dtype(leaf.dtype))
             for leaf in info.leaves

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 import zdx_base
 from zdx_base import checks
@@ -131,7 +131,7 @@ def run_blocks(
     axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-    layout = _Layout(treedef, axes, devices, vectorise)
+    layout = _Layout(treedef, axes, devices, vectorise, jax.process_count() > 1)
     captured = capture((single, static))
     if captured.key in _needs_values:
         captured = Captured.unique((single, static), "it needs the values of its arrays")
@@ -189,6 +189,7 @@ class _Layout(NamedTuple):
     axes: tuple  # 0 (batched) or None (shared) per array leaf
     devices: tuple
     vectorise: bool
+    gather: bool  # several processes: every process gets every data set's result
 
 
 def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, shared_leaves):
@@ -212,13 +213,17 @@ def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, share
     if len(layout.devices) == 1:
         return local(x, batched_leaves, shared_leaves, captured)
     data_sets, shared = PartitionSpec(_AXIS), PartitionSpec()
+    mesh = mesh_of(layout.devices, _AXIS)
     sharded = shard_map(
         local,
-        mesh=mesh_of(layout.devices, _AXIS),
+        mesh=mesh,
         in_specs=(data_sets, data_sets, shared, shared),
         out_specs=data_sets,
     )
-    return sharded(x, batched_leaves, shared_leaves, captured)
+    out = sharded(x, batched_leaves, shared_leaves, captured)
+    if layout.gather:  # under jax.distributed: a full copy on every device of every process
+        out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, PartitionSpec()))
+    return out
 
 
 # The program every reusable capture shares (JAX's cache, keyed by the layout and the

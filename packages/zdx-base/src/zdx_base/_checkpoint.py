@@ -278,7 +278,13 @@ class Checkpoint:
 
     def save(self, entries: Mapping[str, Any], done: int, total: int) -> None:
         """Write ``entries`` (``name -> array``) as the checkpoint after ``done`` of
-        ``total`` units, atomically, keeping the last one as ``.previous``."""
+        ``total`` units, atomically, keeping the last one as ``.previous``.
+
+        Under ``jax.distributed`` only process 0 writes (the processes hold the same
+        state): the path must then be on a file system that every process reads."""
+        self._last_write = time.monotonic()
+        if jax.process_count() > 1 and jax.process_index() != 0:
+            return
         tree, keys = {}, {}
         for name, value in entries.items():
             if isinstance(value, jax.Array) and jax.dtypes.issubdtype(

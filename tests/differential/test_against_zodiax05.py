@@ -43,6 +43,7 @@ CASES_PER_KIND = {  # the suite's cost is one zodiax 0.5 subprocess plus these c
     "schedule": 20,
     "function": 80,
     "nan": 20,
+    "nan_debug_nans": 20,  # the NaN checks with jax_debug_nans on, as people debugging do
 }
 
 # --------------------------------------------------------------------------------------
@@ -344,6 +345,25 @@ def nan_cases(draw):
     return {"kind": "nan", "op": op, "tree": ("dict", tree)}
 
 
+@st.composite
+def nan_debug_nans_cases(draw):
+    """The NaN checks called with ``jax_debug_nans`` on, on leaves of every maker (a NaN in
+    a NumPy array or a Python float is where a conversion would raise)."""
+    makers = st.sampled_from(["py", "np", "jnp"])
+    value = st.sampled_from([np.nan, 1.5, -0.25])
+    scalar = st.tuples(makers, value).map(lambda mv: ("leaf", mv[0], mv[1]))
+    vector = st.tuples(st.sampled_from(["np", "jnp"]), value).map(
+        lambda mv: ("leaf", mv[0], np.asarray([mv[1], 2.0]))
+    )
+    tree = draw(st.dictionaries(st.sampled_from(KEYS), scalar | vector, min_size=1, max_size=3))
+    return {
+        "kind": "nan_debug_nans",
+        "op": "zero_nan_check",
+        "tree": ("dict", tree),
+        "debug_nans": True,
+    }
+
+
 STRATEGIES = {
     "path": path_cases(),
     "wrapper": wrapper_cases(),
@@ -352,6 +372,7 @@ STRATEGIES = {
     "schedule": schedule_cases,
     "function": function_cases(),
     "nan": nan_cases(),
+    "nan_debug_nans": nan_debug_nans_cases(),
 }
 
 
@@ -464,6 +485,21 @@ EXPLICIT_CASES = {
             "op": "check_positive_semi_definite",
             "args": [("leaf", "jnp", np.asarray([[0.3, 0.3], [0.3, 0.3]]))],
             "kwargs": {},
+        },
+    ],
+    "nan_debug_nans": [
+        {  # zodiax 0.5 returns zero here; a conversion to a JAX array first would raise
+            "kind": "nan_debug_nans",
+            "op": "zero_nan_check",
+            "tree": (
+                "dict",
+                {
+                    "x": ("leaf", "np", np.asarray([np.nan, 2.0])),
+                    "y": ("leaf", "py", float("nan")),
+                    "z": ("leaf", "np", np.float64("nan")),
+                },
+            ),
+            "debug_nans": True,
         },
     ],
 }

@@ -165,7 +165,9 @@ def _matrix_call(case: dict) -> Any:
 
 
 def _nan_call(case: dict) -> Any:
-    return getattr(zodiax, case["op"])(build(case["tree"]))
+    tree = build(case["tree"])  # the user's data, made before any NaN check is on
+    with jax.debug_nans(case.get("debug_nans", False)):
+        return getattr(zodiax, case["op"])(tree)
 
 
 CALLS = {
@@ -176,6 +178,7 @@ CALLS = {
     "schedule": _schedule_call,
     "function": _matrix_call,
     "nan": _nan_call,
+    "nan_debug_nans": _nan_call,
 }
 
 

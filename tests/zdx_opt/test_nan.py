@@ -24,3 +24,11 @@ def test_debug_nan_check_stops_only_on_nan(monkeypatch):
     assert opt.debug_nan_check(grads) is grads
     opt.debug_nan_check({"a": jnp.array([0.0, jnp.nan])})
     assert seen == [False, True]
+
+
+def test_zero_nan_check_cleans_nan_leaves_of_every_kind_with_jax_debug_nans_on():
+    grads = {"a": np.array([np.nan, 2.0]), "b": float("nan"), "c": np.float64("nan")}
+    with jax.debug_nans(True):
+        cleaned = opt.zero_nan_check(grads)
+    np.testing.assert_array_equal(np.asarray(cleaned["a"]), [0.0, 2.0])
+    assert float(cleaned["b"]) == 0.0 and float(cleaned["c"]) == 0.0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import warnings
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -19,6 +23,54 @@ from ._curvature import loss_curvature, loss_curvature_fn
 from ._fit import loss_fn
 
 _FN = "natural_gradient_descent"
+
+
+class _Descent(NamedTuple):
+    """Where the descent stands after a step: all its checkpoint holds."""
+
+    params: dict
+    state: Any
+    losses: list
+    history: list
+    best: dict
+    best_loss: float
+
+
+def _entries(now: _Descent) -> dict:
+    out = {"losses": onp.asarray(now.losses), "best_loss": onp.asarray(now.best_loss)}
+    out["history"] = onp.stack(now.history)
+    for name, tree in (("params", now.params), ("state", now.state), ("best", now.best)):
+        for i, leaf in enumerate(jax.tree.leaves(tree)):
+            out[f"{name}.{i}"] = leaf
+    return out
+
+
+def _resume(saver: zdx_base.Checkpoint, first: _Descent) -> _Descent:
+    """The descent saved in ``saver``, or ``first`` when there is none yet."""
+    loaded = saver.load()
+    if loaded is None:
+        return first
+    entries, _ = loaded
+
+    def tree(name, like):
+        leaves, treedef = jax.tree.flatten(like)
+        restored = []
+        for i, leaf in enumerate(leaves):
+            value = entries[f"{name}.{i}"]
+            if isinstance(leaf, (jax.Array, onp.ndarray)):
+                restored.append(jnp.asarray(value, leaf.dtype))
+            else:  # a Python number
+                restored.append(type(leaf)(value.item()))
+        return jax.tree.unflatten(treedef, restored)
+
+    return _Descent(
+        params=tree("params", first.params),
+        state=tree("state", first.state),
+        losses=[float(v) for v in entries["losses"]],
+        history=list(entries["history"]),
+        best=tree("best", first.params),
+        best_loss=float(entries["best_loss"]),
+    )
 
 
 def check_learning_rate(fn: str, learning_rate: float) -> float:
@@ -51,6 +103,8 @@ def natural_gradient_descent(
     learning_rate: float = 0.1,
     refresh_every: int = 5,
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
 ) -> tuple[dict, jax.Array, jax.Array]:
     """Natural-gradient descent on :func:`loss_fn`, the tutorial's section 5.
 
@@ -77,6 +131,15 @@ def natural_gradient_descent(
         Recompute the loss curvature every this many steps, >= 1.
     progress : bool
         Show a ``tqdm`` bar with the loss.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the descent's progress every ``checkpoint_every`` steps
+        (``zdx_base.Checkpoint``: the parameters, the optimiser's state, the best point
+        and the history). When it exists the descent continues from it and ends with the
+        same result, bit for bit, as one never stopped; one written for another start,
+        other data or other settings is refused. SIGINT and SIGTERM write a last
+        checkpoint and stop cleanly (``zdx_base.CheckpointInterrupted``).
+    checkpoint_every : int
+        Steps between checkpoints, >= 1.
 
     Returns
     -------
@@ -104,6 +167,15 @@ def natural_gradient_descent(
         optax.sgd(learning_rate, momentum=0.5),
     )
     state = eqx.filter_jit(optim.init)(params)
+    saver = None
+    if checkpoint is not None:
+        saver = zdx_base.Checkpoint(
+            _FN,
+            checkpoint,
+            model=(params, args),
+            settings={"steps": steps, "learning_rate": learning_rate, "refresh": refresh_every},
+            every=checkpoint_every,
+        )
     value_and_grad = eqx.filter_value_and_grad(loss_fn)
 
     @eqx.filter_jit
@@ -112,37 +184,47 @@ def natural_gradient_descent(
         updates, state = optim.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
-    losses, history = [], [onp.asarray(zdx_base.ravel(params)[0])]
-    best, best_loss = params, onp.inf
-    bar = tqdm(range(steps), desc="natural gradient", unit="step", disable=not progress)
-    for _ in bar:
-        try:
-            new, state, loss = step(params, state, args)
-        except RuntimeError:  # raised inside the compiled step: see whether it was the metric
-            reason = _unusable_curvature(params, args)
-            if reason is None:
-                raise
-            warnings.warn(
-                f"natural gradient: stopped after {len(losses)} steps: {reason}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            break
-        loss = float(loss)
-        if not onp.isfinite(loss):
-            warnings.warn(
-                f"natural gradient: the loss became {loss} after {len(losses)} steps; "
-                "stopping there (try a smaller learning_rate).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            break
-        if loss < best_loss:
-            best, best_loss = params, loss
-        params = new
-        losses.append(loss)
-        history.append(onp.asarray(zdx_base.ravel(params)[0]))
-        bar.set_postfix(log10_loss=f"{onp.log10(loss):.4f}")
+    descent = _Descent(params, state, [], [onp.asarray(zdx_base.ravel(params)[0])], params, onp.inf)
+    if saver is not None:
+        descent = _resume(saver, descent)
+    params, state, losses, history, best, best_loss = descent
+    bar = tqdm(
+        total=steps, initial=len(losses), desc="natural gradient", unit="step", disable=not progress
+    )
+    guard = saver.interruptible() if saver is not None else contextlib.nullcontext()
+    with guard:
+        while len(losses) < steps:
+            try:
+                new, state, loss = step(params, state, args)
+            except RuntimeError:  # raised inside the compiled step: was it the metric?
+                reason = _unusable_curvature(params, args)
+                if reason is None:
+                    raise
+                warnings.warn(
+                    f"natural gradient: stopped after {len(losses)} steps: {reason}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                break
+            loss = float(loss)
+            if not onp.isfinite(loss):
+                warnings.warn(
+                    f"natural gradient: the loss became {loss} after {len(losses)} steps; "
+                    "stopping there (try a smaller learning_rate).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                break
+            if loss < best_loss:
+                best, best_loss = params, loss
+            params = new
+            losses.append(loss)
+            history.append(onp.asarray(zdx_base.ravel(params)[0]))
+            bar.update(1)
+            bar.set_postfix(log10_loss=f"{onp.log10(loss):.4f}")
+            if saver is not None and (len(losses) % saver.every == 0 or len(losses) == steps):
+                now = _Descent(params, state, losses, history, best, best_loss)
+                saver.reached(len(losses), steps, functools.partial(_entries, now))
     bar.close()
     final = float(eqx.filter_jit(loss_fn)(params, args)) if losses else onp.inf
     if onp.isfinite(final) and final <= best_loss:

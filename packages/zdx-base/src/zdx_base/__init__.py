@@ -5,7 +5,10 @@
 any pytree (``zdx_base.set(tree, "a.b", value)``). ``ravel`` flattens a pytree into a vector
 with a name for every scalar. ``save`` and ``load`` write a model to a file (equinox's
 leaf format, with the parameter names and package versions beside the leaves) and read it
-back into a skeleton of the same structure. ``zdx_base.checks`` holds the argument checks
+back into a skeleton of the same structure. ``Checkpoint`` keeps the progress of a long run
+(atomic, checksummed, refused when damaged or written for another model or other
+settings) and stops it cleanly on SIGINT or SIGTERM; ``fingerprint`` is the digest of a
+model it compares. ``zdx_base.checks`` holds the argument checks
 that every package of the family shares.
 """
 
@@ -13,6 +16,11 @@ import importlib.metadata
 
 from . import checks as checks
 from ._base import Base as Base
+from ._checkpoint import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import CheckpointInterrupted as CheckpointInterrupted
+from ._fingerprint import fingerprint as fingerprint
 from ._operations import add as add
 from ._operations import divide as divide
 from ._operations import get as get

@@ -157,14 +157,31 @@ def write(
             file.write(text)
             file.write(len(text).to_bytes(8, "little"))
             file.write(_MARKER)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before it takes the target's name
         if not overwrite and path.exists():  # appeared while we were writing
             raise FileExistsError(
                 f"{fn_name}: {str(path)!r} already exists; pass overwrite=True to replace it."
             )
         os.replace(temporary, path)
+        sync_folder(path.parent)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def sync_folder(folder: pathlib.Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _not_complete(fn_name: str, path: pathlib.Path, why: str) -> ValueError:

@@ -18,6 +18,8 @@ own, which is dropped after the call: never a stale number, and no cache that gr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -25,7 +27,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 import zdx_base
 from zdx_base import checks
@@ -88,6 +90,7 @@ def run_blocks(
     vectorise: bool,
     progress: bool,
     desc: str,
+    checkpoint: zdx_base.Checkpoint | None = None,
 ) -> Any:
     """``single`` over the data sets, ``block_size`` at a time, over all devices.
 
@@ -99,6 +102,10 @@ def run_blocks(
     with the non-array part of ``args`` under the reuse rule (see the module's
     docstring). Blocks are padded with copies of the last data set and the padding is
     dropped from the results.
+
+    With a ``checkpoint`` (made with ``every`` in blocks), the outputs of the blocks done
+    so far (a tuple of arrays per block) are written after every ``every`` blocks, and a
+    run finding a checkpoint starts after its last block.
     """
     from tqdm.auto import tqdm
 
@@ -124,7 +131,7 @@ def run_blocks(
     axes = tuple(_leaf_axes(args, arg_axes))
     batched = [pad(leaf, axis) for leaf, axis in zip(leaves, axes)]
     flat_params = pad(flat_params, 0)
-    layout = _Layout(treedef, axes, devices, vectorise)
+    layout = _Layout(treedef, axes, devices, vectorise, jax.process_count() > 1)
     captured = capture((single, static))
     if captured.key in _needs_values:
         captured = Captured.unique((single, static), "it needs the values of its arrays")
@@ -132,28 +139,47 @@ def run_blocks(
 
     batched_leaves = [leaf for leaf, axis in zip(batched, axes) if axis == 0]
     shared_leaves = [leaf for leaf, axis in zip(batched, axes) if axis != 0]
-    outputs = []
-    bar = tqdm(range(nblocks), desc=desc, unit="block", disable=not progress, leave=False)
-    for k in bar:
-        rows = slice(k * block, (k + 1) * block)
-        inputs = (flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves)
-        try:
-            out = program(layout, captured, *inputs)
-        except NEEDS_VALUES:
-            if k or not captured.leaves:
-                raise
-            # The function reads the values of arrays it captures: trace it afresh, with
-            # them as constants of a program of its own.
-            if len(_needs_values) >= _MAX_NEEDS_VALUES:
-                _needs_values.clear()
-            _needs_values[captured.key] = True
-            captured = Captured.unique((single, static), "it needs the values of its arrays")
-            program = _PROGRAM.fresh()
-            out = program(layout, captured, *inputs)
-        outputs.append(jax.block_until_ready(out))
+    outputs: list = []
+    first = 0
+    if checkpoint is not None:
+        loaded = checkpoint.load()
+        if loaded is not None:
+            entries, first = loaded
+            if first:
+                outputs.append(tuple(jnp.asarray(entries[f"out.{i}"]) for i in range(len(entries))))
+    bar = tqdm(total=nblocks, desc=desc, unit="block", disable=not progress, leave=False)
+    bar.update(first)
+    guard = checkpoint.interruptible() if checkpoint is not None else contextlib.nullcontext()
+    with guard:
+        for k in range(first, nblocks):
+            rows = slice(k * block, (k + 1) * block)
+            inputs = (flat_params[rows], [leaf[rows] for leaf in batched_leaves], shared_leaves)
+            try:
+                out = program(layout, captured, *inputs)
+            except NEEDS_VALUES:
+                if k != first or not captured.leaves:
+                    raise
+                # The function reads the values of arrays it captures: trace it afresh,
+                # with them as constants of a program of its own.
+                if len(_needs_values) >= _MAX_NEEDS_VALUES:
+                    _needs_values.clear()
+                _needs_values[captured.key] = True
+                captured = Captured.unique((single, static), "it needs the values of its arrays")
+                program = _PROGRAM.fresh()
+                out = program(layout, captured, *inputs)
+            outputs.append(jax.block_until_ready(out))
+            bar.update(1)
+            if checkpoint is not None and ((k + 1) % checkpoint.every == 0 or k + 1 == nblocks):
+                checkpoint.reached(k + 1, nblocks, functools.partial(_joined, outputs))
     bar.close()
     stacked = jax.tree.map(lambda *parts: jnp.concatenate(parts)[:total], *outputs)
     return stacked
+
+
+def _joined(outputs: list) -> dict:
+    """The outputs of the blocks done so far, one array per output (for a checkpoint)."""
+    joined = jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
+    return {f"out.{i}": leaf for i, leaf in enumerate(jax.tree.leaves(joined))}
 
 
 class _Layout(NamedTuple):
@@ -163,6 +189,7 @@ class _Layout(NamedTuple):
     axes: tuple  # 0 (batched) or None (shared) per array leaf
     devices: tuple
     vectorise: bool
+    gather: bool  # several processes: every process gets every data set's result
 
 
 def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, shared_leaves):
@@ -186,13 +213,17 @@ def _block_program(layout: _Layout, captured: Captured, x, batched_leaves, share
     if len(layout.devices) == 1:
         return local(x, batched_leaves, shared_leaves, captured)
     data_sets, shared = PartitionSpec(_AXIS), PartitionSpec()
+    mesh = mesh_of(layout.devices, _AXIS)
     sharded = shard_map(
         local,
-        mesh=mesh_of(layout.devices, _AXIS),
+        mesh=mesh,
         in_specs=(data_sets, data_sets, shared, shared),
         out_specs=data_sets,
     )
-    return sharded(x, batched_leaves, shared_leaves, captured)
+    out = sharded(x, batched_leaves, shared_leaves, captured)
+    if layout.gather:  # under jax.distributed: a full copy on every device of every process
+        out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, PartitionSpec()))
+    return out
 
 
 # The program every reusable capture shares (JAX's cache, keyed by the layout and the

@@ -8,6 +8,7 @@ natural-gradient descent (a ``lax.scan`` over its steps), in blocks over all dev
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+import zdx_base
 from zdx_base import checks
 
 from ._blocks import Unravel, check_vectorise, prepare, run_blocks
@@ -136,6 +138,9 @@ def fit_many(
     block_size: int | None = None,
     vectorise: bool | None = None,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_seconds: float | None = None,
 ) -> ManyFits:
     """Fit many independent data sets by natural-gradient descent, in one compiled program.
 
@@ -192,6 +197,19 @@ def fit_many(
         seconds instead of about 30 s (benchmarks/README.md); ``True`` on GPU and TPU.
     progress : bool, default False
         Show a ``tqdm`` bar over the blocks.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the fits of the blocks done so far (``zdx_base.Checkpoint``).
+        When it exists, the run starts after its last block and ends with the same
+        result, bit for bit, as a run never stopped (each block is the same compiled
+        program either way); one written for other functions, data, starts or
+        settings (the block size and the device count included) is refused. SIGINT and
+        SIGTERM let the block in progress finish, write a last checkpoint and stop the
+        run (``zdx_base.CheckpointInterrupted``). Progress is saved block by block: give
+        a ``block_size`` for a long run.
+    checkpoint_every : int, default 1
+        Blocks between checkpoints.
+    checkpoint_seconds : float, optional
+        Write at most this often instead (the last block is always written).
 
     Returns
     -------
@@ -235,7 +253,27 @@ def fit_many(
 
     fit_settings = (steps, learning_rate, momentum, refresh_every, damping)
     single = _NaturalGradientFit(loss_fn, fisher_fn, unravel, *fit_settings)
+    saver = None
+    if checkpoint is not None:
+        saver = zdx_base.Checkpoint(
+            name,
+            checkpoint,
+            model=(loss_fn, fisher_fn, params, args, args_axes),
+            settings=dict(
+                steps=steps,
+                learning_rate=learning_rate,
+                momentum=momentum,
+                refresh_every=refresh_every,
+                damping=damping,
+                block_size=block_size,
+                vectorise=vectorise,
+                devices=len(jax.devices()),
+            ),
+            every=checkpoint_every,
+            seconds=checkpoint_seconds,
+            unit="blocks",
+        )
     best, loss, losses, done = run_blocks(
-        single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)"
+        single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)", saver
     )
     return ManyFits(params=jax.vmap(unravel)(best), loss=loss, losses=losses, steps_done=done)

@@ -54,7 +54,8 @@ def zero_nan_check(grads: Any) -> Any:
     -------
     grads : PyTree
         The same pytree with NaN entries set to ``0`` (infinities are kept; other leaves
-        are returned as they are).
+        are returned as they are). With ``jax_debug_nans`` on, a NaN leaf is cleaned all
+        the same (no ``FloatingPointError``), as in zodiax 0.5.
 
     Examples
     --------
@@ -65,8 +66,9 @@ def zero_nan_check(grads: Any) -> Any:
 
     def clean(x: Any) -> Any:
         if _is_float_leaf(x):
-            x = jnp.asarray(x)
-            return jnp.where(jnp.isnan(x), jnp.zeros_like(x), x)
+            # the leaf goes to ``where`` as it is: converting a NumPy array or a number
+            # holding NaN to a JAX array first raises under ``jax_debug_nans``
+            return jnp.where(jnp.isnan(x), 0.0, x)
         return x
 
     return jax.tree_util.tree_map(clean, grads)

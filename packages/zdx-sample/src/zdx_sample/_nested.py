@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -38,6 +40,9 @@ def nested_sampling(
     num_samples: int | None = None,
     num_weight_draws: int = 100,
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 20,
+    checkpoint_seconds: float | None = None,
 ) -> NestedSamplingResult:
     """The evidence and posterior of ``likelihood x prior`` by nested sampling.
 
@@ -79,6 +84,17 @@ def nested_sampling(
     progress : bool, default True
         Show a ``tqdm`` bar over the dead points, with ``log Z`` and the log of the
         evidence fraction still in the live points.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the run's progress (``zdx_base.Checkpoint``): the live points,
+        the dead points so far and the random key. When it exists, the run continues
+        from it and ends with the same result, bit for bit, as a run never stopped;
+        one written for another likelihood, prior or settings is refused. SIGINT and
+        SIGTERM write a last checkpoint and stop the run
+        (``zdx_base.CheckpointInterrupted``).
+    checkpoint_every : int, default 20
+        Iterations between checkpoints.
+    checkpoint_seconds : float, optional
+        Write at most this often instead (the last iteration is always written).
 
     Returns
     -------
@@ -159,36 +175,80 @@ def nested_sampling(
     _check_initial(state.particles.loglikelihood)
 
     log_stop = math.log(termination)
-    dead = []
-    evaluations = num_live
-    iterations = 0
-    logz, logz_live = -math.inf, float(state.integrator.logZ_live)
+    progress_state = _Progress(
+        key=key,
+        state=state,
+        dead=[],
+        evaluations=num_live,
+        iterations=0,
+        logz=-math.inf,
+        logz_live=float(state.integrator.logZ_live),
+    )
+    saver = None
+    if checkpoint is not None:
+        settings_record = {
+            "num_live": num_live,
+            "num_delete": num_delete,
+            "num_inner_steps": num_inner_steps,
+            "termination": termination,
+            "max_iterations": max_iterations,
+            "key": onp.asarray(jax.random.key_data(key)).tolist(),
+        }
+        saver = _NestedCheckpoint(
+            zdx_base.Checkpoint(
+                "nested_sampling",
+                checkpoint,
+                model=(log_likelihood, prior),
+                settings=settings_record,
+                every=checkpoint_every,
+                seconds=checkpoint_seconds,
+                unit="iterations",
+            ),
+            progress_state,
+        )
+        progress_state = saver.resume()
+    key, state, dead = progress_state.key, progress_state.state, progress_state.dead
+    evaluations, iterations = progress_state.evaluations, progress_state.iterations
+    logz, logz_live = progress_state.logz, progress_state.logz_live
     bar = tqdm(total=None, disable=not progress, unit=" dead", desc="nested sampling")
+    bar.update(iterations * num_delete)
+    guard = saver.checkpoint.interruptible() if saver else contextlib.nullcontext()
     try:
-        while True:
-            remaining = logz_live - logz
-            if remaining < log_stop:
-                break
-            if iterations >= max_iterations:
-                warnings.warn(
-                    f"nested_sampling: stopped at max_iterations={max_iterations} with "
-                    f"log(Z_live / Z) = {remaining:.3g} > log(termination) = {log_stop:.3g}; "
-                    "the evidence may be underestimated.",
-                    RuntimeWarning,
-                    stacklevel=2,
+        with guard:
+            while True:
+                remaining = logz_live - logz
+                if remaining < log_stop:
+                    break
+                if iterations >= max_iterations:
+                    warnings.warn(
+                        f"nested_sampling: stopped at max_iterations={max_iterations} with "
+                        f"log(Z_live / Z) = {remaining:.3g} > log(termination) = "
+                        f"{log_stop:.3g}; the evidence may be underestimated.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    break
+                key, state, particles, calls, integrator = step_fn(
+                    key, state, captured, prior, settings
                 )
-                break
-            key, state, particles, calls, integrator = step_fn(
-                key, state, captured, prior, settings
-            )
-            dead.append(jax.device_get(particles))
-            evaluations += int(calls)
-            iterations += 1
-            logz, logz_live = float(integrator.logZ), float(integrator.logZ_live)
-            bar.update(num_delete)
-            bar.set_postfix_str(
-                f"logZ={logz:.3f}, log(Z_live/Z)={logz_live - logz:.2f}", refresh=False
-            )
+                dead.append(jax.device_get(particles))
+                evaluations += int(calls)
+                iterations += 1
+                logz, logz_live = float(integrator.logZ), float(integrator.logZ_live)
+                bar.update(num_delete)
+                bar.set_postfix_str(
+                    f"logZ={logz:.3f}, log(Z_live/Z)={logz_live - logz:.2f}", refresh=False
+                )
+                if saver is not None and iterations % saver.checkpoint.every == 0:
+                    saver.reached(
+                        _Progress(key, state, dead, evaluations, iterations, logz, logz_live),
+                        max_iterations,
+                    )
+            if saver is not None:
+                saver.reached(
+                    _Progress(key, state, dead, evaluations, iterations, logz, logz_live),
+                    iterations,
+                )
     finally:
         bar.close()
 
@@ -228,6 +288,76 @@ def nested_sampling(
         log_likelihoods=jax.device_put(loglikes),
         unravel=unravel,
     )
+
+
+class _Progress(NamedTuple):
+    """Where a run stands after an iteration: all a checkpoint holds."""
+
+    key: jax.Array
+    state: Any
+    dead: list
+    evaluations: int
+    iterations: int
+    logz: float
+    logz_live: float
+
+
+class _NestedCheckpoint:
+    """The progress of :func:`nested_sampling` in a ``zdx_base.Checkpoint``: the random
+    key, the leaves of the sampler's state, the dead points so far (concatenated) and the
+    counters."""
+
+    def __init__(self, checkpoint: zdx_base.Checkpoint, first: _Progress):
+        self.checkpoint = checkpoint
+        self.first = first
+        self.state_def = jax.tree.structure(first.state)
+        self.dead_def = jax.tree.structure(first.state.particles)
+
+    def resume(self) -> _Progress:
+        """The saved progress, or the first when there is no checkpoint yet."""
+        loaded = self.checkpoint.load()
+        if loaded is None:
+            return self.first
+        entries, iterations = loaded
+        state = jax.tree.unflatten(
+            self.state_def,
+            [jnp.asarray(entries[f"state.{i}"]) for i in range(self.state_def.num_leaves)],
+        )
+        dead = []
+        if iterations:
+            dead = [
+                jax.tree.unflatten(
+                    self.dead_def,
+                    [entries[f"dead.{i}"] for i in range(self.dead_def.num_leaves)],
+                )
+            ]
+        return _Progress(
+            key=jax.random.wrap_key_data(jnp.asarray(entries["key"])),
+            state=state,
+            dead=dead,
+            evaluations=int(entries["evaluations"]),
+            iterations=iterations,
+            logz=float(entries["logz"]),
+            logz_live=float(entries["logz_live"]),
+        )
+
+    def reached(self, now: _Progress, total: int) -> None:
+        def entries():
+            out = {
+                "key": jax.random.key_data(now.key),
+                "evaluations": onp.asarray(now.evaluations),
+                "logz": onp.asarray(now.logz, onp.float64),
+                "logz_live": onp.asarray(now.logz_live, onp.float64),
+            }
+            for i, leaf in enumerate(jax.tree.leaves(now.state)):
+                out[f"state.{i}"] = leaf
+            if now.dead:
+                joined = jax.tree.map(lambda *xs: onp.concatenate(xs, axis=0), *now.dead)
+                for i, leaf in enumerate(jax.tree.leaves(joined)):
+                    out[f"dead.{i}"] = leaf
+            return out
+
+        self.checkpoint.reached(now.iterations, total, entries)
 
 
 class _Settings(NamedTuple):

@@ -3,6 +3,7 @@ chains in one compiled program."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as onp
 
+import zdx_base
 from zdx_base import checks
 from zdx_opt import LatentMap
 
@@ -20,6 +22,7 @@ from ._chains import LatentDensity, choose_chain_method, run_chains
 from ._checks import check_probability
 from ._diagnostics import rhat_and_ess
 from ._inference_data import draws_to_inference_data
+from ._nuts_checkpoint import run_in_segments
 from ._prepare import prepare
 from ._program import Settings
 
@@ -182,6 +185,9 @@ def nuts(
     max_tree_depth: int = 10,
     dense_mass: bool = True,
     method: str = "nuts",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    checkpoint_seconds: float | None = None,
 ) -> NUTSResult:
     """Sample the posterior ``likelihood x prior`` with NUTS in whitened coordinates.
 
@@ -239,6 +245,20 @@ def nuts(
         and is accepted or rejected by a Metropolis test, so its draws are exact like
         NUTS's. Its step size is tuned to ``target_accept_prob`` (0.9) and its metric as
         NUTS's.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the run's progress (``zdx_base.Checkpoint``): every chain's
+        state (random key, step-size adaptation, metric, kernel state) and the draws so
+        far. When it exists, the run continues from it and ends with the same draws,
+        bit for bit, as a run never stopped; one written for another model, other
+        settings or another key is refused. SIGINT and SIGTERM write a last checkpoint
+        and stop the run (``zdx_base.CheckpointInterrupted``). The steps then run in
+        compiled segments of ``checkpoint_every``, with the chains vectorised on one
+        device (``chain_method="vectorized"``; a single chain runs unbatched); the
+        draws are those of the same run without a checkpoint.
+    checkpoint_every : int, default 100
+        Steps per chain (warm-up and sampling) between checkpoints.
+    checkpoint_seconds : float, optional
+        Write at most this often instead (the last step is always written).
 
     Returns
     -------
@@ -272,6 +292,8 @@ def nuts(
     if target_accept_prob is None:
         target_accept_prob = TARGET_ACCEPT[method]
     target_accept_prob = check_probability("nuts", "target_accept_prob", target_accept_prob)
+    if checkpoint is not None:
+        chain_method = _checkpoint_chain_method(num_chains, chain_method)
     chain_method = choose_chain_method(num_chains, chain_method)
     key = checks.as_key("nuts", "key", key)
     post, _, latent_map = prepare("nuts", log_likelihood, params, prior, fisher, optimise=optimise)
@@ -292,16 +314,37 @@ def nuts(
     sequential = chain_method == "sequential" and num_chains > 1
     total = steps_per_chain * (num_chains if sequential else 1)
     desc = f"{method}, {num_chains} chain(s)"
+    chain_keys = jax.random.split(run_key, num_chains)
     with _progress.progress_bar(total, desc, bool(progress)):
-        out = run_chains(
-            settings,
-            density,
-            starts,
-            jax.random.split(run_key, num_chains),
-            chain_method,
-            steps_per_chain,
-        )
+        if checkpoint is None:
+            out = run_chains(settings, density, starts, chain_keys, chain_method, steps_per_chain)
+        else:
+            saver = zdx_base.Checkpoint(
+                "nuts",
+                checkpoint,
+                model=(log_likelihood, prior, latent_map.x0, latent_map.projection),
+                settings={
+                    **settings._replace(report_every=0)._asdict(),
+                    "num_chains": num_chains,
+                    "key": onp.asarray(jax.random.key_data(key)).tolist(),
+                },
+                every=checkpoint_every,
+                seconds=checkpoint_seconds,
+            )
+            out = run_in_segments(saver, settings, density, starts, chain_keys)
     return _result(out, latent_map, post.names, chain_method, method)
+
+
+def _checkpoint_chain_method(num_chains: int, chain_method: str | None) -> str:
+    """A checkpointed run vectorises its chains on one device (one chain: unbatched)."""
+    wanted = "sequential" if num_chains == 1 else "vectorized"
+    if chain_method is not None and chain_method != wanted:
+        raise ValueError(
+            f"nuts: with a checkpoint the chains run {wanted} on one device; got "
+            f"chain_method={chain_method!r}. Leave chain_method out, or run without a "
+            "checkpoint."
+        )
+    return wanted
 
 
 def _result(out: dict, latent_map: LatentMap, names, chain_method: str, method: str):

@@ -156,23 +156,9 @@ def pulled_inside(density, u: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(density(u)), u, jnp.zeros_like(u))
 
 
-def run(settings: Settings, density, starts, keys, offset):
-    """Warm up and sample ``starts.shape[0]`` chains (traceable; see module docstring).
-
-    ``starts`` are overdispersed latent starts (draws of ``N(0, I)``), pulled inside the
-    posterior's support by :func:`pulled_inside`.
-
-    Warm-up (``num_warmup`` steps, adapting) and sampling (``num_samples`` steps) are two
-    ``lax.scan`` loops of the one program.
-
-    Returns
-    -------
-    dict
-        ``latent`` ``(chains, draws, k)``, ``log_density``, ``diverging`` and
-        ``gradients`` ``(chains, draws)``, ``step_size`` ``(chains,)``,
-        ``warmup_gradients`` ``(chains,)`` (including the first gradient).
-    """
-    s = settings
+def start_chains(s: Settings, density, starts, keys):
+    """The chains' first state (batched over chains; one chain unbatched, see
+    :func:`over_chains`), at ``starts`` pulled inside the posterior's support."""
     num, dim = starts.shape
     dtype = starts.dtype
     eye = jnp.eye(dim, dtype=dtype)
@@ -192,9 +178,20 @@ def run(settings: Settings, density, starts, keys, offset):
         )
 
     if num > 1:
-        chains = jax.vmap(start)(keys, starts)
-    else:  # one chain: unbatched from here to the end (see ``over_chains``)
-        chains = start(keys[0], starts[0])
+        return jax.vmap(start)(keys, starts)
+    return start(keys[0], starts[0])  # one chain: unbatched to the end
+
+
+def warmup_xs(s: Settings):
+    """The inputs of every warm-up step: its index, and whether it is in a slow window
+    and closes one."""
+    slow, end = _warmup.window_schedule(s.num_warmup)
+    return jnp.arange(s.num_warmup), jnp.asarray(slow, bool), jnp.asarray(end, bool)
+
+
+def warmup(s: Settings, density, chains: _Chain, num: int, xs, offset):
+    """The warm-up steps ``xs`` (see :func:`warmup_xs`): the chains after them and the
+    gradient evaluations of each step."""
 
     def adapt(chain: _Chain, slow):
         key, sub = jax.random.split(chain.key)
@@ -230,12 +227,25 @@ def run(settings: Settings, density, starts, keys, offset):
             )
         return chains, steps
 
-    slow, end = _warmup.window_schedule(s.num_warmup)
-    xs = (jnp.arange(s.num_warmup), jnp.asarray(slow, bool), jnp.asarray(end, bool))
-    chains, warmup_steps = jax.lax.scan(warmup_step, chains, xs)
+    return jax.lax.scan(warmup_step, chains, xs)
 
-    # Sampling: the metric and the step size are fixed now, so the scan carries the
-    # kernel's state alone, ``P @ L`` is formed once, and the keys are split up front.
+
+def sampling_keys(s: Settings, chains: _Chain, num: int) -> jax.Array:
+    """The key of every sampling step, ``(num_samples, chains)`` (``(num_samples,)`` for
+    one chain), split up front from each chain's key after warm-up."""
+
+    def split(key):
+        return jax.random.split(key, s.num_samples)
+
+    return jax.vmap(split, out_axes=1)(chains.key) if num > 1 else split(chains.key)
+
+
+def sample(s: Settings, density, chains: _Chain, num: int, carry, xs, offset):
+    """The sampling steps ``xs = (indices, keys)`` from ``carry = (kernel states,
+    divergences so far)``: the metric and the step size are fixed now, so the scan
+    carries the kernel's state alone. Returns the carry and the ``(position,
+    log density, divergent, gradients)`` of every step."""
+
     def draw(state, key, factor, step_size):
         state, info, gradients = _kernel_step(
             s, key, state, density.in_coordinates(factor), step_size
@@ -251,16 +261,12 @@ def run(settings: Settings, density, starts, keys, offset):
             _progress.report(i + 1, s.report_every, offset + i + 1, divergences=divergences)
         return (states, divergences), out
 
-    def split(key):
-        return jax.random.split(key, s.num_samples)
+    return jax.lax.scan(sampling_step, carry, xs)
 
-    step_keys = jax.vmap(split, out_axes=1)(chains.key) if num > 1 else split(chains.key)
-    total = s.num_warmup + s.num_samples
-    _, (position, logp, diverging, steps) = jax.lax.scan(
-        sampling_step,
-        (chains.state, _progress.zero_divergences()),
-        (jnp.arange(s.num_warmup, total), step_keys),
-    )
+
+def outputs(chains: _Chain, num: int, warmup_steps, position, logp, diverging, steps):
+    """The run's outputs (see :func:`run`) from the chains after warm-up and what the
+    scans gave, chains first."""
     if num == 1:  # the chain axis back, after the step axis
         position, logp, diverging, steps, warmup_steps = (
             a[:, None] for a in (position, logp, diverging, steps, warmup_steps)
@@ -275,3 +281,31 @@ def run(settings: Settings, density, starts, keys, offset):
         "step_size": chains.sampling_step,
         "warmup_gradients": 1 + jnp.sum(warmup_steps, axis=0),
     }
+
+
+def run(settings: Settings, density, starts, keys, offset):
+    """Warm up and sample ``starts.shape[0]`` chains (traceable; see module docstring).
+
+    ``starts`` are overdispersed latent starts (draws of ``N(0, I)``), pulled inside the
+    posterior's support by :func:`pulled_inside`.
+
+    Warm-up (``num_warmup`` steps, adapting) and sampling (``num_samples`` steps) are two
+    ``lax.scan`` loops of the one program.
+
+    Returns
+    -------
+    dict
+        ``latent`` ``(chains, draws, k)``, ``log_density``, ``diverging`` and
+        ``gradients`` ``(chains, draws)``, ``step_size`` ``(chains,)``,
+        ``warmup_gradients`` ``(chains,)`` (including the first gradient).
+    """
+    s = settings
+    num = starts.shape[0]
+    chains = start_chains(s, density, starts, keys)
+    chains, warmup_steps = warmup(s, density, chains, num, warmup_xs(s), offset)
+    total = s.num_warmup + s.num_samples
+    xs = (jnp.arange(s.num_warmup, total), sampling_keys(s, chains, num))
+    _, (position, logp, diverging, steps) = sample(
+        s, density, chains, num, (chains.state, _progress.zero_divergences()), xs, offset
+    )
+    return outputs(chains, num, warmup_steps, position, logp, diverging, steps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -10,19 +11,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as onp
-import numpyro
-import numpyro.distributions as dist
-from numpyro.infer import SVI, Trace_ELBO
-from numpyro.infer.autoguide import AutoMultivariateNormal
-from numpyro.infer.initialization import init_to_value
 
+import zdx_base
 from zdx_base import checks
 from zdx_opt import LatentMap
 
 from . import _progress
 from ._chains import LatentDensity
 from ._compare import EvidenceEstimate
-from ._compiled import Program
 from ._importance import (
     CorrectedEvidenceResult,
     ImportanceEvidence,
@@ -30,6 +26,7 @@ from ._importance import (
 )
 from ._inference_data import draws_to_inference_data
 from ._prepare import prepare
+from ._variational_fit import FIT, fit_in_segments
 
 
 class VariationalResult(CorrectedEvidenceResult):
@@ -125,75 +122,6 @@ def _gaussian_in_params(latent_map, loc, scale_tril):
     return latent_map.projection @ scale_tril, latent_map.x0 + latent_map.projection @ loc
 
 
-def _elbo_terms(key, loc, scale_tril, log_density_u, num, batch_size):
-    """``log p(u) - log q(u)`` at ``num`` draws of the Gaussian ``q``."""
-    k = loc.shape[0]
-    eps = jax.random.normal(key, (num, k), loc.dtype)
-    us = loc + eps @ scale_tril.T
-    log_q = (
-        -0.5 * k * math.log(2 * math.pi)
-        - jnp.sum(jnp.log(jnp.diag(scale_tril)))
-        - 0.5 * jnp.sum(eps**2, axis=1)
-    )
-    log_p = jax.lax.map(log_density_u, us, batch_size=min(batch_size, num))
-    return log_p - log_q
-
-
-def _fit(
-    density: LatentDensity,
-    run_key: jax.Array,
-    elbo_key: jax.Array,
-    learning_rate: jax.Array,
-    num_steps: int,
-    num_particles: int,
-    elbo_samples: int,
-    batch_size: int,
-    report_every: int,
-):
-    """numpyro's SVI over the latent vector ``u`` and the ELBO terms of the fitted
-    Gaussian at ``elbo_samples`` fresh draws, in one program.
-
-    Returns ``loc``, ``scale_tril``, the ``(num_steps,)`` losses and the ELBO terms
-    (:func:`_elbo_terms`).
-    """
-    k = density.latent_map.dim
-
-    def model():
-        u = numpyro.sample("u", dist.ImproperUniform(dist.constraints.real_vector, (), (k,)))
-        numpyro.factor("log_density", density(u))
-
-    start = jnp.zeros(k, density.latent_map.x0.dtype)
-    guide = AutoMultivariateNormal(
-        model, init_loc_fn=init_to_value(values={"u": start}), init_scale=1.0
-    )
-
-    # Adam's steps keep a size of about the step size even at the optimum, where the
-    # gradients are pure Monte Carlo noise: decay it to 1 % over the run so that the fit
-    # settles instead of wandering around the optimum.
-    def step_size(i):
-        return learning_rate * 0.01 ** jnp.minimum(i / num_steps, 1.0)
-
-    svi = SVI(model, guide, numpyro.optim.Adam(step_size), Trace_ELBO(num_particles))
-
-    def step(state, i):
-        state, loss = svi.update(state)
-        if report_every:
-            _progress.report(i + 1, report_every, i + 1, loss=loss)
-        return state, loss
-
-    state, losses = jax.lax.scan(step, svi.init(run_key), jnp.arange(num_steps))
-    params = svi.get_params(state)
-    loc, scale_tril = params["auto_loc"], params["auto_scale_tril"]
-    terms = _elbo_terms(elbo_key, loc, scale_tril, density, elbo_samples, batch_size)
-    return loc, scale_tril, losses, terms
-
-
-_FIT = Program(
-    _fit,
-    static_argnames=("num_steps", "num_particles", "elbo_samples", "batch_size", "report_every"),
-)
-
-
 def variational(
     log_likelihood: Callable[[Any], Any],
     params: Any,
@@ -210,6 +138,9 @@ def variational(
     importance_samples: int = 2000,
     df: float | None = 5.0,
     batch_size: int = 256,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 200,
+    checkpoint_seconds: float | None = None,
 ) -> VariationalResult:
     """Fit a full-rank Gaussian to the posterior by stochastic variational inference.
 
@@ -243,6 +174,17 @@ def variational(
         Degrees of freedom of the Student-t proposal (None: the Gaussian itself).
     batch_size : int, default 256
         How many draws are evaluated at once.
+    checkpoint : str or os.PathLike, optional
+        A file that keeps the optimisation's progress (``zdx_base.Checkpoint``): Adam's
+        state, the random key and the losses so far. When it exists, the run continues
+        from it and ends with the same result, bit for bit, as a run never stopped; one
+        written for another model or other settings is refused. SIGINT and SIGTERM
+        write a last checkpoint and stop the run (``zdx_base.CheckpointInterrupted``).
+        The steps then run in compiled segments of ``checkpoint_every``.
+    checkpoint_every : int, default 200
+        SVI steps between checkpoints.
+    checkpoint_seconds : float, optional
+        Write at most this often instead (the last step is always written).
 
     Returns
     -------
@@ -287,18 +229,34 @@ def variational(
     log_det_p = -0.5 * curv.log_det  # log |det P|, with P.T F P = I
     density = LatentDensity(post.log_posterior(), latent_map)
     run_key, elbo_key, is_key = jax.random.split(key, 3)
+    fit_inputs = (density, run_key, elbo_key, jnp.asarray(learning_rate, post.x0.dtype))
+    fit_settings = dict(
+        num_steps=num_steps,
+        num_particles=num_particles,
+        elbo_samples=elbo_samples,
+        batch_size=batch_size,
+        report_every=_progress.report_interval(num_steps) if progress else 0,
+    )
     with _progress.progress_bar(num_steps, "variational", bool(progress)):
-        loc, scale_tril, losses, terms = _FIT(
-            density,
-            run_key,
-            elbo_key,
-            jnp.asarray(learning_rate, post.x0.dtype),
-            num_steps=num_steps,
-            num_particles=num_particles,
-            elbo_samples=elbo_samples,
-            batch_size=batch_size,
-            report_every=_progress.report_interval(num_steps) if progress else 0,
-        )
+        if checkpoint is None:
+            loc, scale_tril, losses, terms = FIT(*fit_inputs, **fit_settings)
+        else:
+            saver = zdx_base.Checkpoint(
+                "variational",
+                checkpoint,
+                model=(log_likelihood, prior, latent_map.x0, latent_map.projection),
+                settings=dict(
+                    num_steps=num_steps,
+                    learning_rate=learning_rate,
+                    num_particles=num_particles,
+                    elbo_samples=elbo_samples,
+                    batch_size=batch_size,
+                    key=onp.asarray(jax.random.key_data(key)).tolist(),
+                ),
+                every=checkpoint_every,
+                seconds=checkpoint_seconds,
+            )
+            loc, scale_tril, losses, terms = fit_in_segments(saver, *fit_inputs, **fit_settings)
     if not (
         onp.all(onp.isfinite(onp.asarray(loc))) and onp.all(onp.isfinite(onp.asarray(scale_tril)))
     ):

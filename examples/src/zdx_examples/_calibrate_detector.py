@@ -53,6 +53,19 @@ def starting_point(problem: Any) -> dict:
     }
 
 
+def _fit(problem: Any, start: Any, *, max_steps: int, progress: bool, rtol: float = 1e-10):
+    """``zdx_opt.gauss_newton`` on the problem, with its priors and declared pattern."""
+    return zdx_opt.gauss_newton(
+        problem.residuals,
+        start,
+        prior={"log_response": (0.0, RESPONSE_SCATTER), "log_jitter": JITTER_PRIOR},
+        declare={"log_response": "elementwise"},
+        max_steps=max_steps,
+        rtol=rtol,
+        progress=progress,
+    )
+
+
 def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -81,28 +94,11 @@ def calibrate_detector(
         response_scatter=RESPONSE_SCATTER,
         seed=seed,
     )
-    prior = {"log_response": (0.0, RESPONSE_SCATTER), "log_jitter": JITTER_PRIOR}
     start = starting_point(problem)
-    declare = {"log_response": "elementwise"}
     began = time.perf_counter()
-    fit = zdx_opt.gauss_newton(
-        problem.residuals,
-        start,
-        prior=prior,
-        declare=declare,
-        max_steps=max_steps,
-        progress=progress,
-    )
+    fit = _fit(problem, start, max_steps=max_steps, progress=progress)
     fit_seconds = time.perf_counter() - began
-    reference = zdx_opt.gauss_newton(
-        problem.residuals,
-        fit.params,
-        prior=prior,
-        declare=declare,
-        max_steps=REFERENCE_STEPS,
-        rtol=0.0,
-        progress=False,
-    )
+    reference = _fit(problem, fit.params, max_steps=REFERENCE_STEPS, progress=False, rtol=0.0)
     reference_objective = min(reference.objective, fit.objective)
     objective_history = onp.asarray(fit.objective_history)
     # Delta chi2 < 1 of the optimum: the objective (chi2 / 2 + prior) within 1/2 of it.
@@ -182,13 +178,7 @@ def detector_coverage(
             seed=seed + k,
         )
         start = time.perf_counter()
-        fit = zdx_opt.gauss_newton(
-            problem.residuals,
-            starting_point(problem),
-            max_steps=max_steps,
-            prior={"log_response": (0.0, RESPONSE_SCATTER), "log_jitter": JITTER_PRIOR},
-            declare={"log_response": "elementwise"},
-        )
+        fit = _fit(problem, starting_point(problem), max_steps=max_steps, progress=False)
         seconds.append(time.perf_counter() - start)
         truth = problem.truth["log_response"]
         pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]

@@ -570,38 +570,14 @@ def sparse_hessian(
 ) -> SparseMatrix:
     """The Hessian of a scalar ``f`` at ``x`` as a sparse matrix, by colouring.
 
-    The zodiax-style call over :func:`sparse_hessian_fn`: the pattern is found once for a
-    function of the same code and equal captures (the package's reuse rule) and the same
-    shapes, and kept with its compiled program. The result is checked against random
-    products computed directly; a pattern that misses entries raises
-    :class:`SparsityError` (after finding the pattern afresh once, in case it was found
-    for an earlier function), never a wrong matrix.
-
-    Parameters
-    ----------
-    f, x
-        As in :func:`hessian` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args``
-        is given).
-    args
-        Data for ``f`` (keyword only), as in :func:`hessian`.
-    sparsity, declare, dense_size, nbatches, checks
-        As in :func:`sparse_hessian_fn`.
-    rtol
-        The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
-        ``None`` (the default): the square root of the dtype's machine epsilon.
+    The zodiax-style call over :func:`sparse_hessian_fn`, found, kept and checked as
+    :func:`sparse_jacobian` describes; the same arguments (``f``, ``x`` and ``args`` as in
+    :func:`hessian`) and the same errors.
 
     Returns
     -------
     SparseMatrix
-        The matrix, with ``names`` for its parameters.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On a bad argument, naming it (``x`` holding tracers: use the transform).
-    SparsityError
-        When a leaf's pattern cannot be detected (declare it), or the pattern misses
-        entries.
+        The symmetric ``(n, n)`` matrix, with ``names`` for its parameters.
     """
     return _sparse_call(
         "hessian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol
@@ -622,38 +598,14 @@ def sparse_fisher(
 ) -> SparseMatrix:
     """The Fisher matrix ``J^T J`` at ``x`` as a sparse matrix, by colouring.
 
-    The zodiax-style call over :func:`sparse_fisher_fn`: the pattern is found once for a
-    function of the same code and equal captures (the package's reuse rule) and the same
-    shapes, and kept with its compiled program. The result is checked against random
-    products computed directly; a pattern that misses entries raises
-    :class:`SparsityError` (after finding the pattern afresh once, in case it was found
-    for an earlier function), never a wrong matrix.
-
-    Parameters
-    ----------
-    f, x
-        As in :func:`fisher` (``f`` called as ``f(x)``, or ``f(x, args)`` when ``args``
-        is given).
-    args
-        Data for ``f`` (keyword only), as in :func:`fisher`.
-    sparsity, declare, dense_size, nbatches, checks
-        As in :func:`sparse_fisher_fn`.
-    rtol
-        The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
-        ``None`` (the default): the square root of the dtype's machine epsilon.
+    The zodiax-style call over :func:`sparse_fisher_fn`, found, kept and checked as
+    :func:`sparse_jacobian` describes; the same arguments (``f``, ``x`` and ``args`` as in
+    :func:`fisher`) and the same errors.
 
     Returns
     -------
     SparseMatrix
-        The matrix, with ``names`` for its parameters.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On a bad argument, naming it (``x`` holding tracers: use the transform).
-    SparsityError
-        When a leaf's pattern cannot be detected (declare it), or the pattern misses
-        entries.
+        The symmetric ``(n, n)`` matrix, with ``names`` for its parameters.
     """
     return _sparse_call("fisher", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol)
 

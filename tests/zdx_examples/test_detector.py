@@ -66,3 +66,12 @@ def test_calibrate_detector_converges_and_reports(tmp_path):
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="npix"):
         detector_problem(2)
+
+
+def test_a_flat_illumination_reaches_every_pixel_through_its_response(problem):
+    lit = detector_problem(8, flat=500.0, **SMALL)
+    difference = lit.model(problem.truth) - problem.model(problem.truth)
+    expected = 500.0 * jnp.exp(problem.truth["log_response"])
+    np.testing.assert_allclose(difference, jnp.broadcast_to(expected, difference.shape), rtol=1e-9)
+    with pytest.raises(ValueError, match="flat"):
+        detector_problem(8, flat=-1.0, **SMALL)

@@ -33,6 +33,7 @@ CALIBRATE_DETECTOR_DEFAULTS = {
     "nwavels": 3,
     "seed": 0,
     "max_steps": 30,
+    "flat": 0.0,
 }
 RESPONSE_SCATTER = 0.05  # the true log response is RESPONSE_SCATTER * N(0, 1)
 JITTER_PRIOR = (0.0, 0.7)  # on log(jitter / pixel): broad, an instrument team's knowledge
@@ -43,7 +44,8 @@ def starting_point(problem: Any) -> dict:
     """The tutorial's kind of start: flat response, no aberration, centred, a flux from the
     data's total, a guessed jitter."""
     npix = problem.settings["npix"]
-    counts = float(jnp.sum(problem.data)) / problem.data.shape[0]
+    flat_counts = problem.settings["flat"] * npix**2
+    counts = float(jnp.sum(problem.data)) / problem.data.shape[0] - flat_counts
     return {
         "log_flux": jnp.asarray(onp.log10(counts)),
         "position": jnp.zeros(2),
@@ -78,6 +80,7 @@ def calibrate_detector(
     nwavels: int = 3,
     seed: int = 0,
     max_steps: int = 30,
+    flat: float = 0.0,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -92,6 +95,7 @@ def calibrate_detector(
         ndither=ndither,
         nwavels=nwavels,
         response_scatter=RESPONSE_SCATTER,
+        flat=flat,
         seed=seed,
     )
     start = starting_point(problem)
@@ -157,6 +161,7 @@ def detector_coverage(
     nwavels: int = 3,
     seed: int = 0,
     max_steps: int = 30,
+    flat: float = 0.0,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -175,6 +180,7 @@ def detector_coverage(
             ndither=ndither,
             nwavels=nwavels,
             response_scatter=RESPONSE_SCATTER,
+            flat=flat,
             seed=seed + k,
         )
         start = time.perf_counter()

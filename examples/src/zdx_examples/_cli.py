@@ -142,8 +142,9 @@ def _calibrate_detector_parser(sub: Any) -> None:
     )
     for key, value in CALIBRATE_DETECTOR_DEFAULTS.items():
         minimum = 0 if key == "seed" else 4 if key == "npix" else 1
+        kind = float if isinstance(value, float) else _integer(minimum)
         parser.add_argument(
-            f"--{key.replace('_', '-')}", type=_integer(minimum), default=value, help=f"({value})"
+            f"--{key.replace('_', '-')}", type=kind, default=value, help=f"({value})"
         )
 
 

@@ -105,6 +105,7 @@ def detector_problem(
     ndither: int = 3,
     nwavels: int = 3,
     response_scatter: float = 0.05,
+    flat: float = 0.0,
     seed: int = 0,
 ) -> DetectorProblem:
     """Build the calibration problem and simulate its data.
@@ -124,6 +125,10 @@ def detector_problem(
         fitted by its logarithm: its overall scale is degenerate with the flux, and in
         logarithms that degeneracy is a straight line (``log_flux`` against the mean of
         ``log_response``), along which a Gaussian prior gives an exactly Gaussian posterior.
+    flat
+        Counts per pixel and image of a uniform illumination (a flat-field lamp or the sky)
+        that the response multiplies too: with it every pixel's response is seen, not only
+        those the star's dithered images reach. 0 (the default) is the tutorial's problem.
     seed
         The random seed of the truth and the noise.
 
@@ -140,6 +145,7 @@ def detector_problem(
     pupil_npix = checks.check_int("detector_problem", "pupil_npix", pupil_npix, minimum=8)
     ndither = checks.check_int("detector_problem", "ndither", ndither, minimum=1)
     nwavels = checks.check_int("detector_problem", "nwavels", nwavels, minimum=1)
+    flat = checks.check_number("detector_problem", "flat", flat, minimum=0)
     wavelengths = 1e-6 * jnp.linspace(0.75, 1.0, nwavels)
     optics, pixel_arcsec = _optics(pupil_npix, npix, wavelengths)
     # The dithers span a quarter of the detector, so every pixel sees the star's wings.
@@ -161,7 +167,10 @@ def detector_problem(
                 psf = telescope.propagate(wavelengths, pointing, return_psf=True)
                 return detector(psf)  # the layers in order (a LayeredDetector has no `apply`)
 
-            return 10.0 ** params["log_flux"] * jax.vmap(image)(pointings)
+            images = 10.0 ** params["log_flux"] * jax.vmap(image)(pointings)
+            if flat:
+                images = images + flat * jnp.exp(params["log_response"])
+            return images
 
     keys = jax.random.split(jax.random.key(seed), 3)
     truth = {
@@ -179,6 +188,7 @@ def detector_problem(
         "pupil_npix": pupil_npix,
         "ndither": ndither,
         "nwavels": nwavels,
+        "flat": float(flat),
         "seed": seed,
         "nparams": int(sum(onp.size(v) for v in truth.values())),
     }

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from jax.flatten_util import ravel_pytree
 
 import zdx_batching as zb
-from zdx_batching import _sparse
+from zdx_batching import _sparse, _sparse_calls
 
 NPIX = 6
 STACK = jax.random.uniform(jax.random.key(0), (3, NPIX, NPIX)) + 0.5
@@ -194,7 +194,7 @@ def test_new_lambda_of_same_code_reuses_the_pattern_and_sees_new_values(monkeypa
     monkeypatch.setattr(
         _sparse, "build_sparsity", lambda *a, **k: found.append(1) or original(*a, **k)
     )
-    _sparse._held.cache_clear()
+    _sparse_calls._held.cache_clear()
     results = []
     for scale in (1.0, 2.0, 3.0):
         weight = jnp.full((3, NPIX, NPIX), scale)

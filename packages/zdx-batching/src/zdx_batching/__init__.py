@@ -43,13 +43,13 @@ from ._reuse import Captured as Captured
 from ._reuse import CapturedJit as CapturedJit
 from ._reuse import capture as capture
 from ._sparse import SparseTransform as SparseTransform
-from ._sparse import find_sparsity as find_sparsity
-from ._sparse import sparse_fisher as sparse_fisher
 from ._sparse import sparse_fisher_fn as sparse_fisher_fn
-from ._sparse import sparse_hessian as sparse_hessian
 from ._sparse import sparse_hessian_fn as sparse_hessian_fn
-from ._sparse import sparse_jacobian as sparse_jacobian
 from ._sparse import sparse_jacobian_fn as sparse_jacobian_fn
+from ._sparse_calls import find_sparsity as find_sparsity
+from ._sparse_calls import sparse_fisher as sparse_fisher
+from ._sparse_calls import sparse_hessian as sparse_hessian
+from ._sparse_calls import sparse_jacobian as sparse_jacobian
 from ._sparse_factor import SchurFactor as SchurFactor
 from ._sparse_matrix import SparseMatrix as SparseMatrix
 from ._sparsity import Sparsity as Sparsity

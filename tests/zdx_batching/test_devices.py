@@ -67,6 +67,27 @@ SCRIPT = textwrap.dedent(
         def close(self):
             pass
 
+    # Structured curvature: the products of the colours dealt out over both devices.
+    images = {"response": jnp.linspace(0.5, 1.5, 12).reshape(3, 4), "scale": 2.0}
+
+    def model(p):
+        return jnp.stack([p["response"] * p["scale"] ** k for k in (1, 2)]) ** 2
+
+    flat_images, unravel_images = ravel_pytree(images)
+    J_images = jax.jacfwd(lambda z: jnp.ravel(model(unravel_images(z))))(flat_images)
+    declare = {"response": "elementwise"}
+    F = batching.sparse_fisher(model, images, declare=declare)
+    out["sparse_fisher"] = float(jnp.max(jnp.abs(F.todense() - J_images.T @ J_images)))
+    out["sparse_devices"] = len(F.data.sharding.device_set)
+    J = batching.sparse_jacobian(model, images, declare=declare)
+    out["sparse_jacobian"] = float(jnp.max(jnp.abs(J.todense() - J_images)))
+    sparse_loss = lambda p: jnp.sum(model(p) ** 1.5)
+    H_images = jax.hessian(lambda z: sparse_loss(unravel_images(z)))(flat_images)
+    H = batching.sparse_hessian(sparse_loss, images, declare=declare)
+    out["sparse_hessian"] = float(jnp.max(jnp.abs(H.todense() - H_images)))
+    one = batching.sparse_fisher(model, images, declare=declare, devices=jax.devices()[:1])
+    out["sparse_one_device"] = float(jnp.max(jnp.abs(one.todense() - F.todense())))
+
     bars = []
     batching._program.progress_bar = Bar
     H, _ = batching.hessian(loss, x, nbatches=3, progress=True)
@@ -107,3 +128,11 @@ def test_progress_counts_the_blocks_of_both_devices(two_devices):
     total, ticks, error = two_devices["progress"]
     assert total == 4 and ticks == 4  # 3 blocks rounded up to a multiple of 2 devices
     assert error < 1e-10
+
+
+def test_structured_curvature_spread_over_devices_equals_the_dense_matrices(two_devices):
+    assert two_devices["sparse_fisher"] < 1e-10
+    assert two_devices["sparse_jacobian"] < 1e-10
+    assert two_devices["sparse_hessian"] < 1e-10
+    assert two_devices["sparse_devices"] == 2  # the matrix comes back on both devices
+    assert two_devices["sparse_one_device"] < 1e-12

@@ -62,6 +62,11 @@ WORKER = (
     out["fisher"] = np.asarray(batching.fisher(resid, x, 5, args=args)[0]).tolist()
     out["diagonal"] = np.asarray(batching.hessian_diagonal(loss, x, args=args)[0]).tolist()
     out["hvp"] = np.asarray(batching.hvp(loss, x, jnp.ones(10), args=args)).tolist()
+    # structured curvature (patterns detected): the colours' products over the four devices
+    sparse = batching.sparse_fisher(resid, x, args=args, dense_size=1)
+    out["sparse_fisher"] = np.asarray(sparse.todense()).tolist()
+    sparse = batching.sparse_hessian(loss, x, args=args, dense_size=1)
+    out["sparse_hessian"] = np.asarray(sparse.todense()).tolist()
     print("RESULT " + json.dumps(out), flush=True)
     jax.distributed.shutdown()
     """
@@ -117,6 +122,8 @@ def expected():
         "fisher": J.T @ J,
         "diagonal": jnp.diag(H),
         "hvp": H @ jnp.ones(10),
+        "sparse_fisher": J.T @ J,
+        "sparse_hessian": H,
     }
 
 

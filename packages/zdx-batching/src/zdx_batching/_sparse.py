@@ -20,8 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.sharding import PartitionSpec
 
 from ._checks import check_callable
+from ._columns import replicated
+from ._program import global_inputs
 from ._sparse_matrix import SparseMatrix
 from ._sparsity import (
     DEFAULT_DENSE_SIZE,
@@ -29,8 +32,10 @@ from ._sparsity import (
     build_sparsity,
     check_dense_size,
 )
-from ._transforms import _signature
-from .compat import import_asdex
+from ._transforms import _devices, _signature
+from .compat import import_asdex, mesh_of, shard_map
+
+_AXIS = "colours"
 
 DEFAULT_CHECKS = 2
 # Products per block on a CPU when nbatches is left to the library. Few products at a time
@@ -40,9 +45,22 @@ DEFAULT_CHECKS = 2
 CPU_BLOCK = 2
 
 
-def _products(kind: str, f: Callable, with_args: bool, x: Any, args: Any, directions, nbatches):
+def _products(
+    kind: str, f: Callable, with_args: bool, x: Any, args: Any, directions, nbatches, devices=None
+):
     """``M d`` for each row ``d`` of ``directions`` (``M`` the Jacobian, Hessian or Fisher
-    matrix of ``f`` at ``x``), as rows, ``nbatches`` blocks of rows at a time."""
+    matrix of ``f`` at ``x``), as rows, ``nbatches`` blocks of rows at a time; with several
+    ``devices``, the rows are dealt out over them (``x`` and ``args`` replicated)."""
+    if devices is not None and len(devices) > 1:
+        count, ndev = directions.shape[0], len(devices)
+        padded = jnp.pad(directions, ((0, -count % ndev), (0, 0)))  # zero rows: zero products
+        local = shard_map(
+            lambda x, args, d: _products(kind, f, with_args, x, args, d, nbatches),
+            mesh=mesh_of(devices, _AXIS),
+            in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(_AXIS)),
+            out_specs=PartitionSpec(_AXIS),
+        )
+        return local(x, args, padded)[:count]
     flat, unravel = ravel_pytree(x)
     directions = directions.astype(flat.dtype)
 
@@ -142,9 +160,11 @@ class SparseTransform:
         dense_size: int = DEFAULT_DENSE_SIZE,
         nbatches: int | None = None,
         checks: int = DEFAULT_CHECKS,
+        devices: Any = None,
     ) -> None:
         name = f"sparse_{kind}_fn"
         check_callable(name, f)
+        self.devices = _devices(name, devices)
         if sparsity is not None and not isinstance(sparsity, Sparsity):
             raise TypeError(
                 f"{name}: sparsity must be a Sparsity (from zdx_batching.find_sparsity), got "
@@ -224,10 +244,11 @@ class SparseTransform:
                 _indices(sparsity),
             )
         static = {"ncolours": arrays.pop("ncolours")}
+        devices = self.devices
         with jax.ensure_compile_time_eval():  # concrete even when first called in a trace
-            arrays = jax.device_put(arrays)
+            arrays = global_inputs(jax.device_put(arrays), devices)
 
-        @jax.jit
+        @functools.partial(jax.jit, out_shardings=replicated(devices))
         def program(x: Any, args: Any, arrays: dict) -> SparseMatrix:
             directions = arrays["directions"]
             products = _products(
@@ -238,6 +259,7 @@ class SparseTransform:
                 args,
                 directions,
                 nbatches,
+                devices,
             )
             ncolours = static["ncolours"]
             compressed, direct = products[:ncolours], products[ncolours:]
@@ -251,7 +273,15 @@ class SparseTransform:
             data = _normal_matrix(matrix, colours, colouring, asdex)
             return _matrix(sparsity, data, indices, mismatch)
 
-        return functools.partial(program, arrays=arrays)
+        if len(devices) == 1:
+            return functools.partial(program, arrays=arrays)
+
+        def spread(x: Any, args: Any) -> SparseMatrix:
+            if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x)):
+                return program(x, args, arrays)
+            return program(*global_inputs((x, args), devices), arrays)
+
+        return spread
 
     def __call__(self, x: Any, args: Any = None) -> SparseMatrix:
         return self._entry(x, args)[1](x, args)
@@ -281,6 +311,7 @@ def sparse_jacobian_fn(
     dense_size: int = DEFAULT_DENSE_SIZE,
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
+    devices: Any = None,
 ) -> SparseTransform:
     """The Jacobian of ``f`` by colouring its columns, as a transform.
 
@@ -309,6 +340,11 @@ def sparse_jacobian_fn(
         default): blocks of two on a CPU (faster for image models), all at once elsewhere.
     checks
         How many random products the result is checked against (default 2).
+    devices
+        The devices the products are dealt out over (a sequence of ``jax.Device``; with
+        several processes under ``jax.distributed``, the global ``jax.devices()``). ``None``
+        (the default): every device of ``jax.devices()``. The matrix comes back whole on
+        every device.
 
     Returns
     -------
@@ -329,6 +365,7 @@ def sparse_jacobian_fn(
         dense_size=dense_size,
         nbatches=nbatches,
         checks=checks,
+        devices=devices,
     )
 
 
@@ -340,6 +377,7 @@ def sparse_hessian_fn(
     dense_size: int = DEFAULT_DENSE_SIZE,
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
+    devices: Any = None,
 ) -> SparseTransform:
     """The Hessian of a scalar ``f`` by symmetric colouring, as a transform.
 
@@ -351,7 +389,7 @@ def sparse_hessian_fn(
     ----------
     f
         ``x -> scalar`` or ``(x, args) -> scalar``.
-    sparsity, dense_size, nbatches, checks
+    sparsity, dense_size, nbatches, checks, devices
         As in :func:`sparse_jacobian_fn`.
     declare
         As in :func:`sparse_jacobian_fn`, for the Hessian's columns: ``"dense"``,
@@ -371,6 +409,7 @@ def sparse_hessian_fn(
         dense_size=dense_size,
         nbatches=nbatches,
         checks=checks,
+        devices=devices,
     )
 
 
@@ -382,6 +421,7 @@ def sparse_fisher_fn(
     dense_size: int = DEFAULT_DENSE_SIZE,
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
+    devices: Any = None,
 ) -> SparseTransform:
     """The Fisher matrix ``J^T J`` by symmetric colouring, as a transform.
 
@@ -394,7 +434,7 @@ def sparse_fisher_fn(
     ----------
     f
         ``x -> array`` or ``(x, args) -> array``: the model over its standard error.
-    sparsity, declare, dense_size, nbatches, checks
+    sparsity, declare, dense_size, nbatches, checks, devices
         As in :func:`sparse_jacobian_fn` (declarations describe ``J``'s columns).
 
     Returns
@@ -410,4 +450,5 @@ def sparse_fisher_fn(
         dense_size=dense_size,
         nbatches=nbatches,
         checks=checks,
+        devices=devices,
     )

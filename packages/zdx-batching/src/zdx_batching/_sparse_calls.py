@@ -30,6 +30,7 @@ from ._sparsity import (
     check_dense_size,
     leaf_paths,
 )
+from ._transforms import _devices
 
 _MAX_HELD = 32
 
@@ -44,7 +45,7 @@ def _declare_key(declare: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=_MAX_HELD)
-def _held(kind: str, declare: tuple, dense_size: int, nbatches: Any, checks: int):
+def _held(kind: str, declare: tuple, dense_size: int, nbatches: Any, checks: int, devices):
     return SparseTransform(
         kind,
         _call_pair,
@@ -52,6 +53,7 @@ def _held(kind: str, declare: tuple, dense_size: int, nbatches: Any, checks: int
         dense_size=dense_size,
         nbatches=nbatches,
         checks=checks,
+        devices=devices,
     )
 
 
@@ -63,8 +65,9 @@ def _tolerance(name: str, rtol: Any, dtype: Any) -> float:
     return float(rtol)
 
 
-def _sparse_call(kind, f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol):
+def _sparse_call(kind, f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol, devices):
     name = f"sparse_{kind}"
+    devices = _devices(name, devices)
     check_callable(name, f)
     leaves, _ = check_parameters(name, x)
     dense_size = check_dense_size(name, dense_size)
@@ -75,12 +78,17 @@ def _sparse_call(kind, f, x, args, sparsity, declare, dense_size, nbatches, chec
             "whose result carries its own check (SparseMatrix.mismatch)."
         )
     options = dict(
-        sparsity=sparsity, declare=declare, dense_size=dense_size, nbatches=nbatches, checks=checks
+        sparsity=sparsity,
+        declare=declare,
+        dense_size=dense_size,
+        nbatches=nbatches,
+        checks=checks,
+        devices=devices,
     )
     captured = capture((f, args))
     key = _declare_key(declare)
     if captured.reusable and key is not None and sparsity is None:
-        transform = _held(kind, key, dense_size, nbatches, checks)
+        transform = _held(kind, key, dense_size, nbatches, checks, devices)
     else:
         transform = SparseTransform(kind, _call_pair, **options)
     try:
@@ -127,6 +135,7 @@ def sparse_jacobian(
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
     rtol: float | None = None,
+    devices: Any = None,
 ) -> SparseMatrix:
     """The Jacobian of ``f`` at ``x`` as a sparse matrix, by colouring.
 
@@ -144,7 +153,7 @@ def sparse_jacobian(
         is given).
     args
         Data for ``f`` (keyword only), as in :func:`jacobian`.
-    sparsity, declare, dense_size, nbatches, checks
+    sparsity, declare, dense_size, nbatches, checks, devices
         As in :func:`sparse_jacobian_fn`.
     rtol
         The largest mismatch accepted, relative to the largest entry of ``|M| |v|``;
@@ -164,7 +173,7 @@ def sparse_jacobian(
         entries.
     """
     return _sparse_call(
-        "jacobian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol
+        "jacobian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol, devices
     )
 
 
@@ -179,6 +188,7 @@ def sparse_hessian(
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
     rtol: float | None = None,
+    devices: Any = None,
 ) -> SparseMatrix:
     """The Hessian of a scalar ``f`` at ``x`` as a sparse matrix, by colouring.
 
@@ -192,7 +202,7 @@ def sparse_hessian(
         The symmetric ``(n, n)`` matrix, with ``names`` for its parameters.
     """
     return _sparse_call(
-        "hessian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol
+        "hessian", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol, devices
     )
 
 
@@ -207,6 +217,7 @@ def sparse_fisher(
     nbatches: int | None = None,
     checks: int = DEFAULT_CHECKS,
     rtol: float | None = None,
+    devices: Any = None,
 ) -> SparseMatrix:
     """The Fisher matrix ``J^T J`` at ``x`` as a sparse matrix, by colouring.
 
@@ -219,7 +230,9 @@ def sparse_fisher(
     SparseMatrix
         The symmetric ``(n, n)`` matrix, with ``names`` for its parameters.
     """
-    return _sparse_call("fisher", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol)
+    return _sparse_call(
+        "fisher", f, x, args, sparsity, declare, dense_size, nbatches, checks, rtol, devices
+    )
 
 
 def find_sparsity(

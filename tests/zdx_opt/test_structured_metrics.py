@@ -237,7 +237,7 @@ def test_fit_many_with_a_structured_or_matrix_free_fisher_equals_dense():
         np.testing.assert_allclose(fits.params["response"], dense.params["response"], rtol=1e-8)
     np.testing.assert_array_equal(sparse.solve_residual, 0.0)
     assert np.all(free.solve_residual < 1e-9)
-    assert np.all(np.asarray(dense.loss) < 0.02 * np.asarray(dense.losses[:, 0]))
+    assert np.all(np.asarray(dense.loss) < 0.1 * np.asarray(dense.losses[:, 0]))
 
 
 def test_fit_many_refuses_bad_cg_options():

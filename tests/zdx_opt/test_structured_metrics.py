@@ -60,7 +60,7 @@ def test_sparse_metric_gives_the_dense_step_to_rounding(metric, damping):
 
 
 def test_operator_metric_gives_the_dense_step_to_the_cg_tolerance(metric):
-    sparse, dense, gradient = metric
+    _, dense, gradient = metric
     damping = 1e-3
     expected, _ = step(zdx_opt.natural_gradient(jnp.asarray(dense), damping=damping), gradient)
     operator = zb.fisher_operator(residuals, PARAMS)
@@ -74,7 +74,7 @@ def test_operator_metric_gives_the_dense_step_to_the_cg_tolerance(metric):
     # A Fisher-vector product, without damping: CG on F itself.
     exact = np.linalg.solve(dense, flat(gradient))
     product = jnp.asarray(dense)
-    fvp = zdx_opt.natural_gradient(lambda p: (lambda v: product @ v), damping=0.0)
+    fvp = zdx_opt.natural_gradient(lambda p: lambda v: product @ v, damping=0.0)
     got, state = step(fvp, gradient, PARAMS)
     np.testing.assert_allclose(got, exact, rtol=0, atol=1e-6 * np.abs(exact).max())
     assert float(state.residual) < 1e-7
@@ -111,7 +111,7 @@ def test_refreshed_sparse_and_operator_metrics_follow_the_parameters_under_jit(m
 
 
 def test_an_unchanged_sparse_metric_is_factorised_once_and_vmaps(metric, monkeypatch):
-    sparse, dense, gradient = metric
+    sparse, dense, _ = metric
     made = []
     original = zb.SchurFactor
 
@@ -149,7 +149,7 @@ def test_one_natural_step_of_a_linear_model_lands_on_the_least_squares_solution(
 
 
 def test_bad_metrics_are_refused_with_the_argument_named(metric):
-    sparse, dense, gradient = metric
+    sparse, dense, _ = metric
     with pytest.raises(TypeError, match="natural_gradient: fisher must be an"):
         zdx_opt.natural_gradient("fisher")
     with pytest.raises(ValueError, match="square Fisher matrix, got a sparse matrix of shape"):
@@ -161,13 +161,15 @@ def test_bad_metrics_are_refused_with_the_argument_named(metric):
     with pytest.raises(ValueError, match="applies to a matrix-free fisher only"):
         zdx_opt.natural_gradient(sparse, rtol=1e-6)
     with pytest.raises(ValueError, match="rtol must be"):
-        zdx_opt.natural_gradient(lambda p: (lambda v: v), rtol=2.0)
+        zdx_opt.natural_gradient(lambda p: lambda v: v, rtol=2.0)
     with pytest.raises(ValueError, match="must act on flat vectors of the 38 parameters"):
-        zdx_opt.natural_gradient(lambda p: lx.MatrixLinearOperator(jnp.eye(3), lx.symmetric_tag)).init(PARAMS)
+        zdx_opt.natural_gradient(
+            lambda p: lx.MatrixLinearOperator(jnp.eye(3), lx.symmetric_tag)
+        ).init(PARAMS)
     with pytest.raises(ValueError, match="tagged symmetric"):
         zdx_opt.natural_gradient(lx.MatrixLinearOperator(jnp.asarray(dense)))
     with pytest.raises(ValueError, match=r"fisher_diagonal must have shape \(38,\)"):
-        zdx_opt.natural_gradient(lambda p: (lambda v: v), fisher_diagonal=jnp.ones(3)).init(PARAMS)
+        zdx_opt.natural_gradient(lambda p: lambda v: v, fisher_diagonal=jnp.ones(3)).init(PARAMS)
     with pytest.raises(ValueError, match="Fisher matrix is 38 x 38 but the params have 3"):
         zdx_opt.natural_gradient(sparse).init({"x": jnp.ones(3)})
 
@@ -182,7 +184,7 @@ def test_singular_or_wrong_metrics_met_inside_jit_raise_when_the_program_runs(me
     wrong = zb.SparseMatrix(sparse.data, sparse.indices, sparse.shape, sparse.names, jnp.array(0.1))
     with pytest.raises(Exception, match="sparsity pattern is wrong"):
         jax.jit(zdx_opt.natural_gradient(lambda p: wrong).init)(PARAMS)
-    negative = zdx_opt.natural_gradient(lambda p: (lambda v: -v), damping=0.0)
+    negative = zdx_opt.natural_gradient(lambda p: lambda v: -v, damping=0.0)
     with pytest.raises(Exception, match="not positive definite"):
         jax.jit(negative.update)(gradient, negative.init(PARAMS), PARAMS)
 
@@ -199,7 +201,10 @@ def small_residuals(p, args):
     return jnp.concatenate([jnp.ravel(model - data) / 0.05, jnp.ravel(p["response"] - 1.0) / 0.1])
 
 
-TRUTH = {"flux": jnp.array([1.0, 2.0, 3.0]), "response": 1 + 0.05 * jax.random.normal(jax.random.key(8), (SETS, 3, 3))}
+TRUTH = {
+    "flux": jnp.array([1.0, 2.0, 3.0]),
+    "response": 1 + 0.05 * jax.random.normal(jax.random.key(8), (SETS, 3, 3)),
+}
 DATA = jax.vmap(lambda p, s: p["flux"] * s * p["response"])(TRUTH, STACKS)
 DATA = DATA + 0.05 * jax.random.normal(jax.random.key(9), DATA.shape)
 
@@ -226,7 +231,11 @@ def test_fit_many_with_a_structured_or_matrix_free_fisher_equals_dense():
     settings = dict(steps=6, learning_rate=0.8, momentum=0.0, refresh_every=2, damping=0.0)
     dense = zdx_opt.fit_many(small_loss, start, (STACKS, DATA), fisher_fn=dense_fisher, **settings)
     sparse = zdx_opt.fit_many(
-        small_loss, start, (STACKS, DATA), fisher_fn=zb.sparse_fisher_fn(small_residuals), **settings
+        small_loss,
+        start,
+        (STACKS, DATA),
+        fisher_fn=zb.sparse_fisher_fn(small_residuals),
+        **settings,
     )
     free = zdx_opt.fit_many(
         small_loss, start, (STACKS, DATA), fisher_fn=product_fisher, rtol=1e-12, **settings

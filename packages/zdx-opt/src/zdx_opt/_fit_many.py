@@ -124,7 +124,9 @@ class _NaturalGradientFit(eqx.Module):
                 matrix, shift = held
                 direction, ok = factors.solve(matrix, shift, grad)
                 return jnp.where(ok, direction, jnp.nan), zero
-            operator = as_operator("fit_many", "fisher_fn(params, args)", metric(held), n, grad.dtype)
+            operator = as_operator(
+                "fit_many", "fisher_fn(params, args)", metric(held), n, grad.dtype
+            )
             direction, ok, residual, _ = cg_solve(operator, None, damping, grad, rtol, max_steps)
             return jnp.where(ok, direction, jnp.nan), residual
 

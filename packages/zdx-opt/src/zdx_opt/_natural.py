@@ -3,7 +3,6 @@ matrix-free Fisher matrix (:mod:`zdx_opt._metric` says how each is solved)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -218,12 +217,14 @@ def natural_gradient(
     >>> optim = optax.chain(ng, optax.sgd(1.0))
     >>> updates, state = optim.update({"a": jnp.array(2.0), "b": jnp.array(2.0)},
     ...                               optim.init(params))
-    >>> round(float(updates["b"]), 8), int(state[0].steps)
-    (-0.5, 2)
+    >>> round(float(updates["b"]), 8), bool(state[0].residual < 1e-12)
+    (-0.5, True)
     """
     name = "natural_gradient"
     damping = checks.check_number(name, "damping", damping, minimum=0)
-    refresh_every = checks.check_int(name, "refresh_every", refresh_every, minimum=1, allow_none=True)
+    refresh_every = checks.check_int(
+        name, "refresh_every", refresh_every, minimum=1, allow_none=True
+    )
     rtol, max_steps = check_cg_options(name, rtol, max_steps)
     if fisher_diagonal is not None and not callable(fisher_diagonal):
         fisher_diagonal = checks.as_array(name, "fisher_diagonal", fisher_diagonal)
@@ -431,4 +432,3 @@ def _fixed_metric(name: str, form: str, fisher: Any, damping: float, factors: Ho
             f"{structure}."
         )
     return as_operator(name, "fisher", fisher, shape[0], structure.dtype)
-

@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as onp
@@ -295,4 +294,3 @@ def _matrix_free(
         variances=variances,
         log_determinant=log_det,
     )
-

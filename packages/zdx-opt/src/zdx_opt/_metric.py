@@ -185,6 +185,38 @@ class HostFactors:
         )
 
 
+def fixed_metric(name: str, form: str, fisher: Any, damping: float, factors: HostFactors) -> Any:
+    """A fixed structured or matrix-free metric given to the function ``name``, checked
+    now (a structured one factorised, so that a singular one is refused at once)."""
+    if form == SPARSE:
+        matrix = as_sparse_matrix(name, "fisher", fisher)
+        host = matrix.to_scipy()
+        if not np.all(np.isfinite(host.data)):
+            raise ValueError(f"{name}: fisher holds NaN or inf entries.")
+        asymmetry = abs(host - host.T).max() if host.nnz else 0.0
+        largest = abs(host).max() if host.nnz else 0.0
+        if asymmetry > np.sqrt(np.finfo(np.float64).eps) * largest:
+            raise ValueError(
+                f"{name}: fisher must be symmetric, got max|F - F.T| = {asymmetry:.3g} "
+                f"against max|F| = {largest:.3g}."
+            )
+        shift = sparse_shift(matrix, damping)
+        if factors.factor(matrix.data, matrix.indices, shift, matrix.shape[0]) is None:
+            raise ValueError(
+                f"`fisher` plus damping={damping:g} is not numerically positive definite "
+                "(it is singular or indefinite); increase `damping`."
+            )
+        return matrix
+    structure = fisher.in_structure()
+    shape = getattr(structure, "shape", None)
+    if shape is None or len(shape) != 1:
+        raise ValueError(
+            f"{name}: fisher must act on flat vectors of shape (n,), got input structure "
+            f"{structure}."
+        )
+    return as_operator(name, "fisher", fisher, shape[0], structure.dtype)
+
+
 # --- matrix-free ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import lineax as lx
-import numpy as np
 import optax
 
 import zdx_base
@@ -19,6 +18,7 @@ from zdx_base import checks
 
 from ._metric import (
     DENSE,
+    OPERATOR,
     SPARSE,
     HostFactors,
     as_operator,
@@ -27,6 +27,7 @@ from ._metric import (
     check_cg_options,
     check_mismatch,
     damped_cholesky,
+    fixed_metric,
     metric_form,
     sparse_shift,
 )
@@ -236,11 +237,11 @@ def natural_gradient(
         form = metric_form(name, "fisher", fisher)
         cg_options = {"fisher_diagonal": fisher_diagonal, "rtol": rtol, "max_steps": max_steps}
         given = [key for key, value in cg_options.items() if value is not None]
-        if form != "operator" and given:
+        if form != OPERATOR and given:
             raise ValueError(_CG_ONLY.format(what=" and ".join(f"`{k}`" for k in given)))
         if form == DENSE:
             return _dense_fixed(fisher, damping)
-        fixed = _fixed_metric(name, form, fisher, damping, factors)
+        fixed = fixed_metric(name, form, fisher, damping, factors)
         fisher_fn, refresh_every = (lambda params: fixed), None
 
     def dense_at(params: Any, value: Any = None) -> jax.Array:
@@ -395,40 +396,9 @@ def _dense_fixed(fisher: Any, damping: float) -> optax.GradientTransformation:
 
 
 def _check_size(flat: jax.Array, n: int, what: str) -> None:
+    """A ValueError when the flattened ``what`` do not have the metric's ``n`` entries."""
     if flat.shape[0] != n:
         raise ValueError(
             f"natural_gradient: the Fisher matrix is {n} x {n} but the {what} have "
             f"{flat.shape[0]} entries once flattened (zdx_base.ravel)."
         )
-
-
-def _fixed_metric(name: str, form: str, fisher: Any, damping: float, factors: HostFactors) -> Any:
-    """A fixed structured or matrix-free metric, checked (and a structured one factorised)
-    now."""
-    if form == SPARSE:
-        matrix = as_sparse_matrix(name, "fisher", fisher)
-        host = matrix.to_scipy()
-        if not np.all(np.isfinite(host.data)):
-            raise ValueError(f"{name}: fisher holds NaN or inf entries.")
-        asymmetry = abs(host - host.T).max() if host.nnz else 0.0
-        largest = abs(host).max() if host.nnz else 0.0
-        if asymmetry > np.sqrt(np.finfo(np.float64).eps) * largest:
-            raise ValueError(
-                f"{name}: fisher must be symmetric, got max|F - F.T| = {asymmetry:.3g} "
-                f"against max|F| = {largest:.3g}."
-            )
-        shift = sparse_shift(matrix, damping)
-        if factors.factor(matrix.data, matrix.indices, shift, matrix.shape[0]) is None:
-            raise ValueError(
-                f"`fisher` plus damping={damping:g} is not numerically positive definite "
-                "(it is singular or indefinite); increase `damping`."
-            )
-        return matrix
-    structure = fisher.in_structure()
-    shape = getattr(structure, "shape", None)
-    if shape is None or len(shape) != 1:
-        raise ValueError(
-            f"{name}: fisher must act on flat vectors of shape (n,), got input structure "
-            f"{structure}."
-        )
-    return as_operator(name, "fisher", fisher, shape[0], structure.dtype)

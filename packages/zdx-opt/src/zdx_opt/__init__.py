@@ -4,7 +4,8 @@
   parameters without one stay fixed.
 - ``delay``: a learning rate that is zero until a given step, then ramps up.
 - ``natural_gradient``: an optax transformation that preconditions gradients by the
-  inverse Fisher matrix (``optax.chain(natural_gradient(F), optax.sgd(lr))``).
+  inverse Fisher matrix (``optax.chain(natural_gradient(F), optax.sgd(lr))``), dense,
+  structured (a sparse matrix, solved exactly) or matrix-free (an operator, by CG).
 - ``decompose``, ``eigen_projection``: eigen-decomposition and the whitening projection of
   a Fisher or covariance matrix, refusing (or, on request, repairing) singular and
   indefinite ones.
@@ -31,7 +32,9 @@ from ._minimise import MinimiseResult as MinimiseResult
 from ._minimise import minimise as minimise
 from ._nan import debug_nan_check as debug_nan_check
 from ._nan import zero_nan_check as zero_nan_check
+from ._natural import MatrixFreeNaturalGradientState as MatrixFreeNaturalGradientState
 from ._natural import NaturalGradientState as NaturalGradientState
+from ._natural import SparseNaturalGradientState as SparseNaturalGradientState
 from ._natural import natural_gradient as natural_gradient
 from ._reparam import LatentMap as LatentMap
 from ._reparam import reparametrise as reparametrise

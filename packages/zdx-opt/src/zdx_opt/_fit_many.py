@@ -20,6 +20,19 @@ import zdx_base
 from zdx_base import checks
 
 from ._blocks import Unravel, check_vectorise, prepare, run_blocks
+from ._metric import (
+    DENSE,
+    SPARSE,
+    HostFactors,
+    as_operator,
+    as_sparse_matrix,
+    cg_solve,
+    check_cg_options,
+    check_mismatch,
+    damped_cholesky,
+    metric_form,
+    sparse_shift,
+)
 
 
 class ManyFits(eqx.Module):
@@ -37,12 +50,17 @@ class ManyFits(eqx.Module):
     steps_done : Array
         ``(N,)`` the steps each fit took; fewer than ``steps`` when its loss or its Fisher
         matrix stopped being finite (the fit then keeps the best parameters seen).
+    solve_residual : Array
+        ``(N,)`` the largest relative residual ``||g - F_d v|| / ||g||`` of the
+        conjugate-gradient solves of each fit's steps (matrix-free metric); 0 where the
+        metric is solved exactly (dense or structured).
     """
 
     params: Any
     loss: jax.Array
     losses: jax.Array
     steps_done: jax.Array
+    solve_residual: jax.Array | None = None
 
     @property
     def stopped_early(self) -> jax.Array:
@@ -64,11 +82,15 @@ class _NaturalGradientFit(eqx.Module):
     momentum: float = eqx.field(static=True)
     refresh_every: int = eqx.field(static=True)
     damping: float = eqx.field(static=True)
+    rtol: float | None = eqx.field(static=True)
+    max_steps: int | None = eqx.field(static=True)
 
     def __call__(self, x0, one_args):
         loss_fn, fisher_fn, unravel = self.loss_fn, self.fisher_fn, self.unravel
         steps, learning_rate, momentum = self.steps, self.learning_rate, self.momentum
         refresh_every, damping = self.refresh_every, self.damping
+        rtol, max_steps = self.rtol, self.max_steps
+        n = x0.shape[0]
 
         def loss(x):
             return loss_fn(unravel(x), one_args)
@@ -76,22 +98,45 @@ class _NaturalGradientFit(eqx.Module):
         def metric(x):
             if fisher_fn is None:
                 return jax.hessian(loss)(x)
-            return jnp.asarray(fisher_fn(unravel(x), one_args))
+            return fisher_fn(unravel(x), one_args)
 
+        form = metric_form("fit_many", "fisher_fn(params, args)", metric(x0))
+        factors = HostFactors()
+
+        # What a metric needs between refreshes: the Cholesky factor (dense), the matrix
+        # and its damping (structured), the point to linearise at (matrix-free).
         def factor(x):
-            fisher = metric(x)
-            fisher = (fisher + fisher.T) / 2
-            diag = jnp.diagonal(fisher)
-            floor = jnp.finfo(x.dtype).eps * jnp.max(jnp.abs(diag))
-            return jnp.linalg.cholesky(fisher + damping * jnp.diag(jnp.maximum(diag, floor)))
+            if form == DENSE:
+                chol, _ = damped_cholesky(jnp.asarray(metric(x)), damping)
+                return chol
+            if form == SPARSE:
+                matrix = as_sparse_matrix("fit_many", "fisher_fn(params, args)", metric(x))
+                matrix = check_mismatch("fit_many", matrix)
+                return matrix, sparse_shift(matrix, damping)
+            return x
+
+        def solve(held, grad):
+            """The direction, and the relative residual of its solve (0 when exact)."""
+            zero = jnp.zeros((), grad.dtype)
+            if form == DENSE:
+                return jax.scipy.linalg.cho_solve((held, True), grad), zero
+            if form == SPARSE:
+                matrix, shift = held
+                direction, ok = factors.solve(matrix, shift, grad)
+                return jnp.where(ok, direction, jnp.nan), zero
+            operator = as_operator(
+                "fit_many", "fisher_fn(params, args)", metric(held), n, grad.dtype
+            )
+            direction, ok, residual, _ = cg_solve(operator, None, damping, grad, rtol, max_steps)
+            return jnp.where(ok, direction, jnp.nan), residual
 
         value_and_grad = jax.value_and_grad(loss)
 
         def step(carry, i):
-            x, velocity, chol, best_x, best_loss, alive, done = carry
-            chol = jax.lax.cond(i % refresh_every == 0, factor, lambda _: chol, x)
+            x, velocity, held, best_x, best_loss, alive, done, worst = carry
+            held = jax.lax.cond(i % refresh_every == 0, factor, lambda _: held, x)
             value, grad = value_and_grad(x)
-            direction = jax.scipy.linalg.cho_solve((chol, True), grad)
+            direction, residual = solve(held, grad)
             new_velocity = direction + momentum * velocity
             new_x = x - learning_rate * new_velocity
             ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new_x))
@@ -101,26 +146,28 @@ class _NaturalGradientFit(eqx.Module):
             x = jnp.where(ok, new_x, x)
             velocity = jnp.where(ok, new_velocity, velocity)
             done = done + ok.astype(done.dtype)
+            worst = jnp.where(ok, jnp.maximum(worst, residual), worst)
             record = jnp.where(alive & jnp.isfinite(value), value, jnp.nan)
-            return (x, velocity, chol, best_x, best_loss, ok, done), record
+            return (x, velocity, held, best_x, best_loss, ok, done, worst), record
 
-        n = x0.shape[0]
+        held = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(factor, x0))
         init = (
             x0,
             jnp.zeros_like(x0),
-            jnp.eye(n, dtype=x0.dtype),
+            held,
             x0,
             jnp.asarray(jnp.inf, x0.dtype),
             jnp.asarray(True),
             jnp.asarray(0),
+            jnp.zeros((), x0.dtype),
         )
         carry, losses = jax.lax.scan(step, init, jnp.arange(steps))
-        x, _, _, best_x, best_loss, alive, done = carry
+        x, _, _, best_x, best_loss, alive, done, worst = carry
         last = loss(x)
         use_last = alive & jnp.isfinite(last) & (last <= best_loss)
         best_x = jnp.where(use_last, x, best_x)
         best_loss = jnp.where(use_last, last, best_loss)
-        return best_x, best_loss, losses, done
+        return best_x, best_loss, losses, done, worst
 
 
 def fit_many(
@@ -135,6 +182,8 @@ def fit_many(
     momentum: float = 0.5,
     refresh_every: int = 5,
     damping: float = 1e-8,
+    rtol: float | None = None,
+    max_steps: int | None = None,
     block_size: int | None = None,
     vectorise: bool | None = None,
     progress: bool = False,
@@ -149,6 +198,9 @@ def fit_many(
     momentum))``: ``v <- F^-1 g + momentum v``, ``x <- x - learning_rate v``, with ``g`` the
     gradient of ``loss_fn(params_i, args_i)`` and ``F = fisher_fn(params_i, args_i)``
     recomputed every ``refresh_every`` steps (Marquardt damping ``F + damping diag(F)``).
+    The metric may be dense, structured or matrix-free, as for :func:`natural_gradient`,
+    and is solved the same way: Cholesky, ``zdx_batching.SchurFactor`` on the host
+    (``jax.pure_callback``, one data set at a time), or conjugate gradients.
     The whole descent of every data set is ``jax.vmap``-ed into one program; the data
     sets run ``block_size`` at a time, each block spread over ``jax.devices()``.
 
@@ -172,9 +224,13 @@ def fit_many(
         None where it is shared (e.g. ``(None, 0)`` for ``args = (optics, observations)``).
         Non-array leaves are always shared.
     fisher_fn : callable, optional
-        ``fisher_fn(params, args) -> (n, n)`` a positive-definite metric in
-        ``zdx_base.ravel(params)`` order (e.g. a Gauss-Newton matrix); default the Hessian
-        of ``loss_fn``.
+        ``fisher_fn(params, args) ->`` a positive-definite metric in
+        ``zdx_base.ravel(params)`` order (e.g. a Gauss-Newton matrix): an ``(n, n)``
+        array; a ``zdx_batching.SparseMatrix`` (``zdx_batching.sparse_fisher_fn(residuals)``
+        called as ``(params, args)``), solved exactly; or a lineax operator or a
+        Fisher-vector product ``v -> F v`` on flat vectors, solved by conjugate gradients
+        with the damping ``F + damping * I`` (no diagonal to scale it by). Default the
+        Hessian of ``loss_fn``, dense.
     steps : int, default 100
         Steps per fit, >= 1.
     learning_rate : float, default 0.1
@@ -185,6 +241,10 @@ def fit_many(
         Steps between recomputations of the metric, >= 1.
     damping : float, default 1e-8
         Relative Marquardt damping, >= 0.
+    rtol, max_steps : optional
+        The conjugate-gradient tolerance and step limit for a matrix-free metric, as in
+        :func:`natural_gradient`; ignored otherwise. A fit whose solve does not reach
+        ``rtol`` goes on with the direction found; ``solve_residual`` reports it.
     block_size : int, optional
         Data sets per compiled block (rounded up to a multiple of the device count);
         default all of them in one block. Smaller blocks bound the memory.
@@ -214,8 +274,8 @@ def fit_many(
     Returns
     -------
     ManyFits
-        ``params`` (the lowest-loss point of each fit), ``loss``, ``losses`` and
-        ``steps_done`` per data set.
+        ``params`` (the lowest-loss point of each fit), ``loss``, ``losses``,
+        ``steps_done`` and ``solve_residual`` per data set.
 
     Raises
     ------
@@ -237,7 +297,9 @@ def fit_many(
     name = "fit_many"
     checks.check_callable(name, "loss_fn", loss_fn, "a function (params, args) -> scalar")
     if fisher_fn is not None:
-        checks.check_callable(name, "fisher_fn", fisher_fn, "a function (params, args) -> (n, n)")
+        checks.check_callable(
+            name, "fisher_fn", fisher_fn, "a function (params, args) -> a Fisher matrix"
+        )
     steps = checks.check_int(name, "steps", steps, minimum=1)
     refresh_every = checks.check_int(name, "refresh_every", refresh_every, minimum=1)
     learning_rate = checks.check_number(
@@ -247,11 +309,12 @@ def fit_many(
     if momentum >= 1:  # a momentum of 1 never forgets a step
         raise ValueError(f"{name}: momentum must be a number in [0, 1), got momentum={momentum}.")
     damping = checks.check_number(name, "damping", damping, minimum=0)
+    rtol, max_steps = check_cg_options(name, rtol, max_steps)
     block_size = checks.check_int(name, "block_size", block_size, minimum=1, allow_none=True)
     vectorise = check_vectorise(name, vectorise)
     flat, unravel, arg_axes = prepare(name, params, args, args_axes)
 
-    fit_settings = (steps, learning_rate, momentum, refresh_every, damping)
+    fit_settings = (steps, learning_rate, momentum, refresh_every, damping, rtol, max_steps)
     single = _NaturalGradientFit(loss_fn, fisher_fn, unravel, *fit_settings)
     saver = None
     if checkpoint is not None:
@@ -265,6 +328,8 @@ def fit_many(
                 momentum=momentum,
                 refresh_every=refresh_every,
                 damping=damping,
+                rtol=rtol,
+                max_steps=max_steps,
                 block_size=block_size,
                 vectorise=vectorise,
                 devices=len(jax.devices()),
@@ -273,7 +338,13 @@ def fit_many(
             seconds=checkpoint_seconds,
             unit="blocks",
         )
-    best, loss, losses, done = run_blocks(
+    best, loss, losses, done, residual = run_blocks(
         single, flat, args, arg_axes, block_size, vectorise, progress, "fits (blocks)", saver
     )
-    return ManyFits(params=jax.vmap(unravel)(best), loss=loss, losses=losses, steps_done=done)
+    return ManyFits(
+        params=jax.vmap(unravel)(best),
+        loss=loss,
+        losses=losses,
+        steps_done=done,
+        solve_residual=residual,
+    )

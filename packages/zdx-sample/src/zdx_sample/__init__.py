@@ -8,7 +8,9 @@ that knows the name of each scalar parameter (``zdx_base.ravel``):
 - ``laplace``: the Gaussian approximation at the posterior mode, its Laplace evidence,
   and an importance-sampling correction (Student-t proposal) with its Pareto k-hat.
 - ``sparse_laplace``: the same at the scale of thousands of parameters, from sparse
-  curvature: every error bar and the evidence, exactly, with no dense matrix.
+  curvature (every error bar and the evidence, exactly, with no dense matrix) or
+  matrix-free curvature (by conjugate gradients and stochastic Lanczos quadrature, each
+  estimate with its error).
 - ``nuts``: NUTS in the whitened latent space ``params = x0 + P u``, warm-up and
   sampling of every chain in one compiled program (blackjax transitions); draws in
   physical units with R-hat, bulk ESS, divergences and gradient counts.

@@ -13,18 +13,21 @@ no dense matrix), and the pulls against the truth check them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import resource
 import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as onp
 
 import zdx_opt
 
 from ._detector import detector_problem
+from ._run_folder import RunFolder
 
 CALIBRATE_DETECTOR_DEFAULTS = {
     "npix": 32,
@@ -152,6 +155,28 @@ def calibrate_detector(
     return summary
 
 
+def _coverage_fit(settings: dict, k: int) -> dict:
+    """Data set ``k`` of :func:`detector_coverage` fitted: its record (the response pulls)
+    and, as JSON, its reduced chi-squared, steps and seconds."""
+    problem = detector_problem(
+        settings["npix"],
+        pupil_npix=settings["pupil_npix"],
+        ndither=settings["ndither"],
+        nwavels=settings["nwavels"],
+        response_scatter=RESPONSE_SCATTER,
+        flat=settings["flat"],
+        seed=settings["seed"] + k,
+    )
+    start = time.perf_counter()
+    fit = _fit(problem, starting_point(problem), max_steps=settings["max_steps"], progress=False)
+    seconds = time.perf_counter() - start
+    truth = problem.truth["log_response"]
+    pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]
+    chi2r = fit.chi2 / (problem.data.size - problem.settings["nparams"])
+    info = {"chi2r": float(chi2r), "steps": int(fit.steps), "seconds": seconds}
+    return {"arrays": {"pulls": onp.ravel(onp.asarray(pull))}, "info": info}
+
+
 def detector_coverage(
     *,
     datasets: int = 100,
@@ -164,34 +189,68 @@ def detector_coverage(
     flat: float = 0.0,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
+    restart: bool = False,
 ) -> dict[str, Any]:
     """Fit ``datasets`` simulated data sets (seeds ``seed``, ``seed + 1``...) and check that
     the pixel responses' error bars are calibrated: the pooled pulls should have a
     standard deviation near 1 and a 1-sigma coverage within three binomial standard errors
-    of 68.27 %. Returns the summary (written to ``out/summary.json`` with ``out``)."""
+    of 68.27 %.
+
+    With ``out``, every fitted data set is recorded in ``out/progress/`` (see
+    ``_run_folder``): run again with the same settings, the data sets recorded there are
+    loaded, not fitted again, and the summary is the same apart from the seconds
+    (``restart`` discards the progress). Under ``jax.distributed`` every process runs
+    every fit together (the Fisher matrix's columns spread over the devices of all
+    processes) and process 0 records it.
+
+    Returns
+    -------
+    summary : dict
+        The pooled pull statistics, coverage and verdict, the mean reduced chi-squared,
+        the most steps, the median seconds per fit and the total seconds (also written to
+        ``out/summary.json`` with ``out``).
+
+    Raises
+    ------
+    RunFolderError
+        If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the data set being fitted is recorded (with ``out``).
+    """
     from tqdm.auto import tqdm
 
-    pulls, chi2r, steps, seconds = [], [], [], []
+    settings = {
+        "datasets": datasets,
+        "npix": npix,
+        "pupil_npix": pupil_npix,
+        "ndither": ndither,
+        "nwavels": nwavels,
+        "seed": seed,
+        "max_steps": max_steps,
+        "flat": flat,
+    }
+    folder = None
+    if out is not None:
+        folder = RunFolder("calibrate-detector", out, settings, restart=restart)
+    labels = [f"dataset_{k:06d}" for k in range(datasets)]
+    records = []
     began = time.perf_counter()
-    for k in tqdm(range(datasets), desc="data sets", disable=not progress):
-        problem = detector_problem(
-            npix,
-            pupil_npix=pupil_npix,
-            ndither=ndither,
-            nwavels=nwavels,
-            response_scatter=RESPONSE_SCATTER,
-            flat=flat,
-            seed=seed + k,
-        )
-        start = time.perf_counter()
-        fit = _fit(problem, starting_point(problem), max_steps=max_steps, progress=False)
-        seconds.append(time.perf_counter() - start)
-        truth = problem.truth["log_response"]
-        pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]
-        pulls.append(onp.ravel(pull))
-        chi2r.append(fit.chi2 / (problem.data.size - problem.settings["nparams"]))
-        steps.append(fit.steps)
-    pooled = onp.concatenate(pulls)
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        for k in tqdm(range(datasets), desc="data sets", disable=not progress):
+            found = None if folder is None else folder.load(labels[k])
+            if found is None:
+                done = _coverage_fit(settings, k)
+                found = done["arrays"], done["info"]
+                if folder is not None and folder.first:
+                    folder.save(labels[k], *found)
+            records.append(found)
+            if folder is not None:
+                folder.stop_if_asked(f"{k + 1} of {datasets} data sets")
+    pooled = onp.concatenate([arrays["pulls"] for arrays, _ in records])
+    chi2r = [info["chi2r"] for _, info in records]
+    steps = [info["steps"] for _, info in records]
+    seconds = [info["seconds"] for _, info in records]
     expected = 0.682689492
     binomial = float(onp.sqrt(expected * (1 - expected) / pooled.size))
     coverage = float(onp.mean(onp.abs(pooled) < 1.0))
@@ -213,7 +272,7 @@ def detector_coverage(
         "seconds_per_fit_median": float(onp.median(seconds)),
         "total_seconds": time.perf_counter() - began,
     }
-    if out is not None:
+    if out is not None and jax.process_index() == 0:
         folder = pathlib.Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

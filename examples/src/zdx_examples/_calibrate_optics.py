@@ -11,6 +11,8 @@ program per block of data sets (``zdx_opt.fit_many``, ``zdx_opt.hessian_many``).
 
 from __future__ import annotations
 
+import contextlib
+import pathlib
 from typing import Any
 
 import jax
@@ -26,6 +28,7 @@ from ._curvature import loss_curvature_fn
 from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
+from ._run_folder import RunFolder
 from ._settings import with_defaults
 from ._simulate import simulate, start_params, true_parameters
 from ._stage_recorder import StageRecorder
@@ -141,13 +144,89 @@ def _simulate_data_sets(s: dict[str, Any]) -> tuple[Any, dict, list, dict]:
     return optics, truth, observations, starts
 
 
-def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
+def _block_indices(n: int, size: int) -> list[onp.ndarray]:
+    """The data sets of each block: ``size`` at a time, the last block padded with copies
+    of the last data set (so that every block runs the same compiled programs)."""
+    return [onp.minimum(onp.arange(first, first + size), n - 1) for first in range(0, n, size)]
+
+
+def _fit_block(s: dict[str, Any], optics: Any, observations: list, starts: dict) -> dict:
+    """The sign search, the natural-gradient fit and the Hessian of one block of data sets;
+    the arrays of its record (``fits`` flattened, ``search_losses``, ``hessians``) and the
+    seconds of each stage."""
+    size = int(observations[0].data.shape[0])
+    recorder = StageRecorder()
+    with recorder.stage("choose_start"):
+        search = search_signs(
+            "calibrate_optics",
+            starts,
+            (optics, observations),
+            batched_data=True,
+            pilot_steps=s["pilot_steps"],
+            trial_steps=s["trial_steps"],
+            learning_rate=s["search_learning_rate"],
+            refresh_every=s["refresh_every"],
+            block_size=size,
+        )
+        jax.block_until_ready(search.params)
+    args = (optics, observations)
+    with recorder.stage("natural_gradient"):
+        fits = zdx_opt.fit_many(
+            loss_fn,
+            search.params,
+            args,
+            args_axes=(None, 0),
+            fisher_fn=loss_curvature_fn,
+            steps=s["ngd_steps"],
+            learning_rate=s["learning_rate"],
+            refresh_every=s["refresh_every"],
+            block_size=size,
+        )
+        jax.block_until_ready(fits.params)
+    with recorder.stage("hessian"):
+        hessians = zdx_opt.hessian_many(
+            lambda p, a: -loglike_fn(p, a),
+            fits.params,
+            args,
+            args_axes=(None, 0),
+            block_size=size,
+        )
+        hessians = jax.block_until_ready(hessians)
+    arrays = {
+        "fits": jax.vmap(lambda p: zdx_base.ravel(p).flat)(fits.params),
+        "search_losses": search.losses,
+        "patterns": search.patterns,
+        "hessians": hessians,
+    }
+    seconds = {name: record["seconds"] for name, record in recorder.records.items()}
+    return {"arrays": {k: onp.asarray(v) for k, v in arrays.items()}, "seconds": seconds}
+
+
+def calibrate_optics(
+    progress: bool = True,
+    out: str | pathlib.Path | None = None,
+    restart: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
     """Coverage and pulls of the Hessian error bars of the optics fit over ``n`` data sets.
+
+    The data sets are fitted ``block_size`` at a time (the sign search, the
+    natural-gradient fit and the Hessian of a block each run as one compiled program).
+    With ``out``, every finished block is recorded in ``out/progress/`` (see
+    ``_run_folder``): run again with the same settings, the blocks recorded there are
+    loaded, not fitted again, and the summary is the same, bit for bit apart from the
+    ``seconds``, as that of a run never stopped. Under ``jax.distributed`` every process
+    runs every block together (``zdx_opt.fit_many`` spreads a block's data sets over the
+    devices of all processes) and process 0 records it.
 
     Parameters
     ----------
     progress : bool
-        Progress bars over blocks and a line per stage on standard error.
+        A line per block and per stage on standard error.
+    out : str or Path, optional
+        The folder that keeps the progress (and, from the command, the report).
+    restart : bool
+        Discard the progress kept in ``out`` and start over.
     **settings
         Any of :data:`OPTICS_CALIBRATION_DEFAULTS`.
 
@@ -165,11 +244,16 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
         For an unknown setting.
     ValueError
         For an unknown ``noise``.
+    RunFolderError
+        If ``out`` holds the progress of other settings (without ``restart``).
     RuntimeError
         If fewer than two fits reach the noise.
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the block being fitted is recorded (with ``out``).
     """
     s = with_defaults("calibrate_optics", OPTICS_CALIBRATION_DEFAULTS, settings)
     checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
+    folder = None if out is None else RunFolder("calibrate optics", out, s, restart=restart)
     recorder = StageRecorder(progress=progress)
     sets = "data sets"
     with recorder.stage("simulate", unit=sets) as stage:
@@ -177,61 +261,56 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
         jax.block_until_ready(observations)
         stage.stop(steps=s["n"])
 
-    with recorder.stage("choose_start", unit=sets) as stage:
-        search = search_signs(
-            "calibrate_optics",
-            starts,
-            (optics, observations),
-            batched_data=True,
-            pilot_steps=s["pilot_steps"],
-            trial_steps=s["trial_steps"],
-            learning_rate=s["search_learning_rate"],
-            refresh_every=s["refresh_every"],
-            block_size=s["block_size"],
-            progress=progress,
-        )
-        chosen, search_losses, patterns = search.params, search.losses, search.patterns
-        jax.block_until_ready(chosen)
-        stage.stop(steps=s["n"])
+    blocks = _block_indices(s["n"], min(s["block_size"], s["n"]))
+    names = [f"block_{b:05d}" for b in range(len(blocks))]
+    found = {b: None if folder is None else folder.load(name) for b, name in enumerate(names)}
+    records = []
+    seconds = {"simulate": recorder.records["simulate"]["seconds"]}
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        for b, index in enumerate(blocks):
+            if found[b] is not None:
+                arrays, info = found[b]
+                recorder.say(f"[block {b + 1}/{len(blocks)}] loaded from {folder.folder}")
+            else:
+                block_obs = [
+                    obs.set(["data", "error"], [obs.data[index], obs.error[index]])
+                    for obs in observations
+                ]
+                block_starts = jax.tree.map(lambda leaf, i=index: leaf[i], starts)
+                done = _fit_block(s, optics, block_obs, block_starts)
+                arrays, info = done["arrays"], {"seconds": done["seconds"]}
+                if folder is not None and folder.first:
+                    folder.save(names[b], arrays, info)
+                recorder.say(
+                    f"[block {b + 1}/{len(blocks)}] "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in info["seconds"].items())
+                )
+            for name, value in info["seconds"].items():
+                seconds[name] = seconds.get(name, 0.0) + value
+            records.append(arrays)
+            if folder is not None:
+                folder.stop_if_asked(f"{b + 1} of {len(blocks)} blocks")
+    return _summarise(s, optics, truth, observations, records, seconds)
 
-    args = (optics, observations)
-    with recorder.stage("natural_gradient", unit=sets) as stage:
-        fits = zdx_opt.fit_many(
-            loss_fn,
-            chosen,
-            args,
-            args_axes=(None, 0),
-            fisher_fn=loss_curvature_fn,
-            steps=s["ngd_steps"],
-            learning_rate=s["learning_rate"],
-            refresh_every=s["refresh_every"],
-            block_size=s["block_size"],
-            progress=progress,
-        )
-        jax.block_until_ready(fits.params)
-        stage.stop(steps=s["n"])
 
-    with recorder.stage("hessian", unit=sets) as stage:
-        hessians = zdx_opt.hessian_many(
-            lambda p, a: -loglike_fn(p, a),
-            fits.params,
-            args,
-            args_axes=(None, 0),
-            block_size=s["block_size"],
-            progress=progress,
-        )
-        hessians = jax.block_until_ready(hessians)
-        stage.stop(steps=s["n"])
-    seconds = {name: record["seconds"] for name, record in recorder.records.items()}
+def _summarise(
+    s: dict, optics: Any, truth: dict, observations: list, records: list, seconds: dict
+) -> dict[str, Any]:
+    """The summary of :func:`calibrate_optics` from the records of its blocks."""
+    n = s["n"]
+    flat_fits = jnp.concatenate([jnp.asarray(r["fits"]) for r in records])[:n]
+    search_losses = jnp.concatenate([jnp.asarray(r["search_losses"]) for r in records])[:n]
+    hessians = jnp.concatenate([jnp.asarray(r["hessians"]) for r in records])[:n]
+    patterns = jnp.asarray(records[0]["patterns"])
+    flat_truth, unravel, _ = zdx_base.ravel(truth)
 
-    def one_chi2r(params, arrays):
+    def one_chi2r(flat, arrays):
         one = [obs.set(["data", "error"], list(pair)) for obs, pair in zip(observations, arrays)]
-        return get_reduced_chi2(params, optics, one)
+        return get_reduced_chi2(unravel(flat), optics, one)
 
     arrays = [(obs.data, obs.error) for obs in observations]
-    chi2r = jax.jit(jax.vmap(one_chi2r))(fits.params, arrays)
-    flat_fits = jax.vmap(lambda p: zdx_base.ravel(p).flat)(fits.params)
-    flat_truth = zdx_base.ravel(truth).flat
+    chi2r = jax.jit(jax.vmap(one_chi2r))(flat_fits, arrays)
     eigenvalues = jnp.linalg.eigvalsh(hessians)
     positive = eigenvalues[:, 0] > 0
     covariances = jnp.linalg.inv(hessians)
@@ -240,7 +319,7 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
     used = onp.flatnonzero(onp.asarray(converged))
     if used.size < 2:
         raise RuntimeError(
-            f"calibrate_optics: only {used.size} of {s['n']} fits reached the noise (reduced "
+            f"calibrate_optics: only {used.size} of {n} fits reached the noise (reduced "
             f"chi-squared from {float(jnp.min(chi2r)):.4g} to {float(jnp.max(chi2r)):.4g}); "
             "no calibration is possible. Lengthen the sign search (pilot_steps, "
             "trial_steps) or the fit (ngd_steps)."

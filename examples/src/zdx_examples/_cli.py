@@ -19,14 +19,18 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 
+import zdx_base
+
 from ._commands import DEFAULTS, calibrate, gaussians_fit, optics_fit
 from ._filters import filter_set
+from ._run_folder import RunFolderError, resume_message
 
 __all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
 
@@ -76,6 +80,42 @@ def _rate(text: str) -> float:
     return value
 
 
+def _resume_options(parser: argparse.ArgumentParser) -> None:
+    """``--restart``: the commands that keep their progress in ``--out``."""
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the progress kept in --out and start over (without it, a run given "
+        "the --out of an earlier run with the same settings continues it)",
+    )
+
+
+def _process_options(parser: argparse.ArgumentParser) -> None:
+    """``--coordinator``, ``--num-processes``, ``--process-id``: ``jax.distributed``."""
+    group = parser.add_argument_group(
+        "several processes (jax.distributed; they share the data sets through --out)"
+    )
+    group.add_argument("--coordinator", help="host:port of process 0's coordinator")
+    group.add_argument("--num-processes", type=_integer(1), help="how many processes")
+    group.add_argument("--process-id", type=_integer(0), help="this process's index, from 0")
+
+
+def _start_processes(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` with the options given (JAX fills in what it can
+    read from the cluster's environment, e.g. SLURM's, for those left out)."""
+    given = [getattr(args, key, None) for key in ("coordinator", "num_processes", "process_id")]
+    if all(value is None for value in given):
+        return
+    # before anything starts JAX's backends: collectives between CPU devices (no effect
+    # on the collectives of GPUs)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+
+
 _OPTICS_OPTIONS = [
     ("npix", _integer(8), "pupil pixels across ({}; the tutorial's is 256)"),
     ("psf_npix", _integer(4), "detector pixels across ({})"),
@@ -120,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
             help=text.format(DEFAULTS[key]),
         )
     o.add_argument("--quiet", action="store_true", help="no progress bars")
+    _resume_options(o)
     _calibrate_parser(sub)
     _calibrate_detector_parser(sub)
     return parser
@@ -134,6 +175,8 @@ def _calibrate_detector_parser(sub: Any) -> None:
     parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
     parser.add_argument("--json", help="also write the summary to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _resume_options(parser)
+    _process_options(parser)
     parser.add_argument(
         "--datasets",
         type=_integer(1),
@@ -153,7 +196,9 @@ def _restart_with_safe_compiler(argv: Sequence[str] | None) -> None:
 
     XLA's CPU backend (jaxlib 0.10) can crash on the detector model's derivatives at its
     default level, and the flag must be set before JAX starts, which importing dLux does.
-    Only the console command restarts (``argv`` None); a call from Python keeps going.
+    Only the console command restarts (``argv`` None); a call from Python keeps going. The
+    flag is set whatever the backend (it changes only the CPU backend's compiler): asking
+    which backend runs would start JAX before ``jax.distributed.initialize``.
     """
     from ._detector import SAFE_XLA_FLAG
 
@@ -178,6 +223,8 @@ def _calibrate_parser(sub: Any) -> None:
         parser = kinds.add_parser(name, help=text, description=text)
         parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        _resume_options(parser)
+        _process_options(parser)
         for key, value in defaults.items():
             kind = _integer(0 if key == "seed" else 1) if isinstance(value, int) else type(value)
             parser.add_argument(
@@ -189,19 +236,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zdx-examples``; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "calibrate-detector" and jax.default_backend() == "cpu":
+    if args.command == "calibrate-detector":
         _restart_with_safe_compiler(argv)
+    _start_processes(args)
     if args.command == "optics-fit" and 0 < args.nuts_samples < 4:
         parser.error(f"argument --nuts-samples: must be 0 or >= 4, got {args.nuts_samples}")
     import matplotlib
 
     matplotlib.use("Agg")
     jax.config.update("jax_enable_x64", True)
+    try:
+        summary = _run(args)
+    except zdx_base.CheckpointInterrupted as stop:
+        if not stop.message.startswith("zdx-examples"):  # said by a step inside, not by us
+            command = (
+                "calibrate " + args.experiment if args.command == "calibrate" else args.command
+            )
+            what = f"stopped by {signal.Signals(stop.signum).name}"
+            print(resume_message(command, args.out, what), file=sys.stderr, flush=True)
+        return int(stop.code)
+    except RunFolderError as error:
+        print(f"zdx-examples: error: {error}", file=sys.stderr)
+        return 2
+    _print_summary(summary)
+    if getattr(args, "json", None):
+        pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    if getattr(args, "out", None):
+        print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    """The summary of the command ``args`` names."""
     if args.command == "gaussians-fit":
-        summary = gaussians_fit(seed=args.seed, out=args.out)
-    elif args.command == "calibrate":
-        summary = calibrate(args)
-    elif args.command == "calibrate-detector":
+        return gaussians_fit(seed=args.seed, out=args.out)
+    if args.command == "calibrate":
+        return calibrate(args)
+    resume = {"out": args.out, "progress": not args.quiet, "restart": args.restart}
+    if args.command == "calibrate-detector":
         from ._calibrate_detector import (
             CALIBRATE_DETECTOR_DEFAULTS,
             calibrate_detector,
@@ -209,19 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
-        run = calibrate_detector if args.datasets == 1 else detector_coverage
-        if args.datasets > 1:
-            settings["datasets"] = args.datasets
-        summary = run(out=args.out, progress=not args.quiet, **settings)
-    else:
-        settings = {key: getattr(args, key) for key in DEFAULTS}
-        summary = optics_fit(out=args.out, progress=not args.quiet, **settings)
-    _print_summary(summary)
-    if getattr(args, "json", None):
-        pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    if getattr(args, "out", None):
-        print(f"report written to {args.out}", file=sys.stderr)
-    return 0
+        if args.datasets == 1:
+            return calibrate_detector(**resume, **settings)
+        return detector_coverage(datasets=args.datasets, **resume, **settings)
+    settings = {key: getattr(args, key) for key in DEFAULTS}
+    return optics_fit(**resume, **settings)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,16 +28,8 @@ import zdx_opt
 
 from ._detector import detector_problem
 from ._run_folder import RunFolder
+from ._settings import CALIBRATE_DETECTOR_DEFAULTS as CALIBRATE_DETECTOR_DEFAULTS
 
-CALIBRATE_DETECTOR_DEFAULTS = {
-    "npix": 32,
-    "pupil_npix": 64,
-    "ndither": 3,
-    "nwavels": 3,
-    "seed": 0,
-    "max_steps": 30,
-    "flat": 0.0,
-}
 RESPONSE_SCATTER = 0.05  # the true log response is RESPONSE_SCATTER * N(0, 1)
 JITTER_PRIOR = (0.0, 0.7)  # on log(jitter / pixel): broad, an instrument team's knowledge
 REFERENCE_STEPS = 60  # Gauss-Newton steps of the reference optimum (to rounding)

@@ -28,20 +28,8 @@ import zdx_stats
 
 from ._gaussians import GaussianModel
 from ._run_folder import RunFolder
+from ._settings import SBC_DEFAULTS as SBC_DEFAULTS
 from ._settings import with_defaults
-
-SBC_DEFAULTS = {
-    "n": 100,
-    "nsamples": 100,
-    "error": 0.05,
-    "seed": 0,
-    "draws": 99,
-    "nuts_warmup": 200,
-    "nuts_thin": 2,
-    "num_live": 100,
-    "samplers": "nuts,nested_sampling",
-}
-"""The settings of ``calibrate gaussians`` when no option is given."""
 
 SAMPLERS = ("nuts", "mams", "nested_sampling")
 """The samplers ``calibrate gaussians --samplers`` can name: ``mams`` is ``zdx_sample.nuts``

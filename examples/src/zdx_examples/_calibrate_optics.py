@@ -29,38 +29,12 @@ from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
 from ._run_folder import RunFolder
+from ._settings import OPTICS_CALIBRATION_DEFAULTS as OPTICS_CALIBRATION_DEFAULTS
 from ._settings import with_defaults
 from ._simulate import simulate, start_params, true_parameters
 from ._stage_recorder import StageRecorder
 from ._start import search_signs
 from ._telescope import build_optics
-
-OPTICS_CALIBRATION_DEFAULTS = {
-    "n": 200,
-    "npix": 32,
-    "psf_npix": 16,
-    "n_zernike": 7,
-    "filters": 3,
-    "n_images": 1000,
-    "read_noise": 10.0,
-    "noise": "averaged",
-    "seed": 0,
-    "ngd_steps": 50,
-    "learning_rate": 0.5,
-    "refresh_every": 5,
-    "search_learning_rate": 0.1,
-    "pilot_steps": 30,
-    "trial_steps": 10,
-    "block_size": 50,
-}
-"""The settings of ``calibrate optics`` when no option is given. The sizes are small but
-resolve the aberrations: a 32-pixel pupil has 16 pixels across a radius of the primary, and
-the finest Zernike term used (radial order 3, three azimuthal periods) still spans about 8
-pixels per half period at the edge; the 16-pixel detector (1.2 arcsec) covers 7 lambda/D at
-1.0 micron and 4.4 at 1.6 microns, where most of each aberrated image lies. The sign search
-steps at the report's learning rate (0.1: from a start without wavefront error, larger steps
-overshoot the barely constrained even terms); the fit from the chosen start at 0.5."""
-
 
 POISSON_LIMIT = 1e4
 """Mean count above which :func:`simulate_averaged` draws counts from a normal law."""

@@ -28,11 +28,29 @@ import jax
 
 import zdx_base
 
-from ._commands import DEFAULTS, calibrate, gaussians_fit, optics_fit
-from ._filters import filter_set
 from ._run_folder import RunFolderError, resume_message
+from ._settings import (
+    CALIBRATE_DETECTOR_DEFAULTS,
+    DEFAULTS,
+    OPTICS_CALIBRATION_DEFAULTS,
+    SBC_DEFAULTS,
+)
 
-__all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
+__all__ = ["DEFAULTS", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``filter_set``, ``gaussians_fit`` and ``optics_fit``, imported when first asked for
+    (importing dLux or zdx-opt starts JAX, which must wait for ``jax.distributed``)."""
+    if name in ("gaussians_fit", "optics_fit"):
+        from . import _commands
+
+        return getattr(_commands, name)
+    if name == "filter_set":
+        from ._filters import filter_set
+
+        return filter_set
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -168,8 +186,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _calibrate_detector_parser(sub: Any) -> None:
     """``calibrate-detector``: the pixel response and the optics, fitted at scale."""
-    from ._calibrate_detector import CALIBRATE_DETECTOR_DEFAULTS
-
     text = "fit a detector's pixel response with the optics (thousands of parameters)"
     parser = sub.add_parser("calibrate-detector", help=text, description=text)
     parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
@@ -200,20 +216,17 @@ def _restart_with_safe_compiler(argv: Sequence[str] | None) -> None:
     flag is set whatever the backend (it changes only the CPU backend's compiler): asking
     which backend runs would start JAX before ``jax.distributed.initialize``.
     """
-    from ._detector import SAFE_XLA_FLAG
-
     flags = os.environ.get("XLA_FLAGS", "")
     if argv is not None or "xla_backend_optimization_level" in flags:
         return
+    from ._detector import SAFE_XLA_FLAG
+
     os.environ["XLA_FLAGS"] = (flags + " " + SAFE_XLA_FLAG).strip()
     os.execv(sys.executable, [sys.executable, "-m", "zdx_examples", *sys.argv[1:]])
 
 
 def _calibrate_parser(sub: Any) -> None:
     """``calibrate optics`` and ``calibrate gaussians``: one option per setting."""
-    from ._calibrate_gaussians import SBC_DEFAULTS
-    from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS
-
     c = sub.add_parser("calibrate", help="calibration of error bars and samplers")
     kinds = c.add_subparsers(dest="experiment", required=True)
     for name, defaults, text in [
@@ -238,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "calibrate-detector":
         _restart_with_safe_compiler(argv)
-    _start_processes(args)
+    _start_processes(args)  # before anything starts JAX
     if args.command == "optics-fit" and 0 < args.nuts_samples < 4:
         parser.error(f"argument --nuts-samples: must be 0 or >= 4, got {args.nuts_samples}")
     import matplotlib
@@ -268,17 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     """The summary of the command ``args`` names."""
+    from ._commands import calibrate, gaussians_fit, optics_fit
+
     if args.command == "gaussians-fit":
         return gaussians_fit(seed=args.seed, out=args.out)
     if args.command == "calibrate":
         return calibrate(args)
     resume = {"out": args.out, "progress": not args.quiet, "restart": args.restart}
     if args.command == "calibrate-detector":
-        from ._calibrate_detector import (
-            CALIBRATE_DETECTOR_DEFAULTS,
-            calibrate_detector,
-            detector_coverage,
-        )
+        from ._calibrate_detector import calibrate_detector, detector_coverage
 
         settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
         if args.datasets == 1:

@@ -21,26 +21,9 @@ from . import optics as ex
 from ._plots import plot_gaussians
 from ._report import summarise, write_files
 from ._run_folder import RunFolder
+from ._settings import DEFAULTS as DEFAULTS
 from ._settings import with_defaults
 from ._stage_recorder import StageRecorder
-
-DEFAULTS = {
-    "npix": 128,
-    "psf_npix": 32,
-    "n_zernike": 7,
-    "filters": 3,
-    "n_images": 1000,
-    "seed": 0,
-    "ngd_steps": 100,
-    "learning_rate": 0.1,
-    "refresh_every": 5,
-    "max_steps": 256,
-    "nuts_warmup": 200,
-    "nuts_samples": 300,
-    "nuts_chains": 1,
-    "corner_params": 6,
-}
-"""The settings of ``optics-fit`` when no option is given."""
 
 _FIT_SETTINGS = (
     "ngd_steps",

@@ -7,18 +7,11 @@ and write the report of an optics fit. The command ``zdx-examples`` (or ``python
 zdx_examples``) runs both fits.
 """
 
-import importlib
 import importlib.metadata
-from typing import Any
 
-__all__ = ["gaussians", "optics", "plots", "report"]
+from . import gaussians as gaussians
+from . import optics as optics
+from . import plots as plots
+from . import report as report
+
 __version__ = importlib.metadata.version("zdx-examples")
-
-
-def __getattr__(name: str) -> Any:
-    """The modules ``gaussians``, ``optics``, ``plots`` and ``report``, imported when first
-    used: importing dLux starts JAX, and the command must first be able to call
-    ``jax.distributed.initialize`` (which has to come before anything starts JAX)."""
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ import zdx_sample
 import zdx_stats
 
 from ._gaussians import GaussianModel
-from ._run_folder import RunFolder
+from ._run_folder import open_run_folder
 from ._settings import SBC_DEFAULTS as SBC_DEFAULTS
 from ._settings import with_defaults
 
@@ -122,6 +122,8 @@ def sbc_gaussians(
     progress: bool = True,
     out: str | pathlib.Path | None = None,
     restart: bool = False,
+    process_id: int = 0,
+    num_processes: int = 1,
     **settings: Any,
 ) -> dict[str, Any]:
     """Simulation-based calibration of ``zdx_sample.nuts`` (NUTS or MAMS) and
@@ -140,10 +142,9 @@ def sbc_gaussians(
     With ``out``, every finished replication is recorded in ``out/progress/`` (see
     ``_run_folder``): run again with the same settings, the replications recorded there
     are loaded, not sampled again, and the summary is the same, bit for bit apart from the
-    ``seconds``, as that of a run never stopped. Under ``jax.distributed`` (``out`` then
-    needed, on a file system every process reads) each process samples every
-    ``jax.process_count()``-th replication and records it; every process then reads them
-    all and returns the same summary as one process would.
+    ``seconds``, as that of a run never stopped. Several processes sharing ``out`` each
+    sample every ``num_processes``-th replication; process 0 waits for all and returns the
+    summary, the same as one process's.
 
     Parameters
     ----------
@@ -153,6 +154,9 @@ def sbc_gaussians(
         The folder that keeps the progress (and, from the command, the report).
     restart : bool
         Discard the progress kept in ``out`` and start over.
+    process_id, num_processes : int
+        This process's index and how many processes share the replications (through
+        ``out``).
     **settings
         Any of :data:`SBC_DEFAULTS`: ``n``, ``nsamples``, ``error``, ``seed``, ``draws``,
         ``nuts_warmup``, ``nuts_thin``, ``num_live`` and ``samplers`` (comma-separated
@@ -164,6 +168,8 @@ def sbc_gaussians(
         Per sampler: ``ranks`` ``(n, 6)``, the uniformity test per parameter
         (``pvalue``, ``statistic``, ``counts``, ``bins``), the smallest p-value, its
         Bonferroni-corrected value over the 6 parameters, ``seconds``; and the settings.
+        A process other than 0 returns only its index and how many replications it
+        recorded.
 
     Raises
     ------
@@ -189,18 +195,13 @@ def sbc_gaussians(
         )
     chosen = [name for name in SAMPLERS if name in chosen]
     s = {**s, "samplers": ",".join(chosen)}
-    if out is None and jax.process_count() > 1:
-        raise ValueError(
-            f"sbc_gaussians: {jax.process_count()} processes share the replications through "
-            "their records: give `out` (--out), a folder every process reads."
-        )
-    folder = None if out is None else RunFolder("calibrate gaussians", out, s, restart=restart)
+    folder = open_run_folder("calibrate gaussians", out, s, restart, process_id, num_processes)
     n, draws = s["n"], s["draws"]
     prior = gaussian_prior()
     template = GaussianModel(mean=[2, -3], std=[0.5, 2], power=[1.5, 1], nsamples=s["nsamples"])
     labels = [f"replication_{i:06d}" for i in range(n)]
-    mine = RunFolder.share(n) if folder is not None else list(range(n))
-    records: dict[int, tuple] = {}
+    mine = range(n) if folder is None else folder.share(n)
+    records = []
     bar = tqdm(mine, desc="SBC replications", unit="rep", disable=not progress)
     guard = contextlib.nullcontext() if folder is None else folder.interruptible()
     with guard:
@@ -211,13 +212,14 @@ def sbc_gaussians(
                 found = done["arrays"], done["info"]
                 if folder is not None:
                     folder.save(labels[i], *found)
-            records[i] = found
+            records.append(found)
             if folder is not None:
                 folder.stop_if_asked(f"{count} of the {len(mine)} replications of this process")
     bar.close()
-    if folder is not None and jax.process_count() > 1:
-        folder.wait_for_all(labels)
-        records = {i: records.get(i) or folder.load(labels[i]) for i in range(n)}
+    if folder is not None:
+        records = folder.gather(labels, say=bar.write if progress else None)
+        if records is None:
+            return folder.left_to_process_0(len(mine))
     truths = [records[i][0]["truth"] for i in range(n)]
     ranks = {m: [records[i][0][m] for i in range(n)] for m in chosen}
     seconds = {m: sum(records[i][1]["seconds"][m] for i in range(n)) for m in chosen}

@@ -28,7 +28,7 @@ from ._curvature import loss_curvature_fn
 from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
-from ._run_folder import RunFolder
+from ._run_folder import open_run_folder
 from ._settings import OPTICS_CALIBRATION_DEFAULTS as OPTICS_CALIBRATION_DEFAULTS
 from ._settings import with_defaults
 from ._simulate import simulate, start_params, true_parameters
@@ -180,6 +180,8 @@ def calibrate_optics(
     progress: bool = True,
     out: str | pathlib.Path | None = None,
     restart: bool = False,
+    process_id: int = 0,
+    num_processes: int = 1,
     **settings: Any,
 ) -> dict[str, Any]:
     """Coverage and pulls of the Hessian error bars of the optics fit over ``n`` data sets.
@@ -189,9 +191,9 @@ def calibrate_optics(
     With ``out``, every finished block is recorded in ``out/progress/`` (see
     ``_run_folder``): run again with the same settings, the blocks recorded there are
     loaded, not fitted again, and the summary is the same, bit for bit apart from the
-    ``seconds``, as that of a run never stopped. Under ``jax.distributed`` every process
-    runs every block together (``zdx_opt.fit_many`` spreads a block's data sets over the
-    devices of all processes) and process 0 records it.
+    ``seconds``, as that of a run never stopped. Several processes sharing ``out`` each
+    fit every ``num_processes``-th block; process 0 waits for all and returns the summary,
+    the same as one process's.
 
     Parameters
     ----------
@@ -201,6 +203,8 @@ def calibrate_optics(
         The folder that keeps the progress (and, from the command, the report).
     restart : bool
         Discard the progress kept in ``out`` and start over.
+    process_id, num_processes : int
+        This process's index and how many processes share the blocks (through ``out``).
     **settings
         Any of :data:`OPTICS_CALIBRATION_DEFAULTS`.
 
@@ -210,14 +214,15 @@ def calibrate_optics(
         ``settings``, ``names``, ``truth``, ``seconds`` per stage, ``chi2r`` per data set,
         ``fits`` / ``sigmas`` / ``pulls`` ``(n, parameters)``, ``coverage`` (levels,
         nominal, per parameter, overall, binomial errors, deviations in binomial sigmas),
-        ``pull_statistics`` and the sign search's choices.
+        ``pull_statistics`` and the sign search's choices. A process other than 0 returns
+        only its index and how many blocks it recorded.
 
     Raises
     ------
     TypeError
         For an unknown setting.
     ValueError
-        For an unknown ``noise``.
+        For an unknown ``noise``, or several processes without ``out``.
     RunFolderError
         If ``out`` holds the progress of other settings (without ``restart``).
     RuntimeError
@@ -227,7 +232,7 @@ def calibrate_optics(
     """
     s = with_defaults("calibrate_optics", OPTICS_CALIBRATION_DEFAULTS, settings)
     checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
-    folder = None if out is None else RunFolder("calibrate optics", out, s, restart=restart)
+    folder = open_run_folder("calibrate optics", out, s, restart, process_id, num_processes)
     recorder = StageRecorder(progress=progress)
     sets = "data sets"
     with recorder.stage("simulate", unit=sets) as stage:
@@ -237,35 +242,42 @@ def calibrate_optics(
 
     blocks = _block_indices(s["n"], min(s["block_size"], s["n"]))
     names = [f"block_{b:05d}" for b in range(len(blocks))]
-    found = {b: None if folder is None else folder.load(name) for b, name in enumerate(names)}
+    mine = range(len(blocks)) if folder is None else folder.share(len(blocks))
     records = []
-    seconds = {"simulate": recorder.records["simulate"]["seconds"]}
     guard = contextlib.nullcontext() if folder is None else folder.interruptible()
     with guard:
-        for b, index in enumerate(blocks):
-            if found[b] is not None:
-                arrays, info = found[b]
-                recorder.say(f"[block {b + 1}/{len(blocks)}] loaded from {folder.folder}")
+        for count, b in enumerate(mine, 1):
+            found = None if folder is None else folder.load(names[b])
+            if found is not None:
+                recorder.say(f"[block {b + 1}/{len(blocks)}] read back from {folder.folder}")
             else:
+                index = blocks[b]
                 block_obs = [
                     obs.set(["data", "error"], [obs.data[index], obs.error[index]])
                     for obs in observations
                 ]
                 block_starts = jax.tree.map(lambda leaf, i=index: leaf[i], starts)
                 done = _fit_block(s, optics, block_obs, block_starts)
-                arrays, info = done["arrays"], {"seconds": done["seconds"]}
-                if folder is not None and folder.first:
-                    folder.save(names[b], arrays, info)
+                found = done["arrays"], {"seconds": done["seconds"]}
+                if folder is not None:
+                    folder.save(names[b], *found)
                 recorder.say(
                     f"[block {b + 1}/{len(blocks)}] "
-                    + ", ".join(f"{k} {v:.1f} s" for k, v in info["seconds"].items())
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in found[1]["seconds"].items())
                 )
-            for name, value in info["seconds"].items():
-                seconds[name] = seconds.get(name, 0.0) + value
-            records.append(arrays)
+            records.append(found)
             if folder is not None:
-                folder.stop_if_asked(f"{b + 1} of {len(blocks)} blocks")
-    return _summarise(s, optics, truth, observations, records, seconds)
+                folder.stop_if_asked(f"{count} of the {len(mine)} blocks of this process")
+    if folder is not None:
+        records = folder.gather(names, say=recorder.say)
+        if records is None:
+            return folder.left_to_process_0(len(mine))
+    seconds = {"simulate": recorder.records["simulate"]["seconds"]}
+    for _, info in records:
+        for name, value in info["seconds"].items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    arrays = [found[0] for found in records]
+    return _summarise(s, optics, truth, observations, arrays, seconds)
 
 
 def _summarise(

@@ -28,6 +28,8 @@ import jax
 
 import zdx_base
 
+from ._commands import calibrate, gaussians_fit, optics_fit
+from ._filters import filter_set
 from ._run_folder import RunFolderError, resume_message
 from ._settings import (
     CALIBRATE_DETECTOR_DEFAULTS,
@@ -36,21 +38,7 @@ from ._settings import (
     SBC_DEFAULTS,
 )
 
-__all__ = ["DEFAULTS", "main"]
-
-
-def __getattr__(name: str) -> Any:
-    """``filter_set``, ``gaussians_fit`` and ``optics_fit``, imported when first asked for
-    (importing dLux or zdx-opt starts JAX, which must wait for ``jax.distributed``)."""
-    if name in ("gaussians_fit", "optics_fit"):
-        from . import _commands
-
-        return getattr(_commands, name)
-    if name == "filter_set":
-        from ._filters import filter_set
-
-        return filter_set
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -109,28 +97,15 @@ def _resume_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _process_options(parser: argparse.ArgumentParser) -> None:
-    """``--coordinator``, ``--num-processes``, ``--process-id``: ``jax.distributed``."""
+    """``--num-processes`` and ``--process-id``: processes sharing the data sets."""
     group = parser.add_argument_group(
-        "several processes (jax.distributed; they share the data sets through --out)"
+        "several processes (e.g. the tasks of a SLURM job) sharing the data sets through --out"
     )
-    group.add_argument("--coordinator", help="host:port of process 0's coordinator")
-    group.add_argument("--num-processes", type=_integer(1), help="how many processes")
-    group.add_argument("--process-id", type=_integer(0), help="this process's index, from 0")
-
-
-def _start_processes(args: argparse.Namespace) -> None:
-    """``jax.distributed.initialize`` with the options given (JAX fills in what it can
-    read from the cluster's environment, e.g. SLURM's, for those left out)."""
-    given = [getattr(args, key, None) for key in ("coordinator", "num_processes", "process_id")]
-    if all(value is None for value in given):
-        return
-    # before anything starts JAX's backends: collectives between CPU devices (no effect
-    # on the collectives of GPUs)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=args.coordinator,
-        num_processes=args.num_processes,
-        process_id=args.process_id,
+    group.add_argument(
+        "--num-processes", type=_integer(1), default=1, help="how many processes (1)"
+    )
+    group.add_argument(
+        "--process-id", type=_integer(0), default=0, help="this process's index, from 0 (0)"
     )
 
 
@@ -212,9 +187,7 @@ def _restart_with_safe_compiler(argv: Sequence[str] | None) -> None:
 
     XLA's CPU backend (jaxlib 0.10) can crash on the detector model's derivatives at its
     default level, and the flag must be set before JAX starts, which importing dLux does.
-    Only the console command restarts (``argv`` None); a call from Python keeps going. The
-    flag is set whatever the backend (it changes only the CPU backend's compiler): asking
-    which backend runs would start JAX before ``jax.distributed.initialize``.
+    Only the console command restarts (``argv`` None); a call from Python keeps going.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if argv is not None or "xla_backend_optimization_level" in flags:
@@ -249,9 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zdx-examples``; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "calibrate-detector":
+    if args.command == "calibrate-detector" and jax.default_backend() == "cpu":
         _restart_with_safe_compiler(argv)
-    _start_processes(args)  # before anything starts JAX
     if args.command == "optics-fit" and 0 < args.nuts_samples < 4:
         parser.error(f"argument --nuts-samples: must be 0 or >= 4, got {args.nuts_samples}")
     import matplotlib
@@ -274,15 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_summary(summary)
     if getattr(args, "json", None):
         pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    if getattr(args, "out", None):
+    if getattr(args, "out", None) and "process_id" not in summary:
         print(f"report written to {args.out}", file=sys.stderr)
     return 0
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     """The summary of the command ``args`` names."""
-    from ._commands import calibrate, gaussians_fit, optics_fit
-
     if args.command == "gaussians-fit":
         return gaussians_fit(seed=args.seed, out=args.out)
     if args.command == "calibrate":
@@ -292,9 +262,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         from ._calibrate_detector import calibrate_detector, detector_coverage
 
         settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
-        if args.datasets == 1:
+        if args.datasets == 1 and args.num_processes == 1:
             return calibrate_detector(**resume, **settings)
-        return detector_coverage(datasets=args.datasets, **resume, **settings)
+        processes = {"process_id": args.process_id, "num_processes": args.num_processes}
+        return detector_coverage(datasets=args.datasets, **resume, **processes, **settings)
     settings = {key: getattr(args, key) for key in DEFAULTS}
     return optics_fit(**resume, **settings)
 

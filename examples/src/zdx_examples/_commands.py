@@ -175,18 +175,20 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``calibrate optics`` or ``calibrate gaussians`` from parsed options; a summary.
 
     With ``--out`` the run resumes from the progress kept there (``--restart`` discards
-    it); under ``jax.distributed`` only process 0 writes the report."""
+    it); of several processes (``--num-processes``), process 0 writes the report."""
     from ._calibrate_gaussians import SBC_DEFAULTS, sbc_gaussians
     from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS, calibrate_optics
     from ._calibration_report import write_optics_calibration, write_sbc_report
 
     progress = not args.quiet
     resume = {"out": args.out, "restart": args.restart}
-    writes = args.out and jax.process_index() == 0
+    resume.update(process_id=args.process_id, num_processes=args.num_processes)
     if args.experiment == "optics":
         settings = {key: getattr(args, key) for key in OPTICS_CALIBRATION_DEFAULTS}
         summary = calibrate_optics(progress=progress, **resume, **settings)
-        if writes:
+        if "process_id" in summary:  # another process writes the report
+            return summary
+        if args.out:
             write_optics_calibration(summary, _folder(args.out))
         return {
             "converged": summary["converged"],
@@ -197,7 +199,9 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         }
     settings = {key: getattr(args, key) for key in SBC_DEFAULTS}
     summary = sbc_gaussians(progress=progress, **resume, **settings)
-    if writes:
+    if "process_id" in summary:
+        return summary
+    if args.out:
         write_sbc_report(summary, _folder(args.out))
     names = [n for n in ("nuts", "mams", "nested_sampling") if n in summary]
     return {f"{n}_min_pvalue_bonferroni": summary[n].get("min_pvalue_bonferroni") for n in names}

@@ -9,9 +9,14 @@ settings. Run again with the same settings, the command loads the records it fin
 computes only the rest; a folder written with other settings is refused, naming the
 settings that differ, unless ``restart`` discards its progress.
 
-Under ``jax.distributed`` the processes share one folder (a file system every process
-reads): :meth:`RunFolder.share` deals the pieces of work out over the processes, each
-records its own, and :meth:`RunFolder.wait_for_all` lets every process read them all.
+Several processes (``--num-processes N --process-id I``, e.g. the tasks of a SLURM job)
+share one folder on a file system they all read: :meth:`RunFolder.share` deals the pieces
+of work out over them, each process records its own, and process 0 waits for every record
+(:meth:`RunFolder.gather`) and writes the summary. The processes are independent JAX
+programs that meet only in the folder: each computes its pieces exactly as one process
+computes them all, so the summary is the same, bit for bit. (Not ``jax.distributed``: under
+it the family's transforms spread every call over the devices of all processes, so that a
+process can no longer fit a data set on its own.)
 
 SIGINT and SIGTERM (what a scheduler sends before it kills) inside
 :meth:`RunFolder.interruptible` let the current piece of work finish and be recorded, then
@@ -28,6 +33,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -36,6 +42,7 @@ import jax
 import numpy as onp
 
 import zdx_base
+from zdx_base import checks
 
 PROGRESS = "progress"
 """The sub-folder of ``--out`` that holds the settings and the records."""
@@ -51,14 +58,6 @@ class RunFolderError(ValueError):
 def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` as they read back from JSON (tuples become lists)."""
     return json.loads(json.dumps(dict(settings)))
-
-
-def barrier(name: str) -> None:
-    """Wait until every process under ``jax.distributed`` gets here (nothing with one)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
@@ -83,12 +82,17 @@ class RunFolder:
     settings : mapping
         Every JSON-serialisable setting that changes the result.
     restart : bool
-        Discard the progress kept in the folder and start over.
+        Discard the progress kept in the folder and start over (one process only).
+    process_id, num_processes : int
+        This process's index and how many processes share the work (0 and 1: alone).
 
     Raises
     ------
     NotADirectoryError
         If ``out`` is a file.
+    ValueError
+        If ``process_id`` is not in ``0 .. num_processes - 1``, or ``restart`` is asked of
+        several processes.
     RunFolderError
         If the folder holds the progress of another command or of other settings (and not
         ``restart``): the message names every setting that differs.
@@ -101,26 +105,39 @@ class RunFolder:
         settings: Mapping[str, Any],
         *,
         restart: bool = False,
+        process_id: int = 0,
+        num_processes: int = 1,
     ):
         self.command = command
         self.out = pathlib.Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise NotADirectoryError(f"--out must be a folder, but {str(self.out)!r} is a file.")
+        num_processes = checks.check_int(command, "num_processes", num_processes, minimum=1)
+        process_id = checks.check_int(command, "process_id", process_id, minimum=0)
+        if process_id >= num_processes:
+            raise ValueError(
+                f"{command}: process_id must be below num_processes={num_processes}, got "
+                f"process_id={process_id}."
+            )
+        if restart and num_processes > 1:
+            raise ValueError(
+                f"{command}: --restart (restart=True) with {num_processes} processes would "
+                "let one process remove what another has just recorded: remove "
+                f"{str(self.out / PROGRESS)!r} before starting them instead."
+            )
+        self.process_id, self.num_processes = process_id, num_processes
         self.folder = self.out / PROGRESS
         self.settings = _plain(settings)
-        self.first = jax.process_index() == 0
         self._signal: int | None = None
-        if restart and self.first and self.folder.exists():
+        if restart and self.folder.exists():
             shutil.rmtree(self.folder)
-        barrier(f"{command} restart")
         manifest = self.folder / "settings.json"
-        record = {"command": command, "settings": self.settings}
         if manifest.exists():
             self._check(json.loads(manifest.read_text()), manifest)
-        elif self.first:
+        else:  # every process may write it: the same text, moved into place whole
             self.folder.mkdir(parents=True, exist_ok=True)
+            record = {"command": command, "settings": self.settings}
             _write_text(manifest, json.dumps(record, indent=1) + "\n")
-        barrier(f"{command} settings")
 
     # ------------------------------------------------------------------ checks
 
@@ -194,28 +211,40 @@ class RunFolder:
 
     # --------------------------------------------------------------- processes
 
-    @staticmethod
-    def share(count: int) -> list[int]:
-        """The pieces of work ``0 .. count - 1`` this process computes: every
-        ``jax.process_count()``-th from its ``jax.process_index()`` (all with one process)."""
-        return list(range(jax.process_index(), count, jax.process_count()))
+    def share(self, count: int) -> list[int]:
+        """The pieces of work of ``0 .. count - 1`` this process computes: every
+        ``num_processes``-th from ``process_id`` (all of them for one process)."""
+        return list(range(self.process_id, count, self.num_processes))
 
-    def wait_for_all(self, names: Sequence[str]) -> None:
-        """Wait for every process, then check that every record of ``names`` is there.
+    def gather(self, names: Sequence[str], poll: float = 2.0, say: Any = None) -> list | None:
+        """Every record of ``names`` (as :meth:`load` returns them), in order, once all are
+        written; None in a process other than 0, which leaves the gathering to process 0.
 
-        Raises
-        ------
-        RuntimeError
-            If a record is missing (another process failed before writing it).
+        Process 0 waits for the records of the other processes, looking every ``poll``
+        seconds and reporting through ``say`` (a function of one message) what it waits
+        for every minute. A process that died leaves its records missing: start it again
+        (or the whole command: the records already written are not redone).
         """
-        barrier(f"{self.command} records")
-        missing = [name for name in names if not self.path(name).exists()]
-        if missing:
-            raise RuntimeError(
-                f"{self.command}: the records {missing} are missing from "
-                f"{str(self.folder)!r} after every process finished: run the command again "
-                "with the same --out to compute them."
-            )
+        if self.process_id != 0:
+            return None
+        waited = 0.0
+        while True:
+            missing = [name for name in names if not self.path(name).exists()]
+            if not missing:
+                return [self.load(name) for name in names]
+            if say is not None and waited % 60 < poll:
+                say(f"waiting for {len(missing)} records of the other processes ({missing[0]}...)")
+            time.sleep(poll)
+            waited += poll
+
+    def left_to_process_0(self, done: int) -> dict[str, Any]:
+        """What a process other than 0 returns: its index and how many pieces it recorded."""
+        return {
+            "process_id": self.process_id,
+            "num_processes": self.num_processes,
+            "recorded": done,
+            "summary": f"written by process 0 into {str(self.out)!r}",
+        }
 
     # ----------------------------------------------------------------- signals
 
@@ -267,6 +296,38 @@ class RunFolder:
         )
         print(message, file=sys.stderr, flush=True)
         raise zdx_base.CheckpointInterrupted(message, self._signal)
+
+
+def open_run_folder(
+    command: str,
+    out: str | os.PathLike | None,
+    settings: Mapping[str, Any],
+    restart: bool,
+    process_id: int,
+    num_processes: int,
+) -> RunFolder | None:
+    """``RunFolder(...)`` for ``out``, or None without ``out`` (one process only).
+
+    Raises
+    ------
+    ValueError
+        If several processes are asked for without ``out``: they share the work through it.
+    """
+    if out is not None:
+        return RunFolder(
+            command,
+            out,
+            settings,
+            restart=restart,
+            process_id=process_id,
+            num_processes=num_processes,
+        )
+    if num_processes != 1:
+        raise ValueError(
+            f"{command}: {num_processes} processes share the work through the records of "
+            "--out (`out`): give a folder that every process reads."
+        )
+    return None
 
 
 def resume_message(command: str, out: str | os.PathLike, what: str) -> str:

@@ -31,7 +31,7 @@ _chi2r = eqx.filter_jit(get_reduced_chi2)
 _loss = eqx.filter_jit(loss_fn)
 
 
-def flat_of(params: dict) -> jax.Array:
+def _flat_of(params: dict) -> jax.Array:
     """``params`` as one vector (``zdx_base.ravel`` order)."""
     return zdx_base.ravel(params).flat
 
@@ -216,8 +216,8 @@ def fit(
             search,
             lambda c: (
                 {
-                    "params": flat_of(c.params),
-                    "pilot": flat_of(c.pilot),
+                    "params": _flat_of(c.params),
+                    "pilot": _flat_of(c.pilot),
                     "patterns": c.patterns,
                     "losses": c.losses,
                 },
@@ -259,7 +259,7 @@ def fit(
     ngd_params, ngd_losses, ngd_history = keep.stage(
         "natural_gradient",
         descend,
-        lambda r: ({"params": flat_of(r[0]), "losses": r[1], "history": r[2]}, {}),
+        lambda r: ({"params": _flat_of(r[0]), "losses": r[1], "history": r[2]}, {}),
         lambda a, _: (
             flat.unravel(jnp.asarray(a["params"])),
             jnp.asarray(a["losses"]),
@@ -282,7 +282,7 @@ def fit(
     lbfgs_params, lbfgs_losses = keep.stage(
         "lbfgs",
         lbfgs,
-        lambda r: ({"params": flat_of(r[0]), "losses": r[1]}, {}),
+        lambda r: ({"params": _flat_of(r[0]), "losses": r[1]}, {}),
         lambda a, _: (flat.unravel(jnp.asarray(a["params"])), jnp.asarray(a["losses"])),
     )
     ngd_loss = float(_loss(ngd_params, args))

@@ -162,8 +162,9 @@ def test_calibrate_gaussians_killed_after_a_replication_resumes_to_the_same_summ
     assert _cli.main([*SBC, "--seed", "1", "--out", str(tmp_path)]) == 2
 
 
-OPTICS = ["calibrate", "optics", "--n", "3", "--npix", "16", "--psf-npix", "8"]
-OPTICS += ["--ngd-steps", "20", "--block-size", "2", "--quiet"]
+# the sizes of test_calibrate.py's run (the same compiled programs): two blocks of 3
+OPTICS = ["calibrate", "optics", "--n", "4", "--npix", "16", "--psf-npix", "8"]
+OPTICS += ["--ngd-steps", "20", "--block-size", "3", "--quiet"]
 
 
 def _report_without_timing(folder):
@@ -239,3 +240,21 @@ def test_two_processes_share_the_replications_and_give_the_one_process_summary(s
     one = json.loads((sbc_whole / "summary.json").read_text())
     two = json.loads((tmp_path / "summary.json").read_text())
     assert _without_timing(two) == _without_timing(one)
+
+
+@pytest.mark.slow
+def test_detector_coverage_killed_after_a_data_set_resumes_to_the_same_summary(
+    tmp_path, monkeypatch
+):
+    from zdx_examples._calibrate_detector import detector_coverage
+
+    small = {"npix": 8, "pupil_npix": 32, "ndither": 2, "nwavels": 1, "max_steps": 10}
+    whole = detector_coverage(datasets=3, progress=False, **small)  # no folder at all
+    written = _interrupt_after(monkeypatch, 1, _kill)
+    with pytest.raises(_Killed):
+        detector_coverage(datasets=3, out=tmp_path, progress=False, **small)
+    monkeypatch.undo()
+    assert written == ["dataset_000000"]
+    resumed = detector_coverage(datasets=3, out=tmp_path, progress=False, **small)
+    assert _without_timing(resumed) == _without_timing(whole)
+    assert json.loads((tmp_path / "summary.json").read_text())["pulls"] == 3 * 64

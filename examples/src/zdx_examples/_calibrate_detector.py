@@ -124,7 +124,7 @@ def calibrate_detector(
 
     Raises
     ------
-    RunFolderError
+    RunFolderError (a ValueError)
         If ``out`` holds the progress of other settings (without ``restart``).
     """
     settings = {
@@ -267,7 +267,7 @@ def detector_coverage(
     ------
     ValueError
         If several processes are asked for without ``out``.
-    RunFolderError
+    RunFolderError (a ValueError)
         If ``out`` holds the progress of other settings (without ``restart``).
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM, once the data set being fitted is recorded (with ``out``).

@@ -223,7 +223,7 @@ def calibrate_optics(
         For an unknown setting.
     ValueError
         For an unknown ``noise``, or several processes without ``out``.
-    RunFolderError
+    RunFolderError (a ValueError)
         If ``out`` holds the progress of other settings (without ``restart``).
     RuntimeError
         If fewer than two fits reach the noise.

@@ -136,7 +136,7 @@ def optics_fit(
         For an unknown setting.
     ValueError
         For a setting out of range.
-    RunFolderError
+    RunFolderError (a ValueError)
         If ``out`` holds the progress of other settings (without ``restart``).
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM, once the stage running is recorded.

@@ -158,7 +158,7 @@ def fit(
         If a setting has the wrong type.
     ValueError
         If a setting is out of range, or the Hessian is not positive definite.
-    RunFolderError
+    RunFolderError (a ValueError)
         If a record of ``run_folder`` is damaged.
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM (with ``run_folder``), once the stage running is recorded

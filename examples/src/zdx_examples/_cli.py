@@ -11,6 +11,11 @@ checks the coverage of the optics fit's Hessian error bars over many simulated d
 sets, ``zdx-examples calibrate gaussians --n 100 --out DIR`` the samplers by
 simulation-based calibration; each writes figures, ``summary.json`` and ``report.md``.
 ``python -m zdx_examples`` is the same command.
+
+Given ``--out DIR``, the commands keep their progress in ``DIR/progress/`` and a run with the
+same settings continues from it (``--restart`` starts over; ``_run_folder``); the
+calibrations' data sets can be shared by processes (``--num-processes``, ``--process-id``).
+SIGINT and SIGTERM stop a run cleanly, with a message saying how to resume.
 """
 
 from __future__ import annotations

@@ -124,8 +124,8 @@ def calibrate_detector(
 
     Raises
     ------
-    RunFolderError (a ValueError)
-        If ``out`` holds the progress of other settings (without ``restart``).
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
     """
     settings = {
         "npix": npix,
@@ -267,8 +267,8 @@ def detector_coverage(
     ------
     ValueError
         If several processes are asked for without ``out``.
-    RunFolderError (a ValueError)
-        If ``out`` holds the progress of other settings (without ``restart``).
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM, once the data set being fitted is recorded (with ``out``).
     """

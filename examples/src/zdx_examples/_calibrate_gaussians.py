@@ -178,8 +178,8 @@ def sbc_gaussians(
     ValueError
         If ``samplers`` names no sampler or one not in :data:`SAMPLERS`, or several
         processes run without ``out``.
-    RunFolderError (a ValueError)
-        If ``out`` holds the progress of other settings (without ``restart``).
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM, once the replication being sampled is recorded (with
         ``out``).

@@ -223,8 +223,8 @@ def calibrate_optics(
         For an unknown setting.
     ValueError
         For an unknown ``noise``, or several processes without ``out``.
-    RunFolderError (a ValueError)
-        If ``out`` holds the progress of other settings (without ``restart``).
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
     RuntimeError
         If fewer than two fits reach the noise.
     zdx_base.CheckpointInterrupted

@@ -136,8 +136,8 @@ def optics_fit(
         For an unknown setting.
     ValueError
         For a setting out of range.
-    RunFolderError (a ValueError)
-        If ``out`` holds the progress of other settings (without ``restart``).
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM, once the stage running is recorded.
     """

@@ -158,8 +158,8 @@ def fit(
         If a setting has the wrong type.
     ValueError
         If a setting is out of range, or the Hessian is not positive definite.
-    RunFolderError (a ValueError)
-        If a record of ``run_folder`` is damaged.
+    RunFolderError
+        (A ``ValueError``.) If a record of ``run_folder`` is damaged.
     zdx_base.CheckpointInterrupted
         After SIGINT or SIGTERM (with ``run_folder``), once the stage running is recorded
         (or, in the natural-gradient descent, its last steps).

@@ -258,3 +258,23 @@ def test_detector_coverage_killed_after_a_data_set_resumes_to_the_same_summary(
     resumed = detector_coverage(datasets=3, out=tmp_path, progress=False, **small)
     assert _without_timing(resumed) == _without_timing(whole)
     assert json.loads((tmp_path / "summary.json").read_text())["pulls"] == 3 * 64
+
+
+@pytest.mark.slow
+def test_calibrate_detector_reads_back_its_fits(tmp_path, monkeypatch):
+    from zdx_examples._calibrate_detector import calibrate_detector
+
+    small = {"npix": 8, "pupil_npix": 32, "ndither": 2, "nwavels": 1}
+    whole = calibrate_detector(out=tmp_path / "whole", progress=False, **small)
+    written = _interrupt_after(monkeypatch, 1, _kill)  # killed before the reference fit
+    with pytest.raises(_Killed):
+        calibrate_detector(out=tmp_path / "stopped", progress=False, **small)
+    monkeypatch.undo()
+    assert written == ["fit"]
+    again = _interrupt_after(monkeypatch, 99, _kill)
+    resumed = calibrate_detector(out=tmp_path / "stopped", progress=False, **small)
+    assert again == ["reference"]
+    untimed = [*TIMING, "peak_memory_mb", "seconds_history"]
+    assert {k: v for k, v in resumed.items() if k not in untimed} == {
+        k: v for k, v in whole.items() if k not in untimed
+    }

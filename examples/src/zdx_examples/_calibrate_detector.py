@@ -126,6 +126,8 @@ def calibrate_detector(
     ------
     RunFolderError
         (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM (with ``out``), once the fit under way is recorded.
     """
     settings = {
         "npix": npix,
@@ -147,15 +149,22 @@ def calibrate_detector(
         seed=seed,
     )
     start = starting_point(problem)
-    fit, fit_seconds = _kept_fit(
-        folder, "fit", start, lambda: _fit(problem, start, max_steps=max_steps, progress=progress)
-    )
-    reference, _ = _kept_fit(
-        folder,
-        "reference",
-        start,
-        lambda: _fit(problem, fit.params, max_steps=REFERENCE_STEPS, progress=False, rtol=0.0),
-    )
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        fit, fit_seconds = _kept_fit(
+            folder,
+            "fit",
+            start,
+            lambda: _fit(problem, start, max_steps=max_steps, progress=progress),
+        )
+        if folder is not None:
+            folder.stop_if_asked("the fit (the reference fit is left)")
+        reference, _ = _kept_fit(
+            folder,
+            "reference",
+            start,
+            lambda: _fit(problem, fit.params, max_steps=REFERENCE_STEPS, progress=False, rtol=0.0),
+        )
     reference_objective = min(reference.objective, fit.objective)
     objective_history = onp.asarray(fit.objective_history)
     # Delta chi2 < 1 of the optimum: the objective (chi2 / 2 + prior) within 1/2 of it.

@@ -13,28 +13,24 @@ no dense matrix), and the pulls against the truth check them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import resource
 import time
+import types
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as onp
 
+import zdx_base
 import zdx_opt
 
 from ._detector import detector_problem
+from ._run_folder import RunFolder, open_run_folder
+from ._settings import CALIBRATE_DETECTOR_DEFAULTS as CALIBRATE_DETECTOR_DEFAULTS
 
-CALIBRATE_DETECTOR_DEFAULTS = {
-    "npix": 32,
-    "pupil_npix": 64,
-    "ndither": 3,
-    "nwavels": 3,
-    "seed": 0,
-    "max_steps": 30,
-    "flat": 0.0,
-}
 RESPONSE_SCATTER = 0.05  # the true log response is RESPONSE_SCATTER * N(0, 1)
 JITTER_PRIOR = (0.0, 0.7)  # on log(jitter / pixel): broad, an instrument team's knowledge
 REFERENCE_STEPS = 60  # Gauss-Newton steps of the reference optimum (to rounding)
@@ -68,6 +64,39 @@ def _fit(problem: Any, start: Any, *, max_steps: int, progress: bool, rtol: floa
     )
 
 
+_FIT_ARRAYS = ("chi2_history", "objective_history", "seconds")
+
+
+def _kept_fit(folder: RunFolder | None, name: str, start: dict, run: Any) -> tuple[Any, float]:
+    """``run()`` (a ``zdx_opt.gauss_newton`` fit) and the seconds it took; with ``folder``,
+    the parts of the fit that the summary and the figures read, recorded as ``name`` (or
+    read back from that record when it is there)."""
+    found = None if folder is None else folder.load(name)
+    if found is None:
+        began = time.perf_counter()
+        fit = run()
+        seconds = time.perf_counter() - began
+        if folder is None:
+            return fit, seconds
+        arrays = {key: onp.asarray(getattr(fit, key)) for key in _FIT_ARRAYS}
+        arrays["params"] = zdx_base.ravel(fit.params).flat
+        arrays["errors"] = zdx_base.ravel(fit.errors).flat
+        info = {"chi2": float(fit.chi2), "objective": float(fit.objective)}
+        info.update(steps=int(fit.steps), converged=bool(fit.converged), fit_seconds=seconds)
+        folder.save(name, arrays, info)
+        found = folder.load(name)  # the same numbers whether fitted now or read back
+    arrays, info = found
+    unravel = zdx_base.ravel(start).unravel
+    seconds = info.pop("fit_seconds")
+    fit = types.SimpleNamespace(
+        **info,
+        **{key: arrays[key] for key in _FIT_ARRAYS},
+        params=unravel(jnp.asarray(arrays["params"])),
+        errors=unravel(jnp.asarray(arrays["errors"])),
+    )
+    return fit, seconds
+
+
 def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -83,12 +112,33 @@ def calibrate_detector(
     flat: float = 0.0,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
+    restart: bool = False,
 ) -> dict[str, Any]:
     """Simulate the calibration data, fit it, and report; returns the summary.
 
     With ``out``, writes ``response.png``, ``errors.png``, ``pulls.png``,
-    ``convergence.png``, ``summary.json`` and ``report.md`` there.
+    ``convergence.png``, ``summary.json`` and ``report.md`` there, and records the fit and
+    the reference fit in ``out/progress/`` when each ends: run again with the same
+    settings, a fit recorded there is read back, not run again, and the summary is the
+    same apart from the seconds and the peak memory (``restart`` discards the progress).
+
+    Raises
+    ------
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM (with ``out``), once the fit under way is recorded.
     """
+    settings = {
+        "npix": npix,
+        "pupil_npix": pupil_npix,
+        "ndither": ndither,
+        "nwavels": nwavels,
+        "seed": seed,
+        "max_steps": max_steps,
+        "flat": flat,
+    }
+    folder = open_run_folder("calibrate-detector", out, settings, restart, 0, 1)
     problem = detector_problem(
         npix,
         pupil_npix=pupil_npix,
@@ -99,10 +149,22 @@ def calibrate_detector(
         seed=seed,
     )
     start = starting_point(problem)
-    began = time.perf_counter()
-    fit = _fit(problem, start, max_steps=max_steps, progress=progress)
-    fit_seconds = time.perf_counter() - began
-    reference = _fit(problem, fit.params, max_steps=REFERENCE_STEPS, progress=False, rtol=0.0)
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        fit, fit_seconds = _kept_fit(
+            folder,
+            "fit",
+            start,
+            lambda: _fit(problem, start, max_steps=max_steps, progress=progress),
+        )
+        if folder is not None:
+            folder.stop_if_asked("the fit (the reference fit is left)")
+        reference, _ = _kept_fit(
+            folder,
+            "reference",
+            start,
+            lambda: _fit(problem, fit.params, max_steps=REFERENCE_STEPS, progress=False, rtol=0.0),
+        )
     reference_objective = min(reference.objective, fit.objective)
     objective_history = onp.asarray(fit.objective_history)
     # Delta chi2 < 1 of the optimum: the objective (chi2 / 2 + prior) within 1/2 of it.
@@ -152,6 +214,28 @@ def calibrate_detector(
     return summary
 
 
+def _coverage_fit(settings: dict, k: int) -> dict:
+    """Data set ``k`` of :func:`detector_coverage` fitted: its record (the response pulls)
+    and, as JSON, its reduced chi-squared, steps and seconds."""
+    problem = detector_problem(
+        settings["npix"],
+        pupil_npix=settings["pupil_npix"],
+        ndither=settings["ndither"],
+        nwavels=settings["nwavels"],
+        response_scatter=RESPONSE_SCATTER,
+        flat=settings["flat"],
+        seed=settings["seed"] + k,
+    )
+    start = time.perf_counter()
+    fit = _fit(problem, starting_point(problem), max_steps=settings["max_steps"], progress=False)
+    seconds = time.perf_counter() - start
+    truth = problem.truth["log_response"]
+    pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]
+    chi2r = fit.chi2 / (problem.data.size - problem.settings["nparams"])
+    info = {"chi2r": float(chi2r), "steps": int(fit.steps), "seconds": seconds}
+    return {"arrays": {"pulls": onp.ravel(onp.asarray(pull))}, "info": info}
+
+
 def detector_coverage(
     *,
     datasets: int = 100,
@@ -164,34 +248,78 @@ def detector_coverage(
     flat: float = 0.0,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
+    restart: bool = False,
+    process_id: int = 0,
+    num_processes: int = 1,
 ) -> dict[str, Any]:
     """Fit ``datasets`` simulated data sets (seeds ``seed``, ``seed + 1``...) and check that
     the pixel responses' error bars are calibrated: the pooled pulls should have a
     standard deviation near 1 and a 1-sigma coverage within three binomial standard errors
-    of 68.27 %. Returns the summary (written to ``out/summary.json`` with ``out``)."""
+    of 68.27 %.
+
+    With ``out``, every fitted data set is recorded in ``out/progress/`` (see
+    ``_run_folder``): run again with the same settings, the data sets recorded there are
+    loaded, not fitted again, and the summary is the same apart from the seconds
+    (``restart`` discards the progress). Several processes sharing ``out`` (``process_id``
+    of ``num_processes``) each fit every ``num_processes``-th data set; process 0 waits
+    for all and returns the summary, the same as one process's apart from the seconds (a
+    process other than 0 returns only its index and how many data sets it recorded).
+
+    Returns
+    -------
+    summary : dict
+        The pooled pull statistics, coverage and verdict, the mean reduced chi-squared,
+        the most steps, the median seconds per fit and the total seconds (also written to
+        ``out/summary.json`` with ``out``).
+
+    Raises
+    ------
+    ValueError
+        If several processes are asked for without ``out``.
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the data set being fitted is recorded (with ``out``).
+    """
     from tqdm.auto import tqdm
 
-    pulls, chi2r, steps, seconds = [], [], [], []
+    settings = {
+        "datasets": datasets,
+        "npix": npix,
+        "pupil_npix": pupil_npix,
+        "ndither": ndither,
+        "nwavels": nwavels,
+        "seed": seed,
+        "max_steps": max_steps,
+        "flat": flat,
+    }
+    folder = open_run_folder(
+        "calibrate-detector", out, settings, restart, process_id, num_processes
+    )
+    labels = [f"dataset_{k:06d}" for k in range(datasets)]
+    mine = range(datasets) if folder is None else folder.share(datasets)
+    records = []
     began = time.perf_counter()
-    for k in tqdm(range(datasets), desc="data sets", disable=not progress):
-        problem = detector_problem(
-            npix,
-            pupil_npix=pupil_npix,
-            ndither=ndither,
-            nwavels=nwavels,
-            response_scatter=RESPONSE_SCATTER,
-            flat=flat,
-            seed=seed + k,
-        )
-        start = time.perf_counter()
-        fit = _fit(problem, starting_point(problem), max_steps=max_steps, progress=False)
-        seconds.append(time.perf_counter() - start)
-        truth = problem.truth["log_response"]
-        pull = (fit.params["log_response"] - truth) / fit.errors["log_response"]
-        pulls.append(onp.ravel(pull))
-        chi2r.append(fit.chi2 / (problem.data.size - problem.settings["nparams"]))
-        steps.append(fit.steps)
-    pooled = onp.concatenate(pulls)
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        for count, k in enumerate(tqdm(mine, desc="data sets", disable=not progress), 1):
+            found = None if folder is None else folder.load(labels[k])
+            if found is None:
+                done = _coverage_fit(settings, k)
+                found = done["arrays"], done["info"]
+                if folder is not None:
+                    folder.save(labels[k], *found)
+            records.append(found)
+            if folder is not None:
+                folder.stop_if_asked(f"{count} of the {len(mine)} data sets of this process")
+    if folder is not None:
+        records = folder.gather(labels, say=print if progress else None)
+        if records is None:
+            return folder.left_to_process_0(len(mine))
+    pooled = onp.concatenate([arrays["pulls"] for arrays, _ in records])
+    chi2r = [info["chi2r"] for _, info in records]
+    steps = [info["steps"] for _, info in records]
+    seconds = [info["seconds"] for _, info in records]
     expected = 0.682689492
     binomial = float(onp.sqrt(expected * (1 - expected) / pooled.size))
     coverage = float(onp.mean(onp.abs(pooled) < 1.0))

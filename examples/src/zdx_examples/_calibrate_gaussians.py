@@ -9,7 +9,7 @@ humped or tilted shows posteriors too narrow, too wide or biased.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import pathlib
 import sys
 import time
@@ -27,20 +27,9 @@ import zdx_sample
 import zdx_stats
 
 from ._gaussians import GaussianModel
+from ._run_folder import open_run_folder
+from ._settings import SBC_DEFAULTS as SBC_DEFAULTS
 from ._settings import with_defaults
-
-SBC_DEFAULTS = {
-    "n": 100,
-    "nsamples": 100,
-    "error": 0.05,
-    "seed": 0,
-    "draws": 99,
-    "nuts_warmup": 200,
-    "nuts_thin": 2,
-    "num_live": 100,
-    "samplers": "nuts,nested_sampling",
-}
-"""The settings of ``calibrate gaussians`` when no option is given."""
 
 SAMPLERS = ("nuts", "mams", "nested_sampling")
 """The samplers ``calibrate gaussians --samplers`` can name: ``mams`` is ``zdx_sample.nuts``
@@ -86,9 +75,55 @@ def _flat_draws(tree: dict) -> jax.Array:
     return jnp.concatenate([tree[k].reshape(tree[k].shape[0], -1) for k in sorted(tree)], 1)
 
 
+def _replication(s: dict, chosen: list[str], prior: dict, template: Any, i: int) -> dict:
+    """Replication ``i`` of :func:`sbc_gaussians`: its record (``truth`` and the rank of
+    each sampler) and, as JSON, the seconds of each sampler and the parameter names."""
+    draws, nuts_thin, error = s["draws"], s["nuts_thin"], s["error"]
+    key = jr.fold_in(jr.key(s["seed"]), i)
+    truth = draw_truth(prior, jr.fold_in(key, 0))
+    clean = template(truth)
+    data = clean + error * jr.normal(jr.fold_in(key, 1), clean.shape)
+    loglike = GaussianLogLikelihood(template, data, jnp.asarray(error, float))
+    flat_truth = _flat(truth)
+    arrays = {"truth": onp.asarray(flat_truth)}
+    seconds, names = {}, None
+    for method in chosen:
+        clock = time.perf_counter()
+        if method == "nested_sampling":
+            result = zdx_sample.nested_sampling(
+                loglike,
+                prior,
+                key=jr.fold_in(key, 3),
+                num_live=s["num_live"],
+                num_samples=draws,
+                progress=False,
+            )
+            sample = _flat_draws(result.samples)
+        else:
+            result = zdx_sample.nuts(
+                loglike,
+                truth,
+                prior,
+                num_warmup=s["nuts_warmup"],
+                num_samples=draws * nuts_thin,
+                key=jr.fold_in(key, 2),
+                progress=False,
+                optimise=True,
+                method=method,
+            )
+            sample = _flat_draws(result.samples)[::nuts_thin]
+        arrays[method] = onp.asarray(zdx_stats.sbc_ranks(flat_truth[None], sample[None])[0])
+        seconds[method] = time.perf_counter() - clock
+        names = names or list(result.names)
+    return {"arrays": arrays, "info": {"seconds": seconds, "names": names}}
+
+
 def sbc_gaussians(
     progress: bool = True,
-    checkpoint: str | pathlib.Path | None = None,
+    out: str | pathlib.Path | None = None,
+    restart: bool = False,
+    process_id: int = 0,
+    num_processes: int = 1,
     **settings: Any,
 ) -> dict[str, Any]:
     """Simulation-based calibration of ``zdx_sample.nuts`` (NUTS or MAMS) and
@@ -104,15 +139,24 @@ def sbc_gaussians(
     ``method="mams"``; nested sampling runs with
     ``num_live`` live points and returns ``draws`` equally weighted draws.
 
-    A long run can be followed (and survives an interruption) with ``checkpoint``: after
-    every replication the truths and ranks so far are written there as JSON.
+    With ``out``, every finished replication is recorded in ``out/progress/`` (see
+    ``_run_folder``): run again with the same settings, the replications recorded there
+    are loaded, not sampled again, and the summary is the same, bit for bit apart from the
+    ``seconds``, as that of a run never stopped. Several processes sharing ``out`` each
+    sample every ``num_processes``-th replication; process 0 waits for all and returns the
+    summary, the same as one process's.
 
     Parameters
     ----------
     progress : bool
         A progress bar over the replications and a line per sampler on standard error.
-    checkpoint : str or Path, optional
-        A JSON file rewritten after every replication.
+    out : str or Path, optional
+        The folder that keeps the progress (and, from the command, the report).
+    restart : bool
+        Discard the progress kept in ``out`` and start over.
+    process_id, num_processes : int
+        This process's index and how many processes share the replications (through
+        ``out``).
     **settings
         Any of :data:`SBC_DEFAULTS`: ``n``, ``nsamples``, ``error``, ``seed``, ``draws``,
         ``nuts_warmup``, ``nuts_thin``, ``num_live`` and ``samplers`` (comma-separated
@@ -124,17 +168,23 @@ def sbc_gaussians(
         Per sampler: ``ranks`` ``(n, 6)``, the uniformity test per parameter
         (``pvalue``, ``statistic``, ``counts``, ``bins``), the smallest p-value, its
         Bonferroni-corrected value over the 6 parameters, ``seconds``; and the settings.
+        A process other than 0 returns only its index and how many replications it
+        recorded.
 
     Raises
     ------
     TypeError
         For an unknown setting.
     ValueError
-        If ``samplers`` names no sampler or one not in :data:`SAMPLERS`.
+        If ``samplers`` names no sampler or one not in :data:`SAMPLERS`, or several
+        processes run without ``out``.
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the replication being sampled is recorded (with
+        ``out``).
     """
     s = with_defaults("sbc_gaussians", SBC_DEFAULTS, settings)
-    n, nsamples, error, seed = s["n"], s["nsamples"], s["error"], s["seed"]
-    draws, nuts_warmup, nuts_thin = s["draws"], s["nuts_warmup"], s["nuts_thin"]
     samplers = s["samplers"]
     chosen = [name.strip() for name in samplers.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SAMPLERS))
@@ -143,60 +193,39 @@ def sbc_gaussians(
             f"sbc_gaussians: `samplers` must be a comma-separated list of {SAMPLERS}, "
             f"got {samplers!r}."
         )
+    chosen = [name for name in SAMPLERS if name in chosen]
+    s = {**s, "samplers": ",".join(chosen)}
+    folder = open_run_folder("calibrate gaussians", out, s, restart, process_id, num_processes)
+    n, draws = s["n"], s["draws"]
     prior = gaussian_prior()
-    template = GaussianModel(mean=[2, -3], std=[0.5, 2], power=[1.5, 1], nsamples=nsamples)
-    truths, ranks = [], {name: [] for name in chosen}
-    seconds = dict.fromkeys(chosen, 0.0)
-    names = None
-    bar = tqdm(range(n), desc="SBC replications", unit="rep", disable=not progress)
-    for i in bar:
-        key = jr.fold_in(jr.key(seed), i)
-        truth = draw_truth(prior, jr.fold_in(key, 0))
-        clean = template(truth)
-        data = clean + error * jr.normal(jr.fold_in(key, 1), clean.shape)
-        loglike = GaussianLogLikelihood(template, data, jnp.asarray(error, float))
-        flat_truth = _flat(truth)
-        truths.append(flat_truth)
-        for method in ("nuts", "mams"):
-            if method not in chosen:
-                continue
-            clock = time.perf_counter()
-            result = zdx_sample.nuts(
-                loglike,
-                truth,
-                prior,
-                num_warmup=nuts_warmup,
-                num_samples=draws * nuts_thin,
-                key=jr.fold_in(key, 2),
-                progress=False,
-                optimise=True,
-                method=method,
-            )
-            sample = _flat_draws(result.samples)[::nuts_thin]
-            ranks[method].append(zdx_stats.sbc_ranks(flat_truth[None], sample[None])[0])
-            seconds[method] += time.perf_counter() - clock
-            names = names or result.names
-        if "nested_sampling" in chosen:
-            clock = time.perf_counter()
-            result = zdx_sample.nested_sampling(
-                loglike,
-                prior,
-                key=jr.fold_in(key, 3),
-                num_live=s["num_live"],
-                num_samples=draws,
-                progress=False,
-            )
-            sample = _flat_draws(result.samples)
-            ranks["nested_sampling"].append(zdx_stats.sbc_ranks(flat_truth[None], sample[None])[0])
-            seconds["nested_sampling"] += time.perf_counter() - clock
-            names = names or result.names
-        if checkpoint is not None:
-            done = {k: onp.asarray(jnp.stack(v)).tolist() for k, v in ranks.items()}
-            record = {"truths": onp.asarray(jnp.stack(truths)).tolist(), "ranks": done}
-            pathlib.Path(checkpoint).write_text(json.dumps(record))
+    template = GaussianModel(mean=[2, -3], std=[0.5, 2], power=[1.5, 1], nsamples=s["nsamples"])
+    labels = [f"replication_{i:06d}" for i in range(n)]
+    mine = range(n) if folder is None else folder.share(n)
+    records = []
+    bar = tqdm(mine, desc="SBC replications", unit="rep", disable=not progress)
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        for count, i in enumerate(bar, 1):
+            found = None if folder is None else folder.load(labels[i])
+            if found is None:
+                done = _replication(s, chosen, prior, template, i)
+                found = done["arrays"], done["info"]
+                if folder is not None:
+                    folder.save(labels[i], *found)
+            records.append(found)
+            if folder is not None:
+                folder.stop_if_asked(f"{count} of the {len(mine)} replications of this process")
     bar.close()
+    if folder is not None:
+        records = folder.gather(labels, say=bar.write if progress else None)
+        if records is None:
+            return folder.left_to_process_0(len(mine))
+    truths = [records[i][0]["truth"] for i in range(n)]
+    ranks = {m: [records[i][0][m] for i in range(n)] for m in chosen}
+    seconds = {m: sum(records[i][1]["seconds"][m] for i in range(n)) for m in chosen}
+    names = records[0][1]["names"]
     summary: dict[str, Any] = {
-        "settings": {**s, "samplers": ",".join(chosen)},
+        "settings": s,
         "names": list(names),
         "truths": onp.asarray(jnp.stack(truths)).tolist(),
     }

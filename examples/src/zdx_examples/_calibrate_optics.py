@@ -11,6 +11,8 @@ program per block of data sets (``zdx_opt.fit_many``, ``zdx_opt.hessian_many``).
 
 from __future__ import annotations
 
+import contextlib
+import pathlib
 from typing import Any
 
 import jax
@@ -26,38 +28,13 @@ from ._curvature import loss_curvature_fn
 from ._filters import filter_set
 from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._observation import Observation
+from ._run_folder import open_run_folder
+from ._settings import OPTICS_CALIBRATION_DEFAULTS as OPTICS_CALIBRATION_DEFAULTS
 from ._settings import with_defaults
 from ._simulate import simulate, start_params, true_parameters
 from ._stage_recorder import StageRecorder
 from ._start import search_signs
 from ._telescope import build_optics
-
-OPTICS_CALIBRATION_DEFAULTS = {
-    "n": 200,
-    "npix": 32,
-    "psf_npix": 16,
-    "n_zernike": 7,
-    "filters": 3,
-    "n_images": 1000,
-    "read_noise": 10.0,
-    "noise": "averaged",
-    "seed": 0,
-    "ngd_steps": 50,
-    "learning_rate": 0.5,
-    "refresh_every": 5,
-    "search_learning_rate": 0.1,
-    "pilot_steps": 30,
-    "trial_steps": 10,
-    "block_size": 50,
-}
-"""The settings of ``calibrate optics`` when no option is given. The sizes are small but
-resolve the aberrations: a 32-pixel pupil has 16 pixels across a radius of the primary, and
-the finest Zernike term used (radial order 3, three azimuthal periods) still spans about 8
-pixels per half period at the edge; the 16-pixel detector (1.2 arcsec) covers 7 lambda/D at
-1.0 micron and 4.4 at 1.6 microns, where most of each aberrated image lies. The sign search
-steps at the report's learning rate (0.1: from a start without wavefront error, larger steps
-overshoot the barely constrained even terms); the fit from the chosen start at 0.5."""
-
 
 POISSON_LIMIT = 1e4
 """Mean count above which :func:`simulate_averaged` draws counts from a normal law."""
@@ -141,43 +118,19 @@ def _simulate_data_sets(s: dict[str, Any]) -> tuple[Any, dict, list, dict]:
     return optics, truth, observations, starts
 
 
-def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
-    """Coverage and pulls of the Hessian error bars of the optics fit over ``n`` data sets.
+def _block_indices(n: int, size: int) -> list[onp.ndarray]:
+    """The data sets of each block: ``size`` at a time, the last block padded with copies
+    of the last data set (so that every block runs the same compiled programs)."""
+    return [onp.minimum(onp.arange(first, first + size), n - 1) for first in range(0, n, size)]
 
-    Parameters
-    ----------
-    progress : bool
-        Progress bars over blocks and a line per stage on standard error.
-    **settings
-        Any of :data:`OPTICS_CALIBRATION_DEFAULTS`.
 
-    Returns
-    -------
-    summary : dict
-        ``settings``, ``names``, ``truth``, ``seconds`` per stage, ``chi2r`` per data set,
-        ``fits`` / ``sigmas`` / ``pulls`` ``(n, parameters)``, ``coverage`` (levels,
-        nominal, per parameter, overall, binomial errors, deviations in binomial sigmas),
-        ``pull_statistics`` and the sign search's choices.
-
-    Raises
-    ------
-    TypeError
-        For an unknown setting.
-    ValueError
-        For an unknown ``noise``.
-    RuntimeError
-        If fewer than two fits reach the noise.
-    """
-    s = with_defaults("calibrate_optics", OPTICS_CALIBRATION_DEFAULTS, settings)
-    checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
-    recorder = StageRecorder(progress=progress)
-    sets = "data sets"
-    with recorder.stage("simulate", unit=sets) as stage:
-        optics, truth, observations, starts = _simulate_data_sets(s)
-        jax.block_until_ready(observations)
-        stage.stop(steps=s["n"])
-
-    with recorder.stage("choose_start", unit=sets) as stage:
+def _fit_block(s: dict[str, Any], optics: Any, observations: list, starts: dict) -> dict:
+    """The sign search, the natural-gradient fit and the Hessian of one block of data sets;
+    the arrays of its record (``fits`` flattened, ``search_losses``, ``hessians``) and the
+    seconds of each stage."""
+    size = int(observations[0].data.shape[0])
+    recorder = StageRecorder()
+    with recorder.stage("choose_start"):
         search = search_signs(
             "calibrate_optics",
             starts,
@@ -187,51 +140,163 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
             trial_steps=s["trial_steps"],
             learning_rate=s["search_learning_rate"],
             refresh_every=s["refresh_every"],
-            block_size=s["block_size"],
-            progress=progress,
+            block_size=size,
         )
-        chosen, search_losses, patterns = search.params, search.losses, search.patterns
-        jax.block_until_ready(chosen)
-        stage.stop(steps=s["n"])
-
+        jax.block_until_ready(search.params)
     args = (optics, observations)
-    with recorder.stage("natural_gradient", unit=sets) as stage:
+    with recorder.stage("natural_gradient"):
         fits = zdx_opt.fit_many(
             loss_fn,
-            chosen,
+            search.params,
             args,
             args_axes=(None, 0),
             fisher_fn=loss_curvature_fn,
             steps=s["ngd_steps"],
             learning_rate=s["learning_rate"],
             refresh_every=s["refresh_every"],
-            block_size=s["block_size"],
-            progress=progress,
+            block_size=size,
         )
         jax.block_until_ready(fits.params)
-        stage.stop(steps=s["n"])
-
-    with recorder.stage("hessian", unit=sets) as stage:
+    with recorder.stage("hessian"):
         hessians = zdx_opt.hessian_many(
             lambda p, a: -loglike_fn(p, a),
             fits.params,
             args,
             args_axes=(None, 0),
-            block_size=s["block_size"],
-            progress=progress,
+            block_size=size,
         )
         hessians = jax.block_until_ready(hessians)
-        stage.stop(steps=s["n"])
+    arrays = {
+        "fits": jax.vmap(lambda p: zdx_base.ravel(p).flat)(fits.params),
+        "search_losses": search.losses,
+        "patterns": search.patterns,
+        "hessians": hessians,
+    }
     seconds = {name: record["seconds"] for name, record in recorder.records.items()}
+    return {"arrays": {k: onp.asarray(v) for k, v in arrays.items()}, "seconds": seconds}
 
-    def one_chi2r(params, arrays):
+
+def calibrate_optics(
+    progress: bool = True,
+    out: str | pathlib.Path | None = None,
+    restart: bool = False,
+    process_id: int = 0,
+    num_processes: int = 1,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Coverage and pulls of the Hessian error bars of the optics fit over ``n`` data sets.
+
+    The data sets are fitted ``block_size`` at a time (the sign search, the
+    natural-gradient fit and the Hessian of a block each run as one compiled program).
+    With ``out``, every finished block is recorded in ``out/progress/`` (see
+    ``_run_folder``): run again with the same settings, the blocks recorded there are
+    loaded, not fitted again, and the summary is the same, bit for bit apart from the
+    ``seconds``, as that of a run never stopped. Several processes sharing ``out`` each
+    fit every ``num_processes``-th block; process 0 waits for all and returns the summary,
+    the same as one process's.
+
+    Parameters
+    ----------
+    progress : bool
+        A line per block and per stage on standard error.
+    out : str or Path, optional
+        The folder that keeps the progress (and, from the command, the report).
+    restart : bool
+        Discard the progress kept in ``out`` and start over.
+    process_id, num_processes : int
+        This process's index and how many processes share the blocks (through ``out``).
+    **settings
+        Any of :data:`OPTICS_CALIBRATION_DEFAULTS`.
+
+    Returns
+    -------
+    summary : dict
+        ``settings``, ``names``, ``truth``, ``seconds`` per stage, ``chi2r`` per data set,
+        ``fits`` / ``sigmas`` / ``pulls`` ``(n, parameters)``, ``coverage`` (levels,
+        nominal, per parameter, overall, binomial errors, deviations in binomial sigmas),
+        ``pull_statistics`` and the sign search's choices. A process other than 0 returns
+        only its index and how many blocks it recorded.
+
+    Raises
+    ------
+    TypeError
+        For an unknown setting.
+    ValueError
+        For an unknown ``noise``, or several processes without ``out``.
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    RuntimeError
+        If fewer than two fits reach the noise.
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the block being fitted is recorded (with ``out``).
+    """
+    s = with_defaults("calibrate_optics", OPTICS_CALIBRATION_DEFAULTS, settings)
+    checks.check_choice("calibrate_optics", "noise", s["noise"], ("averaged", "exposures"))
+    folder = open_run_folder("calibrate optics", out, s, restart, process_id, num_processes)
+    recorder = StageRecorder(progress=progress)
+    sets = "data sets"
+    with recorder.stage("simulate", unit=sets) as stage:
+        optics, truth, observations, starts = _simulate_data_sets(s)
+        jax.block_until_ready(observations)
+        stage.stop(steps=s["n"])
+
+    blocks = _block_indices(s["n"], min(s["block_size"], s["n"]))
+    names = [f"block_{b:05d}" for b in range(len(blocks))]
+    mine = range(len(blocks)) if folder is None else folder.share(len(blocks))
+    records = []
+    guard = contextlib.nullcontext() if folder is None else folder.interruptible()
+    with guard:
+        for count, b in enumerate(mine, 1):
+            found = None if folder is None else folder.load(names[b])
+            if found is not None:
+                recorder.say(f"[block {b + 1}/{len(blocks)}] read back from {folder.folder}")
+            else:
+                index = blocks[b]
+                block_obs = [
+                    obs.set(["data", "error"], [obs.data[index], obs.error[index]])
+                    for obs in observations
+                ]
+                block_starts = jax.tree.map(lambda leaf, i=index: leaf[i], starts)
+                done = _fit_block(s, optics, block_obs, block_starts)
+                found = done["arrays"], {"seconds": done["seconds"]}
+                if folder is not None:
+                    folder.save(names[b], *found)
+                recorder.say(
+                    f"[block {b + 1}/{len(blocks)}] "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in found[1]["seconds"].items())
+                )
+            records.append(found)
+            if folder is not None:
+                folder.stop_if_asked(f"{count} of the {len(mine)} blocks of this process")
+    if folder is not None:
+        records = folder.gather(names, say=recorder.say)
+        if records is None:
+            return folder.left_to_process_0(len(mine))
+    seconds = {"simulate": recorder.records["simulate"]["seconds"]}
+    for _, info in records:
+        for name, value in info["seconds"].items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    arrays = [found[0] for found in records]
+    return _summarise(s, optics, truth, observations, arrays, seconds)
+
+
+def _summarise(
+    s: dict, optics: Any, truth: dict, observations: list, records: list, seconds: dict
+) -> dict[str, Any]:
+    """The summary of :func:`calibrate_optics` from the records of its blocks."""
+    n = s["n"]
+    flat_fits = jnp.concatenate([jnp.asarray(r["fits"]) for r in records])[:n]
+    search_losses = jnp.concatenate([jnp.asarray(r["search_losses"]) for r in records])[:n]
+    hessians = jnp.concatenate([jnp.asarray(r["hessians"]) for r in records])[:n]
+    patterns = jnp.asarray(records[0]["patterns"])
+    flat_truth, unravel, _ = zdx_base.ravel(truth)
+
+    def one_chi2r(flat, arrays):
         one = [obs.set(["data", "error"], list(pair)) for obs, pair in zip(observations, arrays)]
-        return get_reduced_chi2(params, optics, one)
+        return get_reduced_chi2(unravel(flat), optics, one)
 
     arrays = [(obs.data, obs.error) for obs in observations]
-    chi2r = jax.jit(jax.vmap(one_chi2r))(fits.params, arrays)
-    flat_fits = jax.vmap(lambda p: zdx_base.ravel(p).flat)(fits.params)
-    flat_truth = zdx_base.ravel(truth).flat
+    chi2r = jax.jit(jax.vmap(one_chi2r))(flat_fits, arrays)
     eigenvalues = jnp.linalg.eigvalsh(hessians)
     positive = eigenvalues[:, 0] > 0
     covariances = jnp.linalg.inv(hessians)
@@ -240,7 +305,7 @@ def calibrate_optics(progress: bool = True, **settings: Any) -> dict[str, Any]:
     used = onp.flatnonzero(onp.asarray(converged))
     if used.size < 2:
         raise RuntimeError(
-            f"calibrate_optics: only {used.size} of {s['n']} fits reached the noise (reduced "
+            f"calibrate_optics: only {used.size} of {n} fits reached the noise (reduced "
             f"chi-squared from {float(jnp.min(chi2r)):.4g} to {float(jnp.max(chi2r)):.4g}); "
             "no calibration is possible. Lengthen the sign search (pilot_steps, "
             "trial_steps) or the fit (ngd_steps)."

@@ -11,6 +11,11 @@ checks the coverage of the optics fit's Hessian error bars over many simulated d
 sets, ``zdx-examples calibrate gaussians --n 100 --out DIR`` the samplers by
 simulation-based calibration; each writes figures, ``summary.json`` and ``report.md``.
 ``python -m zdx_examples`` is the same command.
+
+Given ``--out DIR``, the commands keep their progress in ``DIR/progress/`` and a run with the
+same settings continues from it (``--restart`` starts over; ``_run_folder``); the
+calibrations' data sets can be shared by processes (``--num-processes``, ``--process-id``).
+SIGINT and SIGTERM stop a run cleanly, with a message saying how to resume.
 """
 
 from __future__ import annotations
@@ -19,14 +24,24 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 
-from ._commands import DEFAULTS, calibrate, gaussians_fit, optics_fit
+import zdx_base
+
+from ._commands import calibrate, gaussians_fit, optics_fit
 from ._filters import filter_set
+from ._run_folder import RunFolderError, resume_message
+from ._settings import (
+    CALIBRATE_DETECTOR_DEFAULTS,
+    DEFAULTS,
+    OPTICS_CALIBRATION_DEFAULTS,
+    SBC_DEFAULTS,
+)
 
 __all__ = ["DEFAULTS", "filter_set", "gaussians_fit", "main", "optics_fit"]
 
@@ -76,6 +91,29 @@ def _rate(text: str) -> float:
     return value
 
 
+def _resume_options(parser: argparse.ArgumentParser) -> None:
+    """``--restart``: the commands that keep their progress in ``--out``."""
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the progress kept in --out and start over (without it, a run given "
+        "the --out of an earlier run with the same settings continues it)",
+    )
+
+
+def _process_options(parser: argparse.ArgumentParser) -> None:
+    """``--num-processes`` and ``--process-id``: processes sharing the data sets."""
+    group = parser.add_argument_group(
+        "several processes (e.g. the tasks of a SLURM job) sharing the data sets through --out"
+    )
+    group.add_argument(
+        "--num-processes", type=_integer(1), default=1, help="how many processes (1)"
+    )
+    group.add_argument(
+        "--process-id", type=_integer(0), default=0, help="this process's index, from 0 (0)"
+    )
+
+
 _OPTICS_OPTIONS = [
     ("npix", _integer(8), "pupil pixels across ({}; the tutorial's is 256)"),
     ("psf_npix", _integer(4), "detector pixels across ({})"),
@@ -120,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
             help=text.format(DEFAULTS[key]),
         )
     o.add_argument("--quiet", action="store_true", help="no progress bars")
+    _resume_options(o)
     _calibrate_parser(sub)
     _calibrate_detector_parser(sub)
     return parser
@@ -127,13 +166,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _calibrate_detector_parser(sub: Any) -> None:
     """``calibrate-detector``: the pixel response and the optics, fitted at scale."""
-    from ._calibrate_detector import CALIBRATE_DETECTOR_DEFAULTS
-
     text = "fit a detector's pixel response with the optics (thousands of parameters)"
     parser = sub.add_parser("calibrate-detector", help=text, description=text)
     parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
     parser.add_argument("--json", help="also write the summary to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _resume_options(parser)
+    _process_options(parser)
     parser.add_argument(
         "--datasets",
         type=_integer(1),
@@ -155,20 +194,17 @@ def _restart_with_safe_compiler(argv: Sequence[str] | None) -> None:
     default level, and the flag must be set before JAX starts, which importing dLux does.
     Only the console command restarts (``argv`` None); a call from Python keeps going.
     """
-    from ._detector import SAFE_XLA_FLAG
-
     flags = os.environ.get("XLA_FLAGS", "")
     if argv is not None or "xla_backend_optimization_level" in flags:
         return
+    from ._detector import SAFE_XLA_FLAG
+
     os.environ["XLA_FLAGS"] = (flags + " " + SAFE_XLA_FLAG).strip()
     os.execv(sys.executable, [sys.executable, "-m", "zdx_examples", *sys.argv[1:]])
 
 
 def _calibrate_parser(sub: Any) -> None:
     """``calibrate optics`` and ``calibrate gaussians``: one option per setting."""
-    from ._calibrate_gaussians import SBC_DEFAULTS
-    from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS
-
     c = sub.add_parser("calibrate", help="calibration of error bars and samplers")
     kinds = c.add_subparsers(dest="experiment", required=True)
     for name, defaults, text in [
@@ -178,6 +214,8 @@ def _calibrate_parser(sub: Any) -> None:
         parser = kinds.add_parser(name, help=text, description=text)
         parser.add_argument("--out", help="folder for the figures, summary.json and report.md")
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        _resume_options(parser)
+        _process_options(parser)
         for key, value in defaults.items():
             kind = _integer(0 if key == "seed" else 1) if isinstance(value, int) else type(value)
             parser.add_argument(
@@ -197,31 +235,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     jax.config.update("jax_enable_x64", True)
-    if args.command == "gaussians-fit":
-        summary = gaussians_fit(seed=args.seed, out=args.out)
-    elif args.command == "calibrate":
-        summary = calibrate(args)
-    elif args.command == "calibrate-detector":
-        from ._calibrate_detector import (
-            CALIBRATE_DETECTOR_DEFAULTS,
-            calibrate_detector,
-            detector_coverage,
-        )
-
-        settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
-        run = calibrate_detector if args.datasets == 1 else detector_coverage
-        if args.datasets > 1:
-            settings["datasets"] = args.datasets
-        summary = run(out=args.out, progress=not args.quiet, **settings)
-    else:
-        settings = {key: getattr(args, key) for key in DEFAULTS}
-        summary = optics_fit(out=args.out, progress=not args.quiet, **settings)
+    try:
+        summary = _run(args)
+    except zdx_base.CheckpointInterrupted as stop:
+        if not stop.message.startswith("zdx-examples"):  # said by a step inside, not by us
+            command = (
+                "calibrate " + args.experiment if args.command == "calibrate" else args.command
+            )
+            what = f"stopped by {signal.Signals(stop.signum).name}"
+            print(resume_message(command, args.out, what), file=sys.stderr, flush=True)
+        return int(stop.code)
+    except RunFolderError as error:
+        print(f"zdx-examples: error: {error}", file=sys.stderr)
+        return 2
     _print_summary(summary)
     if getattr(args, "json", None):
         pathlib.Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    if getattr(args, "out", None):
+    if getattr(args, "out", None) and "process_id" not in summary:
         print(f"report written to {args.out}", file=sys.stderr)
     return 0
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    """The summary of the command ``args`` names."""
+    if args.command == "gaussians-fit":
+        return gaussians_fit(seed=args.seed, out=args.out)
+    if args.command == "calibrate":
+        return calibrate(args)
+    resume = {"out": args.out, "progress": not args.quiet, "restart": args.restart}
+    if args.command == "calibrate-detector":
+        from ._calibrate_detector import calibrate_detector, detector_coverage
+
+        settings = {key: getattr(args, key) for key in CALIBRATE_DETECTOR_DEFAULTS}
+        if args.datasets == 1 and args.num_processes == 1:
+            return calibrate_detector(**resume, **settings)
+        processes = {"process_id": args.process_id, "num_processes": args.num_processes}
+        return detector_coverage(datasets=args.datasets, **resume, **processes, **settings)
+    settings = {key: getattr(args, key) for key in DEFAULTS}
+    return optics_fit(**resume, **settings)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import time
@@ -19,26 +20,10 @@ from . import gaussians as gauss
 from . import optics as ex
 from ._plots import plot_gaussians
 from ._report import summarise, write_files
+from ._run_folder import RunFolder
+from ._settings import DEFAULTS as DEFAULTS
 from ._settings import with_defaults
 from ._stage_recorder import StageRecorder
-
-DEFAULTS = {
-    "npix": 128,
-    "psf_npix": 32,
-    "n_zernike": 7,
-    "filters": 3,
-    "n_images": 1000,
-    "seed": 0,
-    "ngd_steps": 100,
-    "learning_rate": 0.1,
-    "refresh_every": 5,
-    "max_steps": 256,
-    "nuts_warmup": 200,
-    "nuts_samples": 300,
-    "nuts_chains": 1,
-    "corner_params": 6,
-}
-"""The settings of ``optics-fit`` when no option is given."""
 
 _FIT_SETTINGS = (
     "ngd_steps",
@@ -112,7 +97,10 @@ def _folder(out: str | pathlib.Path) -> pathlib.Path:
 
 
 def optics_fit(
-    out: str | pathlib.Path | None = None, progress: bool = True, **settings: Any
+    out: str | pathlib.Path | None = None,
+    progress: bool = True,
+    restart: bool = False,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Simulate the hierarchical optics data, fit it end to end and report; a summary.
 
@@ -130,6 +118,11 @@ def optics_fit(
         gradient's Fisher matrix), ``max_steps`` (L-BFGS),
         ``nuts_warmup``, ``nuts_samples`` (0 skips NUTS), ``nuts_chains``,
         ``corner_params``.
+    restart : bool
+        Discard the progress kept in ``out`` and start over. Without it, a run given the
+        ``out`` of an earlier run with the same settings (``corner_params`` aside) reads
+        back the stages that run finished (:func:`zdx_examples.optics.fit`'s
+        ``run_folder``) and ends with the same summary, apart from the seconds.
 
     Returns
     -------
@@ -143,26 +136,35 @@ def optics_fit(
         For an unknown setting.
     ValueError
         For a setting out of range.
+    RunFolderError
+        (A ``ValueError``.) If ``out`` holds the progress of other settings (without ``restart``).
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM, once the stage running is recorded.
     """
     s = with_defaults("optics_fit", DEFAULTS, settings)
     folder = None if out is None else _folder(out)
+    kept = {key: value for key, value in s.items() if key != "corner_params"}
+    run_folder = None if out is None else RunFolder("optics-fit", out, kept, restart=restart)
     recorder = StageRecorder(progress=progress)
-    with recorder.stage("simulate", unit="exposures") as stage:
-        optics = ex.build_optics(
-            filters=ex.filter_set(s["filters"]),
-            npix=s["npix"],
-            psf_npixels=s["psf_npix"],
-            n_zernike=s["n_zernike"],
+    guard = contextlib.nullcontext() if run_folder is None else run_folder.interruptible()
+    with guard:
+        with recorder.stage("simulate", unit="exposures") as stage:
+            optics = ex.build_optics(
+                filters=ex.filter_set(s["filters"]),
+                npix=s["npix"],
+                psf_npixels=s["psf_npix"],
+                n_zernike=s["n_zernike"],
+            )
+            sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
+            jax.block_until_ready(sim.observations)
+            stage.stop(steps=s["n_images"])
+        result = ex.fit(
+            sim,
+            **{key: s[key] for key in _FIT_SETTINGS},
+            progress=progress,
+            stages=recorder.records,
+            run_folder=run_folder,
         )
-        sim = ex.simulate(optics, seed=s["seed"], n_images=s["n_images"])
-        jax.block_until_ready(sim.observations)
-        stage.stop(steps=s["n_images"])
-    result = ex.fit(
-        sim,
-        **{key: s[key] for key in _FIT_SETTINGS},
-        progress=progress,
-        stages=recorder.records,
-    )
     summary = summarise(result, s)
     if folder is not None:
         summary = write_files(result, folder, summary, corner_params=s["corner_params"])[1]
@@ -170,15 +172,22 @@ def optics_fit(
 
 
 def calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``calibrate optics`` or ``calibrate gaussians`` from parsed options; a summary."""
+    """Run ``calibrate optics`` or ``calibrate gaussians`` from parsed options; a summary.
+
+    With ``--out`` the run resumes from the progress kept there (``--restart`` discards
+    it); of several processes (``--num-processes``), process 0 writes the report."""
     from ._calibrate_gaussians import SBC_DEFAULTS, sbc_gaussians
     from ._calibrate_optics import OPTICS_CALIBRATION_DEFAULTS, calibrate_optics
     from ._calibration_report import write_optics_calibration, write_sbc_report
 
     progress = not args.quiet
+    resume = {"out": args.out, "restart": args.restart}
+    resume.update(process_id=args.process_id, num_processes=args.num_processes)
     if args.experiment == "optics":
         settings = {key: getattr(args, key) for key in OPTICS_CALIBRATION_DEFAULTS}
-        summary = calibrate_optics(progress=progress, **settings)
+        summary = calibrate_optics(progress=progress, **resume, **settings)
+        if "process_id" in summary:  # another process writes the report
+            return summary
         if args.out:
             write_optics_calibration(summary, _folder(args.out))
         return {
@@ -189,7 +198,9 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
             "total_seconds": summary["total_seconds"],
         }
     settings = {key: getattr(args, key) for key in SBC_DEFAULTS}
-    summary = sbc_gaussians(progress=progress, **settings)
+    summary = sbc_gaussians(progress=progress, **resume, **settings)
+    if "process_id" in summary:
+        return summary
     if args.out:
         write_sbc_report(summary, _folder(args.out))
     names = [n for n in ("nuts", "mams", "nested_sampling") if n in summary]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -18,14 +20,53 @@ from ._fit import get_reduced_chi2, loglike_fn, loss_fn
 from ._lbfgs import whitened_lbfgs
 from ._natural_gradient import check_learning_rate, natural_gradient_descent
 from ._result import OpticsFit
-from ._sampling import sample_posterior
+from ._run_folder import RunFolder
+from ._sampling import PosteriorSamples, sample_posterior
 from ._simulate import OpticsSimulation, start_params
 from ._stage_recorder import StageRecorder
-from ._start import choose_start
+from ._start import StartChoice, choose_start
 
 _FN = "fit"
 _chi2r = eqx.filter_jit(get_reduced_chi2)
 _loss = eqx.filter_jit(loss_fn)
+
+
+def _flat_of(params: dict) -> jax.Array:
+    """``params`` as one vector (``zdx_base.ravel`` order)."""
+    return zdx_base.ravel(params).flat
+
+
+_ARRAY = (lambda value: ({"value": value}, {}), lambda arrays, _: jnp.asarray(arrays["value"]))
+"""How a stage whose result is one array is recorded and read back."""
+
+
+class _Keeper:
+    """Runs the stages of :func:`fit`, each recorded in a run folder when it ends (with
+    its record of :class:`StageRecorder`) and read back instead of run again when found
+    there; without a folder, just runs them."""
+
+    def __init__(self, folder: Any, recorder: StageRecorder):
+        self.folder = folder
+        self.recorder = recorder
+
+    def stage(self, name: str, compute: Callable, pack: Callable, unpack: Callable) -> Any:
+        """``compute(stage)`` timed as the stage ``name``, or its result read back.
+
+        ``pack(result) -> (arrays, info)`` gives what is recorded (``name -> array`` and
+        JSON), ``unpack(arrays, info)`` the result again."""
+        found = None if self.folder is None else self.folder.load(name)
+        if found is not None:
+            arrays, info = found
+            self.recorder.records[name] = info.pop("stage")
+            self.recorder.say(f"[{name}] read back from {self.folder.folder}")
+            return unpack(arrays, info)
+        with self.recorder.stage(name) as stage:
+            result = compute(stage)
+        if self.folder is not None:
+            arrays, info = pack(result)
+            self.folder.save(name, arrays, {**info, "stage": self.recorder.records[name]})
+            self.folder.stop_if_asked(f"the stage {name}")
+        return result
 
 
 def _warn_if_above_noise(each: dict[str, float]) -> None:
@@ -55,6 +96,7 @@ def fit(
     progress: bool = True,
     stages: dict[str, dict] | None = None,
     resolve_signs: bool = True,
+    run_folder: RunFolder | None = None,
 ) -> OpticsFit:
     """Fit a simulated optics data set end to end, as the tutorial's sections 4 to 7 do.
 
@@ -100,6 +142,11 @@ def fit(
     resolve_signs : bool
         Run the ``choose_start`` sign search (default); False starts both methods from
         the data-based start, as the tutorial does.
+    run_folder : RunFolder | None
+        Where ``optics-fit --out`` keeps its progress: each stage from ``choose_start`` on
+        is recorded there when it ends (the natural-gradient descent also every 10 steps)
+        and read back instead of run again when found, so that a run stopped and started
+        again ends with the same result, bit for bit, as a run never stopped.
 
     Returns
     -------
@@ -111,6 +158,11 @@ def fit(
         If a setting has the wrong type.
     ValueError
         If a setting is out of range, or the Hessian is not positive definite.
+    RunFolderError
+        (A ``ValueError``.) If a record of ``run_folder`` is damaged.
+    zdx_base.CheckpointInterrupted
+        After SIGINT or SIGTERM (with ``run_folder``), once the stage running is recorded
+        (or, in the natural-gradient descent, its last steps).
 
     Warns
     -----
@@ -140,51 +192,99 @@ def fit(
     args = (optics, observations)
     recorder = StageRecorder(stages, progress=progress)
     names = zdx_base.scalar_names(simulation.true_params)
+    keep = _Keeper(run_folder, recorder)
 
     with recorder.stage("start") as stage:
         start = jax.block_until_ready(start_params(observations, optics))
         stage.stop(steps=1)
         stage.note(chi2r=float(_chi2r(start, optics, observations)))
+    flat = zdx_base.ravel(start)
+
+    def search(stage):
+        choice = choose_start(start, args, learning_rate=learning_rate, refresh_every=refresh_every)
+        jax.block_until_ready(choice.params)
+        stage.stop(steps=len(choice.losses))
+        stage.note(
+            chi2r=float(_chi2r(choice.params, optics, observations)), choice=choice.describe()
+        )
+        return choice
 
     choice, origin = None, start
     if resolve_signs:
-        with recorder.stage("choose_start") as stage:
-            choice = choose_start(
-                start, args, learning_rate=learning_rate, refresh_every=refresh_every
-            )
-            origin = jax.block_until_ready(choice.params)
-            stage.stop(steps=len(choice.losses))
-            stage.note(chi2r=float(_chi2r(origin, optics, observations)), choice=choice.describe())
-
-    with recorder.stage("fisher") as stage:
-        curvature = jax.block_until_ready(
-            loss_curvature(origin, optics, observations, progress=progress)
+        choice = keep.stage(
+            "choose_start",
+            search,
+            lambda c: (
+                {
+                    "params": _flat_of(c.params),
+                    "pilot": _flat_of(c.pilot),
+                    "patterns": c.patterns,
+                    "losses": c.losses,
+                },
+                {"even_terms": list(c.even_terms), "chosen": int(c.chosen)},
+            ),
+            lambda a, info: StartChoice(
+                params=flat.unravel(jnp.asarray(a["params"])),
+                data_start=start,
+                pilot=flat.unravel(jnp.asarray(a["pilot"])),
+                even_terms=tuple(info["even_terms"]),
+                patterns=jnp.asarray(a["patterns"]),
+                losses=jnp.asarray(a["losses"]),
+                chosen=info["chosen"],
+            ),
         )
-        stage.stop(steps=len(names))
+        origin = choice.params
 
-    with recorder.stage("natural_gradient") as stage:
-        ngd_params, ngd_losses, ngd_history = natural_gradient_descent(
+    def fisher(stage):
+        curvature = loss_curvature(origin, optics, observations, progress=progress)
+        stage.stop(steps=len(names))
+        return jax.block_until_ready(curvature)
+
+    curvature = keep.stage("fisher", fisher, *_ARRAY)
+
+    def descend(stage):
+        found = natural_gradient_descent(
             origin,
             args,
             steps=ngd_steps,
             learning_rate=learning_rate,
             refresh_every=refresh_every,
             progress=progress,
+            checkpoint=None if run_folder is None else run_folder.path("natural_gradient_steps"),
         )
-        stage.stop(steps=ngd_losses.size)
-        stage.note(chi2r=float(_chi2r(ngd_params, optics, observations)))
+        stage.stop(steps=found[1].size)
+        stage.note(chi2r=float(_chi2r(found[0], optics, observations)))
+        return found
 
-    with recorder.stage("lbfgs") as stage:
-        solution, lbfgs_losses = whitened_lbfgs(
+    ngd_params, ngd_losses, ngd_history = keep.stage(
+        "natural_gradient",
+        descend,
+        lambda r: ({"params": _flat_of(r[0]), "losses": r[1], "history": r[2]}, {}),
+        lambda a, _: (
+            flat.unravel(jnp.asarray(a["params"])),
+            jnp.asarray(a["losses"]),
+            jnp.asarray(a["history"]),
+        ),
+    )
+
+    def lbfgs(stage):
+        solution, losses = whitened_lbfgs(
             origin, args, curvature, max_steps=max_steps, progress=progress
         )
-        lbfgs_params = solution.params
         stage.stop(steps=int(solution.num_steps))
         converged = solution.result == optx.RESULTS.successful
         stage.note(
-            chi2r=float(_chi2r(lbfgs_params, optics, observations)),
+            chi2r=float(_chi2r(solution.params, optics, observations)),
             result="successful" if converged else "max_steps or failure",
         )
+        return solution.params, losses
+
+    lbfgs_params, lbfgs_losses = keep.stage(
+        "lbfgs",
+        lbfgs,
+        lambda r: ({"params": _flat_of(r[0]), "losses": r[1]}, {}),
+        lambda a, _: (flat.unravel(jnp.asarray(a["params"])), jnp.asarray(a["losses"])),
+    )
     ngd_loss = float(_loss(ngd_params, args))
     lbfgs_loss = float(_loss(lbfgs_params, args))
     best_method = "lbfgs" if not ngd_loss < lbfgs_loss else "natural_gradient"
@@ -196,9 +296,17 @@ def fit(
     recorder.say(f"error bars at the fit of {best_method}, chi2r {each[best_method]:.6g}")
     _warn_if_above_noise(each)
 
-    with recorder.stage("hessian") as stage:
-        hessian, covariance = hessian_covariance(best, args, progress=progress)
+    def error_bars(stage):
+        found = hessian_covariance(best, args, progress=progress)
         stage.stop(steps=len(names))
+        return found
+
+    hessian, covariance = keep.stage(
+        "hessian",
+        error_bars,
+        lambda r: ({"hessian": r[0], "covariance": r[1]}, {}),
+        lambda a, _: (jnp.asarray(a["hessian"]), jnp.asarray(a["covariance"])),
+    )
 
     samples = None
     if nuts_samples:
@@ -206,8 +314,8 @@ def fit(
         def log_likelihood(p):  # a plain function: the sampler may hash what it compiles
             return loglike_fn(p, args)
 
-        with recorder.stage("nuts") as stage:
-            samples = sample_posterior(
+        def sample(stage):
+            found = sample_posterior(
                 log_likelihood,
                 best,
                 hessian,
@@ -219,11 +327,29 @@ def fit(
             )
             stage.stop(steps=(nuts_warmup + nuts_samples) * nuts_chains)
             stage.note(
-                backend=samples.backend,
-                max_r_hat=float(jnp.max(samples.r_hat)),
-                min_ess_bulk=float(jnp.min(samples.ess_bulk)),
-                divergences=samples.divergences,
+                backend=found.backend,
+                max_r_hat=float(jnp.max(found.r_hat)),
+                min_ess_bulk=float(jnp.min(found.ess_bulk)),
+                divergences=found.divergences,
             )
+            return found
+
+        samples = keep.stage(
+            "nuts",
+            sample,
+            lambda r: (
+                {"draws": r.draws, "r_hat": r.r_hat, "ess_bulk": r.ess_bulk},
+                {"divergences": r.divergences, "backend": r.backend},
+            ),
+            lambda a, info: PosteriorSamples(
+                draws=jnp.asarray(a["draws"]),
+                names=names,
+                r_hat=jnp.asarray(a["r_hat"]),
+                ess_bulk=jnp.asarray(a["ess_bulk"]),
+                divergences=info["divergences"],
+                backend=info["backend"],
+            ),
+        )
 
     return OpticsFit(
         simulation=simulation,

@@ -375,6 +375,61 @@ def _run_child(kind: str, npix: int, options, folder: str, extra_flags: str = ""
     return row
 
 
+def _mb(value) -> str:
+    return "" if value is None else f"{value:,.0f} MB"
+
+
+def tables(report: dict) -> str:
+    """Markdown tables of a results file: the matrices, then the matrix-free estimates."""
+    rows = report["rows"]
+    lines = [
+        "| n (npix) | matrix | first call | repeated call | peak above baseline, first / repeated "
+        "| colours | max rel. difference to dense |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["kind"] == "matrix_free" or row["kind"] == "devices":
+            continue
+        label = f"{row['n']:,} ({row['npix']})"
+        if "skipped" in row:
+            lines.append(
+                f"| {label} | {row['kind']} | not run: the matrix alone would be "
+                f"{row['dense_matrix_gb']} GB | | | | |"
+            )
+            continue
+        if "failed" in row:
+            lines.append(f"| {label} | {row['kind']} | failed ({row['failed']}) | | | | |")
+            continue
+        difference = row.get("max_relative_difference_to_dense")
+        lines.append(
+            f"| {label} | {row['kind']} | {row['first_s']:.1f} s | {row['repeat_s']:.3g} s | "
+            f"{_mb(row['first_peak_mb'])} / {_mb(row['repeat_peak_mb'])} | "
+            f"{row.get('ncolours', '')} | {'' if difference is None else f'{difference:.1e}'} |"
+        )
+    free = [row for row in rows if row["kind"] == "matrix_free" and "failed" not in row]
+    if free:
+        lines += [
+            "",
+            "| n (npix) | exact (SchurFactor, with the sparse Fisher) | CG variances: max rel. "
+            "error (globals / responses), steps, repeated call | log det: mean pull, RMS pull "
+            "over keys, scatter / reported error, repeated call |",
+            "|---|---|---|---|",
+        ]
+        for row in free:
+            exact, cg, ld = row["exact"], row["marginal_variances"], row["log_determinant"]
+            mean_pull = (ld["mean_estimate"] - ld["exact"]) / ld["mean_reported_error"]
+            scatter = ld["scatter_over_reported_error"]
+            lines.append(
+                f"| {row['n']:,} ({row['npix']}) | {exact['seconds']:.1f} s, "
+                f"{_mb(exact['peak_mb'])} | {cg['max_relative_error_globals']:.1e} / "
+                f"{cg['max_relative_error_responses']:.1e}, {cg['cg_steps_max']}, "
+                f"{cg['repeat_s']:.2f} s | {mean_pull:+.2f}, {ld['rms_pull']:.2f} "
+                f"({ld['seeds']} keys), {'' if scatter is None else f'{scatter:.2f}'}, "
+                f"{ld['repeat_s']:.2f} s |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npix", type=int, nargs="+", default=[16, 32, 64, 128, 256])
@@ -391,11 +446,15 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=30)
     parser.add_argument("--devices", action="store_true", help="the devices measurement")
     parser.add_argument("--out", help="the JSON file (default results/<machine>/...)")
+    parser.add_argument("--table", help="print the markdown tables of a results file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         print("RESULT " + json.dumps(child(options)), flush=True)
+        return
+    if options.table:
+        print(tables(json.loads(pathlib.Path(options.table).read_text())))
         return
     sys.path.insert(0, str(HERE))
     from machine import machine_name

@@ -59,6 +59,17 @@ import time
 HERE = pathlib.Path(__file__).parent
 SAFE_XLA_FLAG = "--xla_backend_optimization_level=1"  # as zdx_examples._detector's
 KINDS = ("sparse_fisher", "sparse_hessian", "dense_fisher", "dense_hessian", "matrix_free")
+PASSED = (
+    "pupil",
+    "dithers",
+    "wavelengths",
+    "repeats",
+    "responses",
+    "rtol",
+    "seeds",
+    "probes",
+    "order",
+)
 NGLOBAL = 22  # flux, position (2), Zernike terms (18), jitter
 
 
@@ -272,9 +283,7 @@ def child_matrix_free(options) -> dict:
         "repeat_s": round(statistics.median(s.seconds for s in stages[1:]), 3)
         if len(stages) > 1
         else None,
-        "repeat_peak_mb": round(max(s.peak_mb for s in stages[1:]), 1)
-        if len(stages) > 1
-        else None,
+        "repeat_peak_mb": round(max(s.peak_mb for s in stages[1:]), 1) if len(stages) > 1 else None,
     }
     return row
 
@@ -345,24 +354,9 @@ def _run_child(kind: str, npix: int, options, folder: str, extra_flags: str = ""
         str(npix),
         "--folder",
         folder,
-        *sum(
-            (
-                [f"--{name.replace('_', '-')}", str(getattr(options, name))]
-                for name in (
-                    "pupil",
-                    "dithers",
-                    "wavelengths",
-                    "repeats",
-                    "responses",
-                    "rtol",
-                    "seeds",
-                    "probes",
-                    "order",
-                )
-            ),
-            [],
-        ),
     ]
+    for name in PASSED:
+        command += [f"--{name}", str(getattr(options, name))]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]

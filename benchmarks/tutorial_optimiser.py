@@ -135,6 +135,7 @@ def _reached(history, seconds, optimum) -> dict:
         "steps": len(history) - 1,
         "seconds": float(seconds[-1]),
         "delta_chi2_history": gap.tolist(),
+        "seconds_history": [float(t) for t in seconds],
     }
 
 

@@ -444,6 +444,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    load_at_start = os.getloadavg()
     if options.child:
         print("RESULT " + json.dumps(child(options)), flush=True)
         return
@@ -485,7 +486,8 @@ def main() -> None:
         "python": platform.python_version(),
         "jax": jax.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "settings": {
             "pupil_npix": options.pupil,
             "ndither": options.dithers,

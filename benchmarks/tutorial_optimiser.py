@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--reference-steps", type=int, default=60)
     parser.add_argument("--out", help="the JSON file (default results/<machine>/...)")
     options = parser.parse_args()
+    load_at_start = os.getloadavg()
     problem = detector_problem(options.npix)
     start = starting_point(problem)
     began = time.perf_counter()
@@ -215,7 +216,8 @@ def main() -> None:
         "jax": jax.__version__,
         "optax": optax.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "settings": dict(problem.settings),
         "objective": "chi2 / 2 + priors (log_response sd 0.05, log_jitter sd 0.7)",
         "optimum_objective": optimum,

@@ -4,6 +4,7 @@ matrix-free estimates against the exact ones, on the detector-calibration proble
     python benchmarks/scale_sweep.py                         # npix 16 32 64 128 256
     python benchmarks/scale_sweep.py --npix 32 64 --kinds sparse_fisher dense_fisher
     python benchmarks/scale_sweep.py --devices               # the column blocks over 2 CPUs
+    python benchmarks/scale_sweep.py --table results/.../scale_sweep-*.json   # markdown
 
 The problem is the examples' ``detector_problem`` at ``npix`` pixels across (``npix**2 + 22``
 parameters), built small so that the sweep runs in minutes: a ``--pupil``-sample pupil,
@@ -39,7 +40,7 @@ over ``jax.devices()``) against one device, and compares the two matrices.
 
 Every process compiles at XLA's optimisation level 1 (jaxlib 0.10's CPU backend crashes on
 this model at the default level; see ``tests/zdx_examples/test_xla_cpu_crash.py``).
-Results: ``results/<machine>/scale_sweep-*.json``.
+Results: ``results/<machine>/scale_sweep-*.json`` (``scale_devices-*.json`` with ``--devices``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ matrix-free estimates against the exact ones, on the detector-calibration proble
 
     python benchmarks/scale_sweep.py                         # npix 16 32 64 128 256
     python benchmarks/scale_sweep.py --npix 32 64 --kinds sparse_fisher dense_fisher
-    python benchmarks/scale_sweep.py --devices               # the column blocks over 2 CPUs
+    python benchmarks/scale_sweep.py --devices               # dense and sparse over 2 CPUs
     python benchmarks/scale_sweep.py --table results/.../scale_sweep-*.json   # markdown
 
 The problem is the examples' ``detector_problem`` at ``npix`` pixels across (``npix**2 + 22``
@@ -34,9 +34,10 @@ function object of the same code each time, as a user writes it). Peak memory: t
 process's resident high-water mark, reset (Linux ``/proc/self/clear_refs``) just before
 the call, minus the resident memory then; for the repeated calls the largest over them.
 
-``--devices`` instead measures the dense Fisher matrix with ``XLA_FLAGS=
+``--devices`` instead measures the dense and the sparse Fisher matrix with ``XLA_FLAGS=
 --xla_force_host_platform_device_count=2`` (zdx_batching deals the column blocks out
-over ``jax.devices()``) against one device, and compares the two matrices.
+over ``jax.devices()``, the sparse calls their colours' products) against one device,
+and compares the matrices.
 
 Every process compiles at XLA's optimisation level 1 (jaxlib 0.10's CPU backend crashes on
 this model at the default level; see ``tests/zdx_examples/test_xla_cpu_crash.py``).
@@ -290,7 +291,8 @@ def child_matrix_free(options) -> dict:
 
 
 def child_devices(options) -> dict:
-    """The dense Fisher matrix over ``jax.devices()`` (one or several CPU devices)."""
+    """The dense and the sparse Fisher matrix over ``jax.devices()`` (one or several CPU
+    devices), each compared with the one-device matrix saved by the first child."""
     import jax
     import numpy as np
 
@@ -298,28 +300,26 @@ def child_devices(options) -> dict:
 
     problem = _problem(options)
     jax.block_until_ready(problem.data)
-
-    def once():
-        return jax.block_until_ready(zb.fisher(problem.scaled_model, problem.truth)[0])
-
-    result, row = _timed_calls(once, options.repeats)
-    row["devices"] = len(jax.devices())
-    path = pathlib.Path(options.folder) / f"devices-{len(jax.devices())}.npy"
-    np.save(path, np.asarray(result))
-    one = pathlib.Path(options.folder) / "devices-1.npy"
-    if len(jax.devices()) > 1 and one.exists():
-        reference = np.load(one)
-        row["max_relative_difference_to_one_device"] = float(
-            np.abs(np.asarray(result) - reference).max() / np.abs(reference).max()
-        )
-        row["bitwise_equal_to_one_device"] = bool(np.array_equal(np.asarray(result), reference))
-    try:  # the sparse calls take no devices option; record what they do with two
-        sparse = zb.sparse_fisher(
-            problem.scaled_model, problem.truth, declare={"log_response": "elementwise"}
-        )
-        row["sparse_fisher_devices_of_result"] = len(sparse.data.devices())
-    except (TypeError, ValueError, AttributeError) as error:
-        row["sparse_fisher_error"] = f"{type(error).__name__}: {error}"
+    declare = {"log_response": "elementwise"}
+    calls = {
+        "dense": lambda: zb.fisher(problem.scaled_model, problem.truth)[0],
+        "sparse": lambda: zb.sparse_fisher(
+            problem.scaled_model, problem.truth, declare=declare
+        ).todense(),
+    }
+    row = {"devices": len(jax.devices())}
+    for name, call in calls.items():
+        result, timing = _timed_calls(lambda: jax.block_until_ready(call()), options.repeats)
+        row[name] = timing
+        result = np.asarray(result)
+        np.save(pathlib.Path(options.folder) / f"{name}-devices-{row['devices']}.npy", result)
+        one = pathlib.Path(options.folder) / f"{name}-devices-1.npy"
+        if row["devices"] > 1 and one.exists():
+            reference = np.load(one)
+            timing["max_relative_difference_to_one_device"] = float(
+                np.abs(result - reference).max() / np.abs(reference).max()
+            )
+            timing["bitwise_equal_to_one_device"] = bool(np.array_equal(result, reference))
     return row
 
 

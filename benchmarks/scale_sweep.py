@@ -309,7 +309,9 @@ def child_devices(options) -> dict:
     }
     row = {"devices": len(jax.devices())}
     for name, call in calls.items():
-        result, timing = _timed_calls(lambda: jax.block_until_ready(call()), options.repeats)
+        result, timing = _timed_calls(
+            lambda call=call: jax.block_until_ready(call()), options.repeats
+        )
         row[name] = timing
         result = np.asarray(result)
         np.save(pathlib.Path(options.folder) / f"{name}-devices-{row['devices']}.npy", result)

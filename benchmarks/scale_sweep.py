@@ -17,6 +17,8 @@ true parameters:
   call);
 - ``sparse_hessian``: ``zdx_batching.sparse_hessian`` of ``chi2 / 2``, declared the same way
   (the response's own block is diagonal, coupled to every global parameter);
+- ``detected_fisher``: ``sparse_fisher`` with nothing declared: every leaf's pattern found
+  by asdex (or dense, for the small leaves) in the first call;
 - ``dense_fisher`` and ``dense_hessian``: ``zdx_batching.fisher`` and ``hessian`` (dense
   columns, the library's default blocks), only up to ``--dense-max`` parameters; above it
   the row records the size the dense matrix alone would take (``n**2`` float64 numbers);
@@ -60,7 +62,14 @@ import time
 
 HERE = pathlib.Path(__file__).parent
 SAFE_XLA_FLAG = "--xla_backend_optimization_level=1"  # as zdx_examples._detector's
-KINDS = ("sparse_fisher", "sparse_hessian", "dense_fisher", "dense_hessian", "matrix_free")
+KINDS = (
+    "sparse_fisher",
+    "sparse_hessian",
+    "dense_fisher",
+    "dense_hessian",
+    "matrix_free",
+    "detected_fisher",
+)
 PASSED = (
     "pupil",
     "dithers",
@@ -133,12 +142,13 @@ def child_curvature(kind: str, options) -> dict:
     problem = _problem(options)
     jax.block_until_ready(problem.data)
     truth = problem.truth
-    declare = {"log_response": "elementwise"}
+    # detected_fisher: the Fisher matrix with every pattern found by asdex (nothing declared)
+    declare = None if kind == "detected_fisher" else {"log_response": "elementwise"}
 
     def once():
         # The properties build a new partial of the same code and data on every call.
         objective = functools.partial(_objective, problem.residuals)
-        if kind == "sparse_fisher":
+        if kind in ("sparse_fisher", "detected_fisher"):
             out = zb.sparse_fisher(problem.scaled_model, truth, declare=declare)
         elif kind == "sparse_hessian":
             out = zb.sparse_hessian(objective, truth, declare=declare)
@@ -149,6 +159,8 @@ def child_curvature(kind: str, options) -> dict:
         return jax.block_until_ready(out)
 
     result, row = _timed_calls(once, options.repeats)
+    if kind == "detected_fisher":
+        kind = "sparse_fisher"  # compared with the dense Fisher matrix below
     if kind.startswith("sparse"):
         row["nnz"] = int(result.nnz)
         row["mismatch"] = float(result.mismatch)

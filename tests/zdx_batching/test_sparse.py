@@ -264,3 +264,41 @@ def test_the_readme_example_of_structured_curvature_runs():
     assert F.shape == (4098, 4098) and F.names[:2] == ("blur", "log_flux")
     assert F.nnz == 4096 + 4 * 4096 + 4  # the diagonal, two dense rows and columns
     assert sigma.shape == (4098,) and np.all(sigma[2:] <= 0.05)
+
+
+# --- detection on the operations that see the leaf -------------------------------------------
+
+
+def optics_then_response(p):
+    """Expensive operations on the other leaves (a matrix product, a convolution), then a
+    response gathered at constant indices and applied pixel by pixel."""
+    psf = jnp.outer(jnp.sin(p["shape"][0] * jnp.arange(NPIX)), jnp.cos(jnp.arange(NPIX)))
+    psf = jax.scipy.signal.convolve(psf, jnp.ones((3, 3)) * p["shape"][1], mode="same")
+    order = np.array([1, 0, 2, 3, 5, 4])  # a constant permutation of the rows
+    return psf * p["prf"][order] + psf.sum() * p["flux"]
+
+
+def test_detection_keeps_only_what_depends_on_the_leaf_and_finds_the_exact_pattern():
+    from zdx_batching._dependence import dependent_part
+
+    x = {"flux": 0.3, "prf": X_IMAGES["prf"], "shape": jnp.array([0.4, 0.2])}
+    leaves = [np.zeros(np.shape(x[name])) for name in ("flux", "prf", "shape")]
+
+    def by_leaves(flux, prf, shape):
+        return optics_then_response({"flux": flux, "prf": prf, "shape": shape})
+
+    whole = jax.make_jaxpr(by_leaves)(*leaves).jaxpr
+    part, inputs = dependent_part(by_leaves, leaves, 1)
+    cut = jax.make_jaxpr(part)(*inputs).jaxpr
+    assert len(cut.eqns) < len(whole.eqns) // 2  # the optics are left out
+    assert not any(eqn.primitive.name == "conv_general_dilated" for eqn in cut.eqns)
+
+    found = zb.find_sparsity("jacobian", optics_then_response, x, dense_size=2)
+    dense = dense_jacobian(optics_then_response, x)
+    pattern = np.zeros(dense.shape, bool)
+    pattern[found.rows, found.cols] = True
+    assert not np.any((dense != 0) & ~pattern)  # no entry missed
+    response = found.leaf_slices["prf"]
+    assert np.array_equal(pattern[:, response], dense[:, response] != 0)  # one per pixel
+    J = zb.sparse_jacobian(optics_then_response, x, dense_size=2)
+    assert relative_error(J, dense) < 1e-12

@@ -30,6 +30,7 @@ from jax.flatten_util import ravel_pytree
 from zdx_base import scalar_names
 from zdx_base._paths import iter_leaf_paths
 
+from ._dependence import dependent_part
 from .compat import import_asdex
 
 KINDS = ("jacobian", "hessian", "fisher")
@@ -198,7 +199,15 @@ def _detect(name: str, path: str, function: Callable, leaves: list, k: int, args
     abstract_args = jax.tree_util.tree_map(placeholder, args)
     try:
         extra = () if args is None else (abstract_args,)
-        found = asdex.jacobian_sparsity(function, *abstract, *extra, argnums=k)
+        try:
+            cut = dependent_part(function, [*abstract, *extra], k)
+        except Exception:  # a shortcut only: detect on the whole function instead
+            cut = None
+        if cut is None:
+            found = asdex.jacobian_sparsity(function, *abstract, *extra, argnums=k)
+        else:  # only the operations that see leaf k (see _dependence)
+            part, inputs = cut
+            found = asdex.jacobian_sparsity(part, *inputs, argnums=0)
     except Exception as error:  # asdex refuses an operation it has no rule for
         raise SparsityError(
             f"{name}: the sparsity of leaf {path!r} ({int(np.prod(np.shape(leaves[k])))} "

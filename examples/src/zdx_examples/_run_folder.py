@@ -32,7 +32,6 @@ import pathlib
 import shutil
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,8 +45,6 @@ from zdx_base import checks
 
 PROGRESS = "progress"
 """The sub-folder of ``--out`` that holds the settings and the records."""
-
-_SIGNALS = ("SIGINT", "SIGTERM")
 
 
 class RunFolderError(ValueError):
@@ -128,7 +125,7 @@ class RunFolder:
         self.process_id, self.num_processes = process_id, num_processes
         self.folder = self.out / PROGRESS
         self.settings = _plain(settings)
-        self._signal: int | None = None
+        self._signals = zdx_base.DeferredSignals()
         if restart and self.folder.exists():
             shutil.rmtree(self.folder)
         manifest = self.folder / "settings.json"
@@ -254,29 +251,8 @@ class RunFolder:
         :meth:`stop_if_asked` then stops the command. A second signal stops at once
         (``KeyboardInterrupt``). The previous handlers come back on leaving; outside the
         main thread nothing is installed."""
-        self._signal = None
-        if threading.current_thread() is not threading.main_thread():
+        with self._signals.held():
             yield
-            return
-        previous = {}
-
-        def restore() -> None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            previous.clear()
-
-        def handle(signum, frame):
-            if self._signal is not None:
-                restore()
-                raise KeyboardInterrupt
-            self._signal = signum
-
-        for name in _SIGNALS:
-            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), handle)
-        try:
-            yield
-        finally:
-            restore()
 
     def stop_if_asked(self, progress: str) -> None:
         """After recording a piece of work: stop if SIGINT or SIGTERM came meanwhile;
@@ -287,15 +263,15 @@ class RunFolder:
         zdx_base.CheckpointInterrupted
             With exit status ``128 + signal`` and a message saying how to resume.
         """
-        if self._signal is None:
+        if self._signals.signum is None:
             return
         message = resume_message(
             self.command,
             self.out,
-            f"stopped by {signal.Signals(self._signal).name} after {progress}",
+            f"stopped by {signal.Signals(self._signals.signum).name} after {progress}",
         )
         print(message, file=sys.stderr, flush=True)
-        raise zdx_base.CheckpointInterrupted(message, self._signal)
+        raise zdx_base.CheckpointInterrupted(message, self._signals.signum)
 
 
 def open_run_folder(

@@ -39,6 +39,7 @@ from ._save_format import SavedInfo as SavedInfo
 from ._serialise import load as load
 from ._serialise import save as save
 from ._serialise import saved_info as saved_info
+from ._signals import DeferredSignals as DeferredSignals
 from ._wrapper import EquinoxWrapper as EquinoxWrapper
 from ._wrapper import WrapperHolder as WrapperHolder
 from ._wrapper import build_wrapper as build_wrapper

@@ -28,7 +28,6 @@ import os
 import pathlib
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -41,11 +40,10 @@ import numpy as onp
 from ._checks import check_int, check_number
 from ._fingerprint import fingerprint
 from ._save_format import package_versions, read, saved_info_of, sync_folder, write
+from ._signals import DeferredSignals
 
 CHECKPOINT_FORMAT = 1
 """The checkpoint format this version writes and reads."""
-
-_SIGNALS = ("SIGINT", "SIGTERM")
 
 
 class CheckpointError(ValueError):
@@ -158,7 +156,7 @@ class Checkpoint:
         self.next_path = self.path.with_name(self.path.name + ".next")
         self.previous_path = self.path.with_name(self.path.name + ".previous")
         self._last_write = time.monotonic()
-        self._signal: int | None = None
+        self._signals = DeferredSignals()
 
     # ---------------------------------------------------------------- reading
 
@@ -333,20 +331,20 @@ class Checkpoint:
         due = (
             self.seconds is None
             or done >= total
-            or self._signal is not None
+            or self._signals.signum is not None
             or time.monotonic() - self._last_write >= self.seconds
         )
         if due:
             self.save(entries() if callable(entries) else entries, done, total)
-        if self._signal is not None:
-            name = signal.Signals(self._signal).name
+        if self._signals.signum is not None:
+            name = signal.Signals(self._signals.signum).name
             message = (
                 f"{self.fn_name}: stopped by {name} after {done} of {total} {self.unit}; "
                 f"the progress is saved in {str(self.path)!r}. Run the same call again "
                 f"with checkpoint={str(self.path)!r} to continue from there."
             )
             print(message, file=sys.stderr, flush=True)
-            raise CheckpointInterrupted(message, self._signal)
+            raise CheckpointInterrupted(message, self._signals.signum)
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
@@ -355,28 +353,5 @@ class Checkpoint:
         second signal stops at once (``KeyboardInterrupt``). The previous handlers are
         restored on leaving. Outside the main thread, where Python allows no handlers,
         nothing is installed."""
-        self._signal = None
-        if threading.current_thread() is not threading.main_thread():
+        with self._signals.held():
             yield
-            return
-        previous = {}
-
-        def restore() -> None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            previous.clear()
-
-        def handle(signum, frame):
-            if self._signal is not None:  # asked twice: stop now
-                restore()
-                raise KeyboardInterrupt
-            self._signal = signum
-
-        for name in _SIGNALS:
-            signum = getattr(signal, name, None)
-            if signum is not None:
-                previous[signum] = signal.signal(signum, handle)
-        try:
-            yield
-        finally:
-            restore()
